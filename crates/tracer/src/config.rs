@@ -1,0 +1,138 @@
+//! The plugin's arguments (`-plugin libcommuter_tracer.so,out=PATH,...`), parsed without QEMU.
+//!
+//! | argument | meaning |
+//! |---|---|
+//! | `out=PATH` | required: the JSON Lines file of per-test records ([`crate::record`]) |
+//! | `raw=PATH` | optional: also write every kept access as a text line (large) |
+//! | `max-accesses=N` | accesses kept per call (default 1048576); more are counted as dropped |
+//! | `lazy=on\|off` | instrument memory only after the first begin-test (default on) |
+
+use std::path::PathBuf;
+
+/// Default bound on the accesses kept per call: 24 MiB of buffer per vCPU.
+pub const DEFAULT_MAX_ACCESSES: usize = 1 << 20;
+
+/// Parsed plugin arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where the per-test records go.
+    pub out: PathBuf,
+    /// Where raw access lines go, if asked for.
+    pub raw: Option<PathBuf>,
+    /// Accesses kept per call.
+    pub max_accesses: usize,
+    /// Whether memory instrumentation waits for the first begin-test marker.
+    pub lazy: bool,
+}
+
+/// A bad plugin argument.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The argument has no `=`.
+    #[error("plugin argument `{0}` is not of the form key=value")]
+    NotKeyValue(String),
+    /// The key is not known.
+    #[error("unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy)")]
+    UnknownKey(String),
+    /// The value does not parse.
+    #[error("plugin argument `{key}` has a bad value `{value}`: {expected}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// `out=` is missing.
+    #[error("plugin argument out=PATH is required (the JSON Lines file for the test records)")]
+    MissingOut,
+}
+
+impl Config {
+    /// Parses the `key=value` arguments QEMU passes to the plugin.
+    pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, ConfigError> {
+        let mut out = None;
+        let mut cfg = Config {
+            out: PathBuf::new(),
+            raw: None,
+            max_accesses: DEFAULT_MAX_ACCESSES,
+            lazy: true,
+        };
+        for arg in args {
+            let arg = arg.as_ref();
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| ConfigError::NotKeyValue(arg.to_owned()))?;
+            match key {
+                "out" if !value.is_empty() => out = Some(PathBuf::from(value)),
+                "raw" if !value.is_empty() => cfg.raw = Some(PathBuf::from(value)),
+                "out" | "raw" => return Err(bad(key, value, "a file path")),
+                "max-accesses" => cfg.max_accesses = parse_count(key, value)?,
+                "lazy" => cfg.lazy = parse_bool(key, value)?,
+                _ => return Err(ConfigError::UnknownKey(key.to_owned())),
+            }
+        }
+        cfg.out = out.ok_or(ConfigError::MissingOut)?;
+        Ok(cfg)
+    }
+}
+
+fn bad(key: &str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn parse_count(key: &str, value: &str) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(bad(key, value, "a positive integer")),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(bad(key, value, "on or off")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_all_keys() {
+        let c =
+            Config::parse(&["out=t.jsonl", "raw=r.txt", "max-accesses=10", "lazy=off"]).unwrap();
+        assert_eq!(c.out, PathBuf::from("t.jsonl"));
+        assert_eq!(c.raw, Some(PathBuf::from("r.txt")));
+        assert_eq!((c.max_accesses, c.lazy), (10, false));
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = Config::parse(&["out=x"]).unwrap();
+        assert_eq!(
+            (c.max_accesses, c.lazy, c.raw),
+            (DEFAULT_MAX_ACCESSES, true, None)
+        );
+        assert_eq!(Config::parse::<&str>(&[]), Err(ConfigError::MissingOut));
+        assert_eq!(
+            Config::parse(&["out"]),
+            Err(ConfigError::NotKeyValue("out".into()))
+        );
+        assert!(matches!(
+            Config::parse(&["out=x", "max-accesses=0"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            Config::parse(&["out=x", "sink=mem"]),
+            Err(ConfigError::UnknownKey(_))
+        ));
+    }
+}

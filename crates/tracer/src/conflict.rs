@@ -1,0 +1,280 @@
+//! Conflict computation between the memory accesses of two calls: pure, no QEMU involved.
+//!
+//! Two calls conflict on a byte when both access it and at least one writes it (the
+//! scalable commutativity rule's definition). Accesses are grouped per 64-byte cache line
+//! with a bit mask of bytes read and of bytes written, which makes the byte-level overlap test
+//! a few mask operations per line; lines that both sides touch with a write somewhere but with
+//! no conflicting byte are reported separately as false sharing.
+
+use crate::record::{FalseSharing, Rw, SharedLocation, Side};
+use std::collections::HashMap;
+
+/// Cache line size of the x86-64 machines the tests model.
+pub const LINE: u64 = 64;
+/// Distinct (instruction, read/write) pairs kept per line and side for attribution; more are
+/// still counted in the masks, just not named.
+const MAX_TOUCHES: usize = 16;
+/// Instructions listed per side of a reported location.
+const MAX_PCS: usize = 8;
+
+/// One memory access made by a traced call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Address accessed (physical in system mode).
+    pub addr: u64,
+    /// Instruction that made the access.
+    pub pc: u64,
+    /// Access size in bytes (1 to 64).
+    pub size: u8,
+    /// True for a store.
+    pub write: bool,
+}
+
+/// Conflicts between two calls.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Conflicts {
+    /// Shared byte ranges, in address order.
+    pub shared: Vec<SharedLocation>,
+    /// Falsely shared cache lines, in address order.
+    pub false_sharing: Vec<FalseSharing>,
+}
+
+/// One instruction's use of part of a line.
+#[derive(Clone, Copy, Debug)]
+struct Touch {
+    pc: u64,
+    write: bool,
+    mask: u64,
+}
+
+/// One side's use of one cache line.
+#[derive(Debug, Default)]
+struct LineUse {
+    read: u64,
+    written: u64,
+    touches: Vec<Touch>,
+}
+
+impl LineUse {
+    fn any(&self) -> u64 {
+        self.read | self.written
+    }
+
+    fn add(&mut self, pc: u64, write: bool, mask: u64) {
+        if write {
+            self.written |= mask;
+        } else {
+            self.read |= mask;
+        }
+        if let Some(t) = self
+            .touches
+            .iter_mut()
+            .find(|t| t.pc == pc && t.write == write)
+        {
+            t.mask |= mask;
+        } else if self.touches.len() < MAX_TOUCHES {
+            self.touches.push(Touch { pc, write, mask });
+        }
+    }
+
+    /// How this side touched the bytes in `mask`.
+    fn side(&self, mask: u64) -> Side {
+        let rw = match (self.read & mask != 0, self.written & mask != 0) {
+            (true, true) => Rw::Rw,
+            (false, true) => Rw::W,
+            _ => Rw::R,
+        };
+        let mut pcs: Vec<u64> = Vec::new();
+        // Writers first: they are what makes a location conflict.
+        for want_write in [true, false] {
+            for t in &self.touches {
+                if t.write == want_write && t.mask & mask != 0 && !pcs.contains(&t.pc) {
+                    pcs.push(t.pc);
+                }
+            }
+        }
+        pcs.truncate(MAX_PCS);
+        Side {
+            pc: pcs.first().copied().unwrap_or(0),
+            rw,
+            pcs,
+        }
+    }
+}
+
+/// Byte mask of `[lo, hi)` within a line, `0 <= lo < hi <= 64`.
+fn byte_mask(lo: u64, hi: u64) -> u64 {
+    let len = hi - lo;
+    if len >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << len) - 1) << lo
+    }
+}
+
+/// Groups accesses by cache line.
+fn by_line(accesses: &[Access]) -> HashMap<u64, LineUse> {
+    let mut lines: HashMap<u64, LineUse> = HashMap::new();
+    for a in accesses {
+        let size = u64::from(a.size.max(1));
+        let end = a.addr.saturating_add(size);
+        let mut at = a.addr;
+        // An unaligned access can straddle two lines.
+        while at < end {
+            let line = at / LINE;
+            let line_end = (line + 1).saturating_mul(LINE).min(end);
+            let mask = byte_mask(at % LINE, line_end - line * LINE);
+            lines.entry(line).or_default().add(a.pc, a.write, mask);
+            at = line_end;
+        }
+    }
+    lines
+}
+
+/// Maximal runs of set bits in `mask`, as (first bit, length).
+fn runs(mut mask: u64) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    while mask != 0 {
+        let start = mask.trailing_zeros();
+        let len = (mask >> start).trailing_ones();
+        out.push((start, len));
+        mask &= !byte_mask(u64::from(start), u64::from(start + len));
+    }
+    out
+}
+
+/// Computes the shared locations and the falsely shared lines between call A and call B.
+pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
+    let (la, lb) = (by_line(a), by_line(b));
+    let mut out = Conflicts::default();
+    let mut common: Vec<u64> = la.keys().filter(|l| lb.contains_key(l)).copied().collect();
+    common.sort_unstable();
+    for line in common {
+        let (ua, ub) = (&la[&line], &lb[&line]);
+        let bytes = (ua.written & ub.any()) | (ub.written & ua.any());
+        if bytes != 0 {
+            for (start, len) in runs(bytes) {
+                let mask = byte_mask(u64::from(start), u64::from(start + len));
+                out.shared.push(SharedLocation {
+                    addr: line * LINE + u64::from(start),
+                    size: len,
+                    a: ua.side(mask),
+                    b: ub.side(mask),
+                });
+            }
+        } else if (ua.written != 0 && ub.any() != 0) || (ub.written != 0 && ua.any() != 0) {
+            out.false_sharing.push(FalseSharing {
+                line: line * LINE,
+                a: ua.side(u64::MAX),
+                b: ub.side(u64::MAX),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(addr: u64, size: u8, pc: u64) -> Access {
+        Access {
+            addr,
+            pc,
+            size,
+            write: false,
+        }
+    }
+
+    fn w(addr: u64, size: u8, pc: u64) -> Access {
+        Access {
+            write: true,
+            ..r(addr, size, pc)
+        }
+    }
+
+    #[test]
+    fn reads_never_conflict() {
+        let c = analyze(&[r(0x1000, 8, 1)], &[r(0x1000, 8, 2)]);
+        assert_eq!(c, Conflicts::default());
+    }
+
+    #[test]
+    fn write_read_overlap_is_shared_with_exact_bytes() {
+        // A writes bytes 4..12, B reads 8..16: bytes 8..12 are shared.
+        let c = analyze(&[w(0x1004, 8, 0xa)], &[r(0x1008, 8, 0xb)]);
+        assert_eq!(c.shared.len(), 1);
+        let s = &c.shared[0];
+        assert_eq!((s.addr, s.size), (0x1008, 4));
+        assert_eq!((s.a.pc, s.a.rw), (0xa, Rw::W));
+        assert_eq!((s.b.pc, s.b.rw), (0xb, Rw::R));
+        assert!(c.false_sharing.is_empty());
+    }
+
+    #[test]
+    fn same_line_disjoint_bytes_is_false_sharing_only() {
+        let c = analyze(&[w(0x1000, 8, 0xa)], &[r(0x1008, 8, 0xb)]);
+        assert!(c.shared.is_empty());
+        assert_eq!(c.false_sharing.len(), 1);
+        assert_eq!(c.false_sharing[0].line, 0x1000);
+    }
+
+    #[test]
+    fn different_lines_share_nothing() {
+        let c = analyze(&[w(0x1000, 8, 1)], &[w(0x1040, 8, 2)]);
+        assert_eq!(c, Conflicts::default());
+    }
+
+    #[test]
+    fn read_only_line_is_not_false_sharing() {
+        let c = analyze(&[r(0x1000, 8, 1)], &[r(0x1010, 8, 2)]);
+        assert_eq!(c, Conflicts::default());
+    }
+
+    #[test]
+    fn straddling_access_is_split_per_line() {
+        // A writes 0x103c..0x1044 (two lines); B reads one byte in each line.
+        let c = analyze(&[w(0x103c, 8, 1)], &[r(0x103f, 1, 2), r(0x1040, 1, 3)]);
+        let got: Vec<(u64, u32)> = c.shared.iter().map(|s| (s.addr, s.size)).collect();
+        assert_eq!(got, vec![(0x103f, 1), (0x1040, 1)]);
+    }
+
+    #[test]
+    fn separate_runs_in_one_line_are_separate_locations() {
+        let a = [w(0x2000, 4, 1), w(0x2010, 4, 1)];
+        let b = [r(0x2000, 32, 2)];
+        let got: Vec<(u64, u32)> = analyze(&a, &b)
+            .shared
+            .iter()
+            .map(|s| (s.addr, s.size))
+            .collect();
+        assert_eq!(got, vec![(0x2000, 4), (0x2010, 4)]);
+    }
+
+    #[test]
+    fn atomic_rmw_reports_both_and_lists_writer_first() {
+        // QEMU reports a locked RMW as a read plus a write from the same PC.
+        let a = [r(0x3000, 4, 0x10), w(0x3000, 4, 0x10), r(0x3000, 4, 0x20)];
+        let b = [r(0x3000, 4, 0x30), w(0x3000, 4, 0x30)];
+        let c = analyze(&a, &b);
+        assert_eq!(c.shared.len(), 1);
+        assert_eq!(c.shared[0].a.rw, Rw::Rw);
+        assert_eq!(c.shared[0].a.pcs, vec![0x10, 0x20]);
+        assert_eq!(c.shared[0].b.pc, 0x30);
+    }
+
+    #[test]
+    fn full_line_access_and_runs_cover_all_bits() {
+        assert_eq!(byte_mask(0, 64), u64::MAX);
+        assert_eq!(runs(u64::MAX), vec![(0, 64)]);
+        assert_eq!(runs(0b1011_0000), vec![(4, 2), (7, 1)]);
+        let c = analyze(&[w(0x4000, 64, 1)], &[r(0x4020, 1, 2)]);
+        assert_eq!((c.shared[0].addr, c.shared[0].size), (0x4020, 1));
+    }
+
+    #[test]
+    fn access_at_top_of_address_space_does_not_overflow() {
+        let c = analyze(&[w(u64::MAX - 3, 8, 1)], &[r(u64::MAX - 1, 1, 2)]);
+        assert_eq!(c.shared.len(), 1);
+    }
+}

@@ -1,0 +1,267 @@
+//! The plugin's output: one JSON object per line ("JSON Lines"), one line per test.
+//!
+//! Addresses and PCs are hexadecimal strings (`"0xffffffff81234567"`), because kernel
+//! addresses do not fit the 53-bit integers that many JSON readers use. Side `a` is call slot
+//! 0, side `b` call slot 1. Example (wrapped here):
+//!
+//! ```json
+//! {"v":1,"test":2,"calls":[{"slot":0,"vcpu":1,"accesses":5210,"kept":5210,"dropped":0,
+//!  "unresolved":0,"io":0},{"slot":1,"vcpu":2,...}],"overflow":false,
+//!  "shared":[{"addr":"0x2a4c1a8","size":4,"a":{"pc":"0xffffffff8137a1c2","rw":"w",
+//!  "pcs":["0xffffffff8137a1c2"]},"b":{...}}],"false_sharing":[{"line":"0x2a4c1c0",...}],
+//!  "errors":[]}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record format; bumped on incompatible changes.
+pub const RECORD_VERSION: u32 = 1;
+
+/// The conflict report of one test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRecord {
+    /// Record format version ([`RECORD_VERSION`]).
+    pub v: u32,
+    /// The test index the guest gave in its begin-test marker.
+    pub test: u64,
+    /// One entry per traced call, in slot order.
+    pub calls: Vec<CallStats>,
+    /// True when some call recorded more accesses than its buffer holds: conflicts may be missing.
+    pub overflow: bool,
+    /// Byte ranges both calls accessed, at least one of them writing.
+    pub shared: Vec<SharedLocation>,
+    /// Cache lines both calls accessed, at least one writing, without any shared byte.
+    pub false_sharing: Vec<FalseSharing>,
+    /// Protocol or internal errors: the test's result cannot be trusted when this is not empty.
+    pub errors: Vec<String>,
+}
+
+impl TestRecord {
+    /// `Some(true)` if the two calls share no byte, `Some(false)` if they do, and `None` if the
+    /// record is incomplete (overflow or errors) and cannot say that the calls are conflict-free.
+    pub fn conflict_free(&self) -> Option<bool> {
+        if !self.shared.is_empty() {
+            return Some(false);
+        }
+        if self.overflow || !self.errors.is_empty() {
+            return None;
+        }
+        Some(true)
+    }
+}
+
+/// Counters of one traced call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallStats {
+    /// Call slot from the begin-call marker (0 = call A, 1 = call B).
+    pub slot: u64,
+    /// The vCPU (= guest CPU number) that ran the call.
+    pub vcpu: u32,
+    /// Kernel-mode memory accesses seen during the call.
+    pub accesses: u64,
+    /// Accesses kept for the conflict computation.
+    pub kept: u64,
+    /// Accesses dropped because the call's buffer was full.
+    pub dropped: u64,
+    /// Accesses whose physical address QEMU could not resolve (left out).
+    pub unresolved: u64,
+    /// Accesses to memory-mapped I/O (left out: not memory).
+    pub io: u64,
+}
+
+/// Whether one side read, wrote, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rw {
+    /// Read only.
+    R,
+    /// Written only.
+    W,
+    /// Read and written.
+    Rw,
+}
+
+/// How one call touched a location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Side {
+    /// The representative instruction (a writing one when the side wrote).
+    #[serde(with = "hex")]
+    pub pc: u64,
+    /// Whether the side read, wrote, or both.
+    pub rw: Rw,
+    /// Every distinct instruction of this side that touched the location (bounded), writers first.
+    #[serde(with = "hex_vec")]
+    pub pcs: Vec<u64>,
+}
+
+/// A byte range that both calls touched, at least one writing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedLocation {
+    /// Physical address of the first shared byte.
+    #[serde(with = "hex")]
+    pub addr: u64,
+    /// Number of contiguous shared bytes (within one cache line).
+    pub size: u32,
+    /// Call A's accesses to the range.
+    pub a: Side,
+    /// Call B's accesses to the range.
+    pub b: Side,
+}
+
+/// A cache line both calls touched, at least one writing, but with no byte in common.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FalseSharing {
+    /// Physical address of the cache line.
+    #[serde(with = "hex")]
+    pub line: u64,
+    /// Call A's accesses to the line.
+    pub a: Side,
+    /// Call B's accesses to the line.
+    pub b: Side,
+}
+
+/// Parses a JSON Lines file of records; errors name the offending line.
+pub fn parse_jsonl(text: &str) -> Result<Vec<TestRecord>, ParseError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| parse_line(i + 1, l))
+        .collect()
+}
+
+fn parse_line(line: usize, text: &str) -> Result<TestRecord, ParseError> {
+    let rec: TestRecord =
+        serde_json::from_str(text).map_err(|source| ParseError::Json { line, source })?;
+    if rec.v != RECORD_VERSION {
+        return Err(ParseError::Version { line, found: rec.v });
+    }
+    Ok(rec)
+}
+
+/// Why a trace file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// A line is not a valid record.
+    #[error("trace line {line} is not a valid test record: {source}")]
+    Json {
+        /// 1-based line number.
+        line: usize,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// A line was written by an incompatible tracer.
+    #[error(
+        "trace line {line} has record version {found}, expected {RECORD_VERSION}: rebuild the tracer plugin"
+    )]
+    Version {
+        /// 1-based line number.
+        line: usize,
+        /// The version found.
+        found: u32,
+    },
+}
+
+mod hex {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_hex(&s).ok_or_else(|| D::Error::custom(format!("not a 0x hex number: {s}")))
+    }
+}
+
+mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(v: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for x in v {
+            seq.serialize_element(&format!("{x:#x}"))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.iter()
+            .map(|s| {
+                super::parse_hex(s)
+                    .ok_or_else(|| D::Error::custom(format!("not a 0x hex number: {s}")))
+            })
+            .collect()
+    }
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(pc: u64, rw: Rw) -> Side {
+        Side {
+            pc,
+            rw,
+            pcs: vec![pc],
+        }
+    }
+
+    fn record() -> TestRecord {
+        TestRecord {
+            v: RECORD_VERSION,
+            test: 7,
+            calls: vec![],
+            overflow: false,
+            shared: vec![SharedLocation {
+                addr: 0x1000,
+                size: 8,
+                a: side(0xffff_ffff_8100_0000, Rw::W),
+                b: side(0xffff_ffff_8100_0010, Rw::R),
+            }],
+            false_sharing: vec![],
+            errors: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trips_with_hex_addresses() {
+        let line = serde_json::to_string(&record()).unwrap();
+        assert!(line.contains("\"pc\":\"0xffffffff81000000\""), "{line}");
+        assert_eq!(
+            parse_jsonl(&format!("{line}\n\n{line}\n")).unwrap().len(),
+            2
+        );
+        assert_eq!(parse_jsonl(&line).unwrap()[0], record());
+    }
+
+    #[test]
+    fn rejects_other_versions_and_bad_lines() {
+        let mut r = record();
+        r.v = 99;
+        let bad = serde_json::to_string(&r).unwrap();
+        assert!(matches!(
+            parse_jsonl(&bad),
+            Err(ParseError::Version { line: 1, found: 99 })
+        ));
+        assert!(matches!(
+            parse_jsonl("{}\n"),
+            Err(ParseError::Json { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn conflict_free_needs_a_complete_record() {
+        let mut r = record();
+        assert_eq!(r.conflict_free(), Some(false));
+        r.shared.clear();
+        assert_eq!(r.conflict_free(), Some(true));
+        r.overflow = true;
+        assert_eq!(r.conflict_free(), None);
+    }
+}

@@ -1,0 +1,323 @@
+//! Bookkeeping between markers: per-vCPU call buffers and the per-test state machine that turns
+//! two finished calls into a [`TestRecord`]. Pure Rust, so it is unit-tested without QEMU; the
+//! plugin only feeds it marker events and accesses.
+
+use crate::conflict::{self, Access};
+use crate::record::{CallStats, RECORD_VERSION, TestRecord};
+use std::fmt::Write as _;
+
+/// Lowest kernel-mode address on x86-64 (upper canonical half, 4- and 5-level paging).
+pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
+
+/// Whether an instruction address is kernel code.
+pub fn is_kernel_pc(pc: u64) -> bool {
+    pc >= KERNEL_BASE
+}
+
+/// The accesses of one finished call.
+#[derive(Debug, Default)]
+pub struct CallTrace {
+    /// Counters reported in the record.
+    pub stats: CallStats,
+    /// The kept accesses.
+    pub accesses: Vec<Access>,
+}
+
+/// One vCPU's recording buffer; bounded, and counting what it cannot keep.
+#[derive(Debug)]
+pub struct CallBuffer {
+    max: usize,
+    recording: bool,
+    trace: CallTrace,
+}
+
+/// Initial reservation, so that short calls never reallocate and long ones grow geometrically.
+const INITIAL_CAPACITY: usize = 1 << 14;
+
+impl CallBuffer {
+    /// A buffer keeping at most `max` accesses per call.
+    pub fn new(max: usize) -> Self {
+        CallBuffer {
+            max,
+            recording: false,
+            trace: CallTrace::default(),
+        }
+    }
+
+    /// Whether a call is being recorded.
+    #[inline]
+    pub fn recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Starts recording call `slot` on `vcpu`.
+    pub fn begin(&mut self, slot: u64, vcpu: u32) -> Result<(), String> {
+        let result = if self.recording {
+            Err(format!(
+                "vcpu {vcpu}: begin-call {slot} while call {} was still recording (its accesses are dropped)",
+                self.trace.stats.slot
+            ))
+        } else {
+            Ok(())
+        };
+        self.recording = true;
+        self.trace = CallTrace::default();
+        self.trace.stats.slot = slot;
+        self.trace.stats.vcpu = vcpu;
+        self.trace.accesses.reserve(INITIAL_CAPACITY.min(self.max));
+        result
+    }
+
+    /// Records one access if a call is being recorded.
+    #[inline]
+    pub fn record(&mut self, access: Access) {
+        let s = &mut self.trace.stats;
+        s.accesses += 1;
+        if self.trace.accesses.len() < self.max {
+            self.trace.accesses.push(access);
+        } else {
+            s.dropped += 1;
+        }
+    }
+
+    /// Counts an access whose physical address was unknown.
+    #[inline]
+    pub fn unresolved(&mut self) {
+        self.trace.stats.accesses += 1;
+        self.trace.stats.unresolved += 1;
+    }
+
+    /// Counts an access to memory-mapped I/O.
+    #[inline]
+    pub fn io(&mut self) {
+        self.trace.stats.accesses += 1;
+        self.trace.stats.io += 1;
+    }
+
+    /// Stops recording and hands over the call's trace.
+    pub fn end(&mut self, slot: u64, vcpu: u32) -> Result<CallTrace, String> {
+        if !self.recording {
+            return Err(format!("vcpu {vcpu}: end-call {slot} without begin-call"));
+        }
+        self.recording = false;
+        let mut trace = std::mem::take(&mut self.trace);
+        trace.stats.kept = trace.accesses.len() as u64;
+        if trace.stats.slot != slot {
+            return Err(format!(
+                "vcpu {vcpu}: end-call {slot} closes begin-call {}",
+                trace.stats.slot
+            ));
+        }
+        Ok(trace)
+    }
+}
+
+/// The test in progress: begin-test, the calls that finished, end-test.
+#[derive(Debug, Default)]
+pub struct TestSession {
+    current: Option<u64>,
+    calls: Vec<CallTrace>,
+    errors: Vec<String>,
+}
+
+impl TestSession {
+    /// Starts test `test`. If the previous test never ended, returns its (error) record.
+    pub fn begin_test(&mut self, test: u64) -> Option<TestRecord> {
+        let unfinished = self.current.map(|prev| {
+            self.errors.push(format!(
+                "test {prev} never ended: begin-test {test} came first"
+            ));
+            self.finish(prev)
+        });
+        self.current = Some(test);
+        unfinished
+    }
+
+    /// Whether a test is in progress.
+    pub fn in_test(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Adds a finished call to the current test.
+    pub fn add_call(&mut self, call: CallTrace) {
+        if self.current.is_none() {
+            self.errors.push(format!(
+                "call {} on vcpu {} ran outside any test",
+                call.stats.slot, call.stats.vcpu
+            ));
+            return;
+        }
+        self.calls.push(call);
+    }
+
+    /// Records an error against the current (or next) test.
+    pub fn add_error(&mut self, error: String) {
+        self.errors.push(error);
+    }
+
+    /// Ends test `test` and computes its record.
+    pub fn end_test(&mut self, test: u64) -> TestRecord {
+        match self.current {
+            Some(cur) if cur != test => self
+                .errors
+                .push(format!("end-test {test} closes begin-test {cur}")),
+            None => self
+                .errors
+                .push(format!("end-test {test} without begin-test")),
+            _ => {}
+        }
+        self.finish(test)
+    }
+
+    /// Ends the test in progress at exit, if any.
+    pub fn abandon(&mut self) -> Option<TestRecord> {
+        let cur = self.current?;
+        self.errors
+            .push(format!("test {cur} never ended (QEMU exited)"));
+        Some(self.finish(cur))
+    }
+
+    fn finish(&mut self, test: u64) -> TestRecord {
+        self.current = None;
+        let mut calls = std::mem::take(&mut self.calls);
+        let mut errors = std::mem::take(&mut self.errors);
+        calls.sort_by_key(|c| c.stats.slot);
+        errors.extend(check_calls(&calls));
+        let conflicts = if errors.is_empty() {
+            conflict::analyze(&calls[0].accesses, &calls[1].accesses)
+        } else {
+            conflict::Conflicts::default()
+        };
+        TestRecord {
+            v: RECORD_VERSION,
+            test,
+            overflow: calls.iter().any(|c| c.stats.dropped > 0),
+            calls: calls.into_iter().map(|c| c.stats).collect(),
+            shared: conflicts.shared,
+            false_sharing: conflicts.false_sharing,
+            errors,
+        }
+    }
+
+    /// The raw access lines of the calls so far (`test slot vcpu pc addr size r|w`).
+    pub fn raw_lines(&self, test: u64) -> String {
+        let mut s = String::new();
+        for c in &self.calls {
+            for a in &c.accesses {
+                let rw = if a.write { 'w' } else { 'r' };
+                let _ = writeln!(
+                    s,
+                    "{test} {} {} {:#x} {:#x} {} {rw}",
+                    c.stats.slot, c.stats.vcpu, a.pc, a.addr, a.size
+                );
+            }
+        }
+        s
+    }
+}
+
+/// A test needs exactly calls 0 and 1, on different vCPUs.
+fn check_calls(calls: &[CallTrace]) -> Option<String> {
+    let slots: Vec<u64> = calls.iter().map(|c| c.stats.slot).collect();
+    if slots != [0, 1] {
+        return Some(format!("expected calls [0, 1], got {slots:?}"));
+    }
+    if calls[0].stats.vcpu == calls[1].stats.vcpu {
+        return Some(format!(
+            "both calls ran on vcpu {}: they must run on two CPUs",
+            calls[0].stats.vcpu
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(slot: u64, vcpu: u32, accesses: &[(u64, bool)]) -> CallTrace {
+        let mut b = CallBuffer::new(2);
+        b.begin(slot, vcpu).unwrap();
+        for &(addr, write) in accesses {
+            b.record(Access {
+                addr,
+                pc: KERNEL_BASE + addr,
+                size: 8,
+                write,
+            });
+        }
+        b.end(slot, vcpu).unwrap()
+    }
+
+    #[test]
+    fn a_test_with_two_calls_reports_conflicts() {
+        let mut s = TestSession::default();
+        assert!(s.begin_test(3).is_none());
+        s.add_call(call(1, 2, &[(0x100, false)]));
+        s.add_call(call(0, 1, &[(0x100, true)]));
+        let r = s.end_test(3);
+        assert_eq!(r.errors, Vec::<String>::new());
+        assert_eq!(r.calls[0].slot, 0);
+        assert_eq!(r.shared.len(), 1);
+        assert_eq!(r.conflict_free(), Some(false));
+        assert!(!s.in_test());
+    }
+
+    #[test]
+    fn overflow_is_counted_and_flagged() {
+        let mut s = TestSession::default();
+        s.begin_test(0);
+        s.add_call(call(0, 1, &[(0, false), (64, false), (128, false)]));
+        s.add_call(call(1, 2, &[]));
+        let r = s.end_test(0);
+        assert!(r.overflow);
+        assert_eq!(
+            (r.calls[0].accesses, r.calls[0].kept, r.calls[0].dropped),
+            (3, 2, 1)
+        );
+        assert_eq!(r.conflict_free(), None);
+    }
+
+    #[test]
+    fn protocol_errors_are_reported_not_hidden() {
+        let mut s = TestSession::default();
+        s.begin_test(0);
+        s.add_call(call(0, 1, &[]));
+        s.add_call(call(1, 1, &[]));
+        assert!(s.end_test(0).errors[0].contains("both calls ran on vcpu 1"));
+
+        s.begin_test(1);
+        s.add_call(call(0, 1, &[]));
+        let prev = s.begin_test(2).unwrap();
+        assert_eq!(prev.test, 1);
+        assert!(prev.errors.iter().any(|e| e.contains("never ended")));
+        let r = s.end_test(5);
+        assert!(r.errors.iter().any(|e| e.contains("closes begin-test 2")));
+        assert!(r.errors.iter().any(|e| e.contains("expected calls [0, 1]")));
+    }
+
+    #[test]
+    fn buffer_rejects_unbalanced_markers() {
+        let mut b = CallBuffer::new(4);
+        assert!(b.end(0, 1).is_err());
+        b.begin(0, 1).unwrap();
+        assert!(b.begin(1, 1).is_err());
+        assert!(b.end(0, 1).is_err());
+        assert!(!b.recording());
+    }
+
+    #[test]
+    fn raw_lines_list_every_kept_access() {
+        let mut s = TestSession::default();
+        s.begin_test(9);
+        s.add_call(call(0, 1, &[(0x40, true)]));
+        let raw = s.raw_lines(9);
+        assert_eq!(raw, format!("9 0 1 {:#x} 0x40 8 w\n", KERNEL_BASE + 0x40));
+    }
+
+    #[test]
+    fn kernel_pcs() {
+        assert!(is_kernel_pc(0xffff_ffff_8100_0000));
+        assert!(!is_kernel_pc(0x0000_7fff_ffff_f000));
+    }
+}
