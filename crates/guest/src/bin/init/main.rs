@@ -1,0 +1,83 @@
+//! `/init` of the Linux target's initramfs: runs `/plan.json` and powers off.
+//!
+//! CPU 0 coordinates and builds each test's state; call A runs pinned to `plan.cpus[0]`, call B
+//! to `plan.cpus[1]` (the kernel command line isolates those CPUs). Hand-offs use futexes, so
+//! an idle vCPU halts instead of spinning against the busy ones on the host.
+
+mod calls;
+mod runner;
+mod shared;
+mod state;
+mod sys;
+
+use commuter_guest::plan::{PLAN_VERSION, Plan};
+use commuter_guest::report::GuestLine;
+use runner::{Runner, emit};
+
+const PLAN_PATH: &str = "/plan.json";
+/// The tmpfs where every test's state lives (the processes' working directory).
+const WORK_DIR: &str = "/t";
+
+fn main() {
+    if let Err(message) = run() {
+        emit(&GuestLine::Error {
+            test: None,
+            message,
+        });
+    }
+    sys::power_off()
+}
+
+fn run() -> Result<(), String> {
+    mount_all()?;
+    let text = std::fs::read_to_string(PLAN_PATH).map_err(|e| format!("read {PLAN_PATH}: {e}"))?;
+    let plan = Plan::from_json(&text).map_err(|e| e.to_string())?;
+    check_cpus(&plan)?;
+    sys::pin(0).map_err(|e| format!("pin the coordinator to CPU 0: {e}"))?;
+    std::env::set_current_dir(WORK_DIR).map_err(|e| format!("chdir {WORK_DIR}: {e}"))?;
+    emit(&GuestLine::Start {
+        version: PLAN_VERSION,
+        tests: plan.tests.len(),
+    });
+    let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;
+    let mut runner = Runner::new(shared, plan.cpus);
+    for (i, t) in plan.tests.iter().enumerate() {
+        runner.run_test(i, t);
+    }
+    emit(&GuestLine::Done {
+        tests: plan.tests.len(),
+    });
+    Ok(())
+}
+
+fn mount_all() -> Result<(), String> {
+    let mounts = [
+        ("proc", "/proc", "proc"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", WORK_DIR, "tmpfs"),
+    ];
+    for (source, target, fstype) in mounts {
+        sys::mount(source, target, fstype)
+            .map_err(|e| format!("mount {fstype} on {target}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn check_cpus(plan: &Plan) -> Result<(), String> {
+    // Not available_parallelism(): that honours init's affinity, which isolcpus= narrows to CPU 0.
+    // SAFETY: plain sysconf query.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let needed = plan.cpus.iter().max().map_or(1, |m| *m as usize + 1);
+    if plan.cpus[0] == plan.cpus[1] || plan.cpus.contains(&0) {
+        return Err(format!(
+            "plan cpus {:?} must be two different CPUs other than 0",
+            plan.cpus
+        ));
+    }
+    if online < needed {
+        return Err(format!(
+            "{online} CPUs online, the plan needs {needed} (qemu -smp {needed})"
+        ));
+    }
+    Ok(())
+}

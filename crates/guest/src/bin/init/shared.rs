@@ -1,0 +1,137 @@
+//! The page shared between the coordinator (CPU 0) and the forked test processes: futex words
+//! for the hand-off, the calls' raw results, and setup errors.
+//!
+//! Every word carries a run generation rather than a flag, so nothing has to be reset between
+//! runs: "call 1 may go" is `go[1] == generation`.
+
+use crate::sys;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// What a call returned, in plain memory the coordinator can read after `done`.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct RawResult {
+    pub ret: i64,
+    pub errno: i32,
+    pub signal: i32,
+    /// First byte read, or -1.
+    pub data: i32,
+    pub fds: [i32; 2],
+    pub has_fds: bool,
+    pub has_stat: bool,
+    pub fifo: bool,
+    pub ino: u64,
+    pub size: u64,
+    pub nlink: u64,
+    /// CPU the call actually ran on.
+    pub cpu: i32,
+}
+
+const ERR_LEN: usize = 480;
+
+#[repr(C)]
+pub struct Shared {
+    /// Participants (processes and call threads) that finished setup in this run.
+    pub ready: AtomicU32,
+    pub go: [AtomicU32; 2],
+    pub done: [AtomicU32; 2],
+    pub exit: AtomicU32,
+    results: [UnsafeCell<RawResult>; 2],
+    error_set: [AtomicU32; 2],
+    errors: [UnsafeCell<[u8; ERR_LEN]>; 2],
+}
+
+// SAFETY: result and error slots are written by one thread before it publishes a generation
+// with Release ordering and read by the coordinator only after an Acquire load of it.
+unsafe impl Sync for Shared {}
+
+/// How long the coordinator waits for a setup or a call before giving up on the test.
+pub const TIMEOUT_MS: u64 = 20_000;
+
+impl Shared {
+    /// Maps the shared page (before any fork).
+    pub fn map() -> std::io::Result<&'static Shared> {
+        let p = sys::shared_anon(std::mem::size_of::<Shared>())?;
+        // SAFETY: zeroed memory is a valid `Shared` (atomics, integers, bools as 0).
+        Ok(unsafe { &*(p as *const Shared) })
+    }
+
+    pub fn publish(word: &AtomicU32, generation: u32) {
+        word.store(generation, Ordering::Release);
+        sys::futex_wake(word);
+    }
+
+    /// Waits for `word == generation`; false on timeout.
+    pub fn wait(word: &AtomicU32, generation: u32, timeout_ms: Option<u64>) -> bool {
+        Self::wait_until(word, |v| v == generation, timeout_ms)
+    }
+
+    /// Waits for the `ready` count to reach `n`; false on timeout.
+    pub fn wait_ready(&self, n: u32) -> bool {
+        Self::wait_until(&self.ready, |v| v >= n, Some(TIMEOUT_MS))
+    }
+
+    fn wait_until(word: &AtomicU32, ok: impl Fn(u32) -> bool, timeout_ms: Option<u64>) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            let v = word.load(Ordering::Acquire);
+            if ok(v) {
+                return true;
+            }
+            let left = match timeout_ms {
+                Some(ms) => match ms.checked_sub(start.elapsed().as_millis() as u64) {
+                    Some(left) if left > 0 => Some(left),
+                    _ => return false,
+                },
+                None => None,
+            };
+            sys::futex_wait(word, v, left);
+        }
+    }
+
+    pub fn arrive(&self) {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+        sys::futex_wake(&self.ready);
+    }
+
+    pub fn reset_ready(&self) {
+        self.ready.store(0, Ordering::Release);
+    }
+
+    pub fn set_result(&self, call: usize, r: RawResult) {
+        // SAFETY: only call `call`'s thread writes this slot, before publishing `done`.
+        unsafe { *self.results[call].get() = r };
+    }
+
+    pub fn result(&self, call: usize) -> RawResult {
+        // SAFETY: read after `done[call]` was observed (see `Sync`).
+        unsafe { *self.results[call].get() }
+    }
+
+    /// Records a setup error of process `proc` (first one wins).
+    pub fn set_error(&self, proc: usize, msg: &str) {
+        if self.error_set[proc].swap(1, Ordering::AcqRel) != 0 {
+            return;
+        }
+        let bytes = msg.as_bytes();
+        let n = bytes.len().min(ERR_LEN - 1);
+        // SAFETY: the swap above gives this thread exclusive access to the buffer.
+        unsafe {
+            let buf = &mut *self.errors[proc].get();
+            buf[..n].copy_from_slice(&bytes[..n]);
+            buf[n] = 0;
+        }
+    }
+
+    /// Takes process `proc`'s setup error, if any.
+    pub fn take_error(&self, proc: usize) -> Option<String> {
+        if self.error_set[proc].swap(0, Ordering::AcqRel) == 0 {
+            return None;
+        }
+        // SAFETY: the writer finished before `arrive` (Release), which we observed.
+        let buf = unsafe { &*self.errors[proc].get() };
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(ERR_LEN);
+        Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+    }
+}

@@ -1,0 +1,260 @@
+//! What the guest prints on the console: one line per event, `@@commuter ` followed by a JSON
+//! object, so that the driver can pick them out of kernel messages.
+//!
+//! ```text
+//! @@commuter {"event":"start","version":1,"tests":3}
+//! @@commuter {"event":"result","test":0,"call":0,"ok":true,"mismatches":[],"actual":{"ret":0,...}}
+//! @@commuter {"event":"error","test":2,"message":"setup: open __i0: ..."}
+//! @@commuter {"event":"done","tests":3}
+//! ```
+
+use crate::plan::{Expect, Ret};
+use serde::{Deserialize, Serialize};
+
+/// Marks the guest's lines on the console.
+pub const PREFIX: &str = "@@commuter ";
+
+/// One console event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum GuestLine {
+    /// The guest read its plan.
+    Start {
+        /// Plan version.
+        version: u32,
+        /// Number of tests.
+        tests: usize,
+    },
+    /// One call's result in the traced (second) run of a test.
+    Result {
+        /// Test index.
+        test: usize,
+        /// Call slot.
+        call: usize,
+        /// The result matched the expectation.
+        ok: bool,
+        /// How it did not.
+        mismatches: Vec<String>,
+        /// What the call did.
+        actual: Actual,
+    },
+    /// A test (or the whole run, when `test` is absent) could not be run.
+    Error {
+        /// Test index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<usize>,
+        /// What went wrong.
+        message: String,
+    },
+    /// Every test was attempted.
+    Done {
+        /// Number of tests.
+        tests: usize,
+    },
+}
+
+impl GuestLine {
+    /// The console line, without the newline.
+    pub fn to_line(&self) -> String {
+        // Serialising plain data cannot fail.
+        format!(
+            "{PREFIX}{}",
+            serde_json::to_string(self).unwrap_or_default()
+        )
+    }
+
+    /// Parses a console line: `None` if it is not a guest line.
+    pub fn parse(line: &str) -> Option<Result<GuestLine, serde_json::Error>> {
+        let start = line.find(PREFIX)?;
+        let json = line[start + PREFIX.len()..].trim_end();
+        Some(serde_json::from_str(json))
+    }
+}
+
+/// What a call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actual {
+    /// The return value (-1 on error; mmap: page index or address).
+    pub ret: i64,
+    /// errno name when the call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    /// Signal name when a memory access faulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// First byte of the data read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<u8>,
+    /// stat/fstat fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<StatActual>,
+    /// pipe's two fds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds: Option<[i32; 2]>,
+}
+
+/// stat/fstat fields as returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatActual {
+    /// st_ino.
+    pub ino: u64,
+    /// Which setup inode has this st_ino, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<usize>,
+    /// st_size.
+    pub size: u64,
+    /// st_nlink.
+    pub nlink: u64,
+    /// S_ISFIFO.
+    pub fifo: bool,
+}
+
+/// Compares a call's outcome with the expectation; empty when they agree.
+pub fn check(expect: &Expect, actual: &Actual) -> Vec<String> {
+    let mut out = Vec::new();
+    check_ret(&expect.ret, actual, &mut out);
+    if let Some(d) = expect.data {
+        if actual.data != Some(d) {
+            out.push(format!("data: expected {d}, got {:?}", actual.data));
+        }
+    }
+    if let Some(fds) = expect.fds {
+        if actual.fds != Some(fds) {
+            out.push(format!("fds: expected {fds:?}, got {:?}", actual.fds));
+        }
+    }
+    if let Some(s) = &expect.stat {
+        check_stat(s, actual.stat.as_ref(), &mut out);
+    }
+    out
+}
+
+fn check_ret(want: &Ret, a: &Actual, out: &mut Vec<String>) {
+    let ok = a.errno.is_none() && a.signal.is_none();
+    let matches = match want {
+        Ret::Ok(v) => ok && a.ret == *v,
+        Ret::AnyOk => ok && a.ret >= 0,
+        Ret::Err(e) => a.errno.as_deref() == Some(e.as_str()),
+        Ret::Signal(s) => a.signal.as_deref() == Some(s.as_str()),
+    };
+    if !matches {
+        out.push(format!(
+            "result: expected {}, got {}",
+            describe_want(want),
+            describe(a)
+        ));
+    }
+}
+
+fn describe_want(r: &Ret) -> String {
+    match r {
+        Ret::Ok(v) => v.to_string(),
+        Ret::AnyOk => "any value >= 0".into(),
+        Ret::Err(e) => format!("-1 {e}"),
+        Ret::Signal(s) => s.clone(),
+    }
+}
+
+fn describe(a: &Actual) -> String {
+    match (&a.errno, &a.signal) {
+        (_, Some(s)) => s.clone(),
+        (Some(e), None) => format!("{} {e}", a.ret),
+        (None, None) => a.ret.to_string(),
+    }
+}
+
+fn check_stat(want: &crate::plan::StatExpect, got: Option<&StatActual>, out: &mut Vec<String>) {
+    let Some(got) = got else {
+        return out.push("stat: expected stat fields, the call returned none".into());
+    };
+    if want.inode.is_some() && want.inode != got.inode {
+        out.push(format!(
+            "stat: expected inode {:?}, got st_ino {} (inode {:?})",
+            want.inode, got.ino, got.inode
+        ));
+    }
+    let fields = [
+        ("size", want.size, got.size),
+        ("nlink", want.nlink, got.nlink),
+    ];
+    for (name, want, got) in fields {
+        if let Some(w) = want.filter(|w| *w != got) {
+            out.push(format!("stat: expected {name} {w}, got {got}"));
+        }
+    }
+    if let Some(w) = want.fifo.filter(|w| *w != got.fifo) {
+        out.push(format!("stat: expected fifo {w}, got {}", got.fifo));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::StatExpect;
+
+    fn expect(ret: Ret) -> Expect {
+        Expect {
+            ret,
+            data: None,
+            stat: None,
+            fds: None,
+        }
+    }
+
+    #[test]
+    fn lines_round_trip_even_after_console_noise() {
+        let l = GuestLine::Done { tests: 3 };
+        let text = format!("[    7.1] random: crng init done\r{}\r", l.to_line());
+        assert_eq!(GuestLine::parse(&text).unwrap().unwrap(), l);
+        assert!(GuestLine::parse("Run /init as init process").is_none());
+        assert!(GuestLine::parse("@@commuter {broken").unwrap().is_err());
+    }
+
+    #[test]
+    fn return_values_errors_and_signals() {
+        let ok = Actual {
+            ret: 3,
+            ..Actual::default()
+        };
+        let enoent = Actual {
+            ret: -1,
+            errno: Some("ENOENT".into()),
+            ..Actual::default()
+        };
+        assert!(check(&expect(Ret::Ok(3)), &ok).is_empty());
+        assert!(check(&expect(Ret::AnyOk), &ok).is_empty());
+        assert!(check(&expect(Ret::Err("ENOENT".into())), &enoent).is_empty());
+        assert_eq!(
+            check(&expect(Ret::Ok(0)), &enoent),
+            vec!["result: expected 0, got -1 ENOENT".to_string()]
+        );
+        assert_eq!(check(&expect(Ret::Signal("SIGSEGV".into())), &ok).len(), 1);
+    }
+
+    #[test]
+    fn stat_fields_are_checked_only_when_given() {
+        let got = Actual {
+            stat: Some(StatActual {
+                ino: 9,
+                inode: Some(1),
+                size: 4096,
+                nlink: 2,
+                fifo: false,
+            }),
+            ..Actual::default()
+        };
+        let mut e = expect(Ret::Ok(0));
+        e.stat = Some(StatExpect {
+            inode: Some(1),
+            nlink: Some(2),
+            ..StatExpect::default()
+        });
+        assert!(check(&e, &got).is_empty());
+        e.stat = Some(StatExpect {
+            inode: Some(0),
+            size: Some(0),
+            ..StatExpect::default()
+        });
+        assert_eq!(check(&e, &got).len(), 2);
+    }
+}
