@@ -1,0 +1,9 @@
+//! `commuter-targets`: runs guest plans on real implementations and collects what happened.
+//!
+//! The Linux target ([`linux`]) packs the guest runner and a plan into an initramfs
+//! ([`initramfs`]), boots Debian's stock kernel under `qemu-system-x86_64` with the tracer
+//! plugin loaded, and returns per test the guest's result checks and the tracer's conflict
+//! record.
+
+pub mod initramfs;
+pub mod linux;

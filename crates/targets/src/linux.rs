@@ -1,0 +1,542 @@
+//! The Linux target: boot Debian's stock kernel under `qemu-system-x86_64` (TCG, three vCPUs)
+//! with the tracer plugin, run a guest plan, and collect the guest's result lines and the
+//! tracer's per-test records.
+
+use crate::initramfs::{InitramfsError, linux_initramfs};
+use commuter_guest::plan::Plan;
+use commuter_guest::report::{Actual, GuestLine};
+use commuter_tracer::record::{self, TestRecord};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the kernel image, overriding `.cache/linux/vmlinuz`.
+pub const KERNEL_ENV: &str = "COMMUTER_LINUX_KERNEL";
+/// The QEMU binary looked up in `PATH`.
+pub const QEMU: &str = "qemu-system-x86_64";
+const INSTALL_HINT: &str = "run scripts/install-linux-target";
+
+/// Why a Linux run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinuxError {
+    /// QEMU is not installed.
+    #[error("{QEMU} not found in PATH: {INSTALL_HINT}")]
+    QemuNotFound,
+    /// No kernel image.
+    #[error("no Linux kernel image at {}: {INSTALL_HINT} (or set {KERNEL_ENV})", .0.display())]
+    KernelNotFound(PathBuf),
+    /// The plugin was not built.
+    #[error(
+        "tracer plugin {} does not exist: build it with `cargo build --release --manifest-path crates/tracer/Cargo.toml --target-dir target/tracer`",
+        .0.display()
+    )]
+    PluginNotFound(PathBuf),
+    /// The guest was not built.
+    #[error(
+        "guest binary {} does not exist: build it statically with `RUSTFLAGS=\"-C target-feature=+crt-static -C relocation-model=static\" cargo build --release --target x86_64-unknown-linux-gnu --manifest-path crates/guest/Cargo.toml --target-dir target/guest`",
+        .0.display()
+    )]
+    GuestNotFound(PathBuf),
+    /// A file operation failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The initramfs could not be built.
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
+    /// QEMU could not be started.
+    #[error("cannot start {QEMU}: {0}")]
+    Spawn(std::io::Error),
+    /// The guest did not power off in time.
+    #[error("the VM did not finish within {} s (killed); last console lines:\n{console}", .timeout.as_secs())]
+    Timeout {
+        /// The limit.
+        timeout: Duration,
+        /// End of the console output.
+        console: String,
+    },
+    /// QEMU exited with an error.
+    #[error("{QEMU} failed ({status}); its log:\n{log}")]
+    QemuFailed {
+        /// Exit status.
+        status: ExitStatus,
+        /// End of QEMU's stderr and the plugin's log.
+        log: String,
+    },
+    /// The guest reported that it could not run the plan at all.
+    #[error("the guest could not run the plan: {0}")]
+    Guest(String),
+    /// The guest stopped before reporting every test.
+    #[error("the guest stopped before finishing the plan; last console lines:\n{0}")]
+    Incomplete(String),
+    /// A guest line did not parse.
+    #[error("unreadable guest line {line:?}: {source}")]
+    GuestLine {
+        /// The line.
+        line: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The tracer's output did not parse.
+    #[error(transparent)]
+    Trace(#[from] record::ParseError),
+}
+
+/// How to run the Linux target.
+#[derive(Clone, Debug)]
+pub struct LinuxConfig {
+    /// QEMU binary.
+    pub qemu: PathBuf,
+    /// Kernel image (bzImage/vmlinuz).
+    pub kernel: PathBuf,
+    /// The tracer plugin (`libcommuter_tracer.so`).
+    pub plugin: PathBuf,
+    /// The static guest binary that becomes `/init`.
+    pub guest: PathBuf,
+    /// Directory for the initramfs, console log, plugin log and trace.
+    pub work_dir: PathBuf,
+    /// Kill the VM after this long.
+    pub timeout: Duration,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Also ask the plugin for the raw access log (`raw.txt`; large).
+    pub raw_log: bool,
+}
+
+impl LinuxConfig {
+    /// A configuration with QEMU from `PATH` and the kernel from [`KERNEL_ENV`] or
+    /// `<repo>/.cache/linux/vmlinuz` (where `scripts/install-linux-target` puts it); checks that
+    /// every input exists.
+    pub fn locate(
+        repo: &Path,
+        plugin: PathBuf,
+        guest: PathBuf,
+        work_dir: PathBuf,
+    ) -> Result<LinuxConfig, LinuxError> {
+        let kernel = std::env::var_os(KERNEL_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join(".cache/linux/vmlinuz"));
+        let cfg = LinuxConfig {
+            qemu: find_in_path(QEMU).ok_or(LinuxError::QemuNotFound)?,
+            kernel,
+            plugin,
+            guest,
+            work_dir,
+            timeout: Duration::from_secs(90),
+            memory_mib: 512,
+            raw_log: false,
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks that the kernel, plugin and guest exist.
+    pub fn check(&self) -> Result<(), LinuxError> {
+        if !self.kernel.is_file() {
+            return Err(LinuxError::KernelNotFound(self.kernel.clone()));
+        }
+        if !self.plugin.is_file() {
+            return Err(LinuxError::PluginNotFound(self.plugin.clone()));
+        }
+        if !self.guest.is_file() {
+            return Err(LinuxError::GuestNotFound(self.guest.clone()));
+        }
+        Ok(())
+    }
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// What one call did, as the guest reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// The result matched the plan's expectation.
+    pub ok: bool,
+    /// How it did not.
+    pub mismatches: Vec<String>,
+    /// What the call returned.
+    pub actual: Actual,
+}
+
+/// Everything known about one test after a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// Index in the plan.
+    pub index: usize,
+    /// Name from the plan.
+    pub name: String,
+    /// Call A's and call B's results (None if the guest did not report it).
+    pub calls: [Option<CallOutcome>; 2],
+    /// Errors the guest reported for this test.
+    pub errors: Vec<String>,
+    /// The tracer's record (None if the tracer wrote none).
+    pub trace: Option<TestRecord>,
+}
+
+impl TestOutcome {
+    /// Whether the two calls shared memory: `None` when the test did not run cleanly enough to
+    /// say (guest errors, no trace, or an incomplete trace).
+    pub fn conflict_free(&self) -> Option<bool> {
+        if !self.errors.is_empty() {
+            return None;
+        }
+        self.trace.as_ref()?.conflict_free()
+    }
+}
+
+/// The result of one boot.
+#[derive(Clone, Debug)]
+pub struct LinuxRun {
+    /// One entry per plan test, in plan order.
+    pub tests: Vec<TestOutcome>,
+    /// Wall-clock time of the boot.
+    pub elapsed: Duration,
+    /// Where the console log, plugin log and trace are.
+    pub work_dir: PathBuf,
+}
+
+const CONSOLE: &str = "console.log";
+const QEMU_LOG: &str = "qemu.log";
+const PLUGIN_LOG: &str = "plugin.log";
+const TRACE: &str = "trace.jsonl";
+
+/// Boots the kernel with `plan`, waits for the guest to power off, and collects the results.
+pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
+    cfg.check()?;
+    let start = Instant::now();
+    prepare_work_dir(cfg, plan)?;
+    let mut child = qemu_command(cfg, plan)?
+        .spawn()
+        .map_err(LinuxError::Spawn)?;
+    let status =
+        wait_with_timeout(&mut child, cfg.timeout).map_err(|e| io("wait for", &cfg.qemu, e))?;
+    let Some(status) = status else {
+        return Err(LinuxError::Timeout {
+            timeout: cfg.timeout,
+            console: console_tail(cfg),
+        });
+    };
+    if !status.success() {
+        return Err(LinuxError::QemuFailed {
+            status,
+            log: logs_tail(cfg),
+        });
+    }
+    let console = read(&cfg.work_dir.join(CONSOLE))?;
+    let trace = record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?;
+    let tests = collect(plan, &console, trace)?;
+    Ok(LinuxRun {
+        tests,
+        elapsed: start.elapsed(),
+        work_dir: cfg.work_dir.clone(),
+    })
+}
+
+fn io(what: &'static str, path: &Path, source: std::io::Error) -> LinuxError {
+    LinuxError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn read(path: &Path) -> Result<String, LinuxError> {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| io("read", path, e))
+}
+
+fn prepare_work_dir(cfg: &LinuxConfig, plan: &Plan) -> Result<(), LinuxError> {
+    let dir = &cfg.work_dir;
+    std::fs::create_dir_all(dir).map_err(|e| io("create directory", dir, e))?;
+    // Stale outputs of an earlier run must not be mistaken for this run's.
+    for f in [CONSOLE, QEMU_LOG, PLUGIN_LOG, TRACE, "raw.txt"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let init = std::fs::read(&cfg.guest).map_err(|e| io("read", &cfg.guest, e))?;
+    let image = linux_initramfs(&init, plan.to_json().as_bytes())?;
+    let path = dir.join("initramfs.cpio");
+    std::fs::write(&path, image).map_err(|e| io("write", &path, e))
+}
+
+/// Kernel command line: a quiet console on the serial port, no KASLR (stable addresses for
+/// symbolising), and the two test CPUs isolated from the scheduler, timer ticks and RCU
+/// callbacks so that the traced calls are not interleaved with housekeeping.
+pub fn kernel_cmdline(cpus: [u32; 2]) -> String {
+    let list = format!("{},{}", cpus[0], cpus[1]);
+    format!(
+        "console=ttyS0 quiet panic=-1 nokaslr nohz_full={list} isolcpus={list} rcu_nocbs={list}"
+    )
+}
+
+fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
+    let dir = &cfg.work_dir;
+    let vcpus = plan.cpus.iter().max().map_or(3, |m| m + 1).max(3);
+    let mut plugin = format!("{},out={}", cfg.plugin.display(), dir.join(TRACE).display());
+    if cfg.raw_log {
+        write!(plugin, ",raw={}", dir.join("raw.txt").display()).ok();
+    }
+    let stderr = std::fs::File::create(dir.join(QEMU_LOG)).map_err(|e| io("create", dir, e))?;
+    let mut c = Command::new(&cfg.qemu);
+    // Multi-threaded TCG (the default): with thread=single QEMU 10.0 reports wrong vCPU indexes.
+    c.args([
+        "-accel",
+        "tcg",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .args([
+        "-smp",
+        &vcpus.to_string(),
+        "-m",
+        &cfg.memory_mib.to_string(),
+    ])
+    .arg("-serial")
+    .arg(format!("file:{}", dir.join(CONSOLE).display()))
+    .arg("-kernel")
+    .arg(&cfg.kernel)
+    .arg("-initrd")
+    .arg(dir.join("initramfs.cpio"))
+    .args(["-append", &kernel_cmdline(plan.cpus)])
+    // The plugin's messages only reach the log with `-d plugin`.
+    .args(["-d", "plugin", "-D"])
+    .arg(dir.join(PLUGIN_LOG))
+    .args(["-plugin", &plugin])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(stderr);
+    Ok(c)
+}
+
+/// Waits for the child; `None` (after killing it) on timeout.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn console_tail(cfg: &LinuxConfig) -> String {
+    tail(&read(&cfg.work_dir.join(CONSOLE)).unwrap_or_default(), 20)
+}
+
+fn logs_tail(cfg: &LinuxConfig) -> String {
+    let mut s = String::new();
+    for f in [QEMU_LOG, PLUGIN_LOG] {
+        let text = read(&cfg.work_dir.join(f)).unwrap_or_default();
+        s.push_str(&tail(&text, 20));
+        s.push('\n');
+    }
+    s
+}
+
+/// Joins the guest's console lines and the tracer's records per test.
+pub fn collect(
+    plan: &Plan,
+    console: &str,
+    trace: Vec<TestRecord>,
+) -> Result<Vec<TestOutcome>, LinuxError> {
+    let mut tests: Vec<TestOutcome> = plan
+        .tests
+        .iter()
+        .enumerate()
+        .map(|(index, t)| TestOutcome {
+            index,
+            name: t.name.clone(),
+            ..TestOutcome::default()
+        })
+        .collect();
+    let mut done = false;
+    for line in console.lines() {
+        let Some(parsed) = GuestLine::parse(line) else {
+            continue;
+        };
+        let parsed = parsed.map_err(|source| LinuxError::GuestLine {
+            line: line.into(),
+            source,
+        })?;
+        done |= apply(&mut tests, parsed)?;
+    }
+    if !done {
+        return Err(LinuxError::Incomplete(tail(console, 20)));
+    }
+    for rec in trace {
+        match usize::try_from(rec.test)
+            .ok()
+            .and_then(|i| tests.get_mut(i))
+        {
+            Some(t) => t.trace = Some(rec),
+            None => {
+                return Err(LinuxError::Guest(format!(
+                    "the tracer reported unknown test {}",
+                    rec.test
+                )));
+            }
+        }
+    }
+    Ok(tests)
+}
+
+/// Applies one guest line; true when it is the final `done` line.
+fn apply(tests: &mut [TestOutcome], line: GuestLine) -> Result<bool, LinuxError> {
+    let unknown = |i: usize| LinuxError::Guest(format!("the guest reported unknown test {i}"));
+    match line {
+        GuestLine::Start { .. } => {}
+        GuestLine::Done { .. } => return Ok(true),
+        GuestLine::Error {
+            test: None,
+            message,
+        } => return Err(LinuxError::Guest(message)),
+        GuestLine::Error {
+            test: Some(i),
+            message,
+        } => tests
+            .get_mut(i)
+            .ok_or_else(|| unknown(i))?
+            .errors
+            .push(message),
+        GuestLine::Result {
+            test,
+            call,
+            ok,
+            mismatches,
+            actual,
+        } => {
+            let slot = tests
+                .get_mut(test)
+                .and_then(|t| t.calls.get_mut(call))
+                .ok_or_else(|| unknown(test))?;
+            *slot = Some(CallOutcome {
+                ok,
+                mismatches,
+                actual,
+            });
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commuter_guest::plan::{Call, Expect, Op, Ret, Test};
+    use commuter_tracer::record::RECORD_VERSION;
+
+    fn plan(n: usize) -> Plan {
+        let call = Call {
+            proc: 0,
+            op: Op::Getpid,
+            expect: Expect {
+                ret: Ret::AnyOk,
+                data: None,
+                stat: None,
+                fds: None,
+            },
+        };
+        let test = Test {
+            name: "t".into(),
+            setup: Default::default(),
+            calls: [call.clone(), call],
+        };
+        Plan {
+            version: 1,
+            cpus: [1, 2],
+            tests: vec![test; n],
+        }
+    }
+
+    fn record(test: u64) -> TestRecord {
+        TestRecord {
+            v: RECORD_VERSION,
+            test,
+            calls: vec![],
+            overflow: false,
+            shared: vec![],
+            false_sharing: vec![],
+            errors: vec![],
+        }
+    }
+
+    #[test]
+    fn collect_joins_console_and_trace() {
+        let console = "\
+[ 1.0] booting\r
+@@commuter {\"event\":\"start\",\"version\":1,\"tests\":2}\r
+@@commuter {\"event\":\"result\",\"test\":0,\"call\":1,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":5}}\r
+@@commuter {\"event\":\"error\",\"test\":1,\"message\":\"setup: boom\"}\r
+@@commuter {\"event\":\"done\",\"tests\":2}\r\n";
+        let t = collect(&plan(2), console, vec![record(0)]).unwrap();
+        assert_eq!(t[0].calls[1].as_ref().unwrap().actual.ret, 5);
+        assert!(t[0].calls[0].is_none());
+        assert_eq!(t[0].conflict_free(), Some(true));
+        assert_eq!(t[1].errors, vec!["setup: boom".to_string()]);
+        assert_eq!(t[1].conflict_free(), None);
+    }
+
+    #[test]
+    fn collect_reports_missing_done_and_guest_failures() {
+        let start = "@@commuter {\"event\":\"start\",\"version\":1,\"tests\":1}\n";
+        assert!(matches!(
+            collect(&plan(1), start, vec![]),
+            Err(LinuxError::Incomplete(_))
+        ));
+        let fatal = "@@commuter {\"event\":\"error\",\"message\":\"read /plan.json: nope\"}\n";
+        assert!(
+            matches!(collect(&plan(1), fatal, vec![]), Err(LinuxError::Guest(m)) if m.contains("nope"))
+        );
+        let done = "@@commuter {\"event\":\"done\",\"tests\":1}\n";
+        assert!(matches!(
+            collect(&plan(1), done, vec![record(4)]),
+            Err(LinuxError::Guest(_))
+        ));
+    }
+
+    #[test]
+    fn cmdline_isolates_the_test_cpus() {
+        let c = kernel_cmdline([1, 2]);
+        assert!(c.contains("isolcpus=1,2") && c.contains("nokaslr") && c.contains("console=ttyS0"));
+    }
+
+    #[test]
+    fn missing_inputs_name_the_fix() {
+        let cfg = LinuxConfig {
+            qemu: "qemu".into(),
+            kernel: "/nonexistent/vmlinuz".into(),
+            plugin: "p.so".into(),
+            guest: "g".into(),
+            work_dir: "w".into(),
+            timeout: Duration::from_secs(1),
+            memory_mib: 512,
+            raw_log: false,
+        };
+        let msg = cfg.check().unwrap_err().to_string();
+        assert!(msg.contains("scripts/install-linux-target"), "{msg}");
+    }
+}
