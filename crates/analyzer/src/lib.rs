@@ -1,0 +1,226 @@
+//! The ANALYZER: for every selected set of calls of a model, exactly when the calls commute.
+//!
+//! Each call set is explored symbolically (see [`sim`]); every path ends commutative or
+//! divergent, with its condition over the initial state and the arguments. Call sets run in
+//! parallel, each on its own Z3 context, and the result ([`Analysis`]) is plain data in a
+//! canonical order, so the same model and options give the same report byte for byte.
+//!
+//! Invariant: this crate does no IO; progress is reported through a callback.
+
+pub mod select;
+pub mod sim;
+
+use std::time::{Duration, Instant};
+
+use commuter_engine::{
+    ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, explore,
+    with_fresh_context,
+};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use select::{CallSet, SelectError, select_call_sets};
+pub use sim::{Verdict, slot_name};
+
+/// The schema identifier and version of [`Analysis`] as written to `analysis.json`.
+pub const ANALYSIS_SCHEMA: &str = "commuter.analysis";
+pub const ANALYSIS_VERSION: u32 = 1;
+
+/// Options of an analysis.
+#[derive(Clone, Debug, Default)]
+pub struct AnalyzeOptions {
+    pub explore: ExploreOptions,
+    /// Compute a human-readable condition for every path.
+    pub print_conds: bool,
+}
+
+/// Errors of the analyzer.
+#[derive(Debug, Error)]
+pub enum AnalyzeError {
+    #[error("analysing {calls}: {source}")]
+    Engine {
+        calls: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error(transparent)]
+    Select(#[from] SelectError),
+}
+
+/// Whether a call set commutes on all, some or none of its paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Commutes {
+    Always,
+    Sometimes,
+    Never,
+}
+
+/// One path of a call set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathReport {
+    /// Stable id: `<call>_<call>_<index>`.
+    pub id: String,
+    /// The branch decisions that identify the path, `T`/`F` per decision.
+    pub decisions: String,
+    pub commutes: bool,
+    /// For divergent paths: which comparisons fail ("ab/ba state", "a/ba result", ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub divergence: Vec<String>,
+    /// The path condition, simplified, when conditions were requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Solver answers of `unknown` on this path (each side was kept as feasible).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknowns: Vec<String>,
+}
+
+/// The analysis of one call set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallSetReport {
+    pub calls: Vec<String>,
+    pub paths: usize,
+    pub commutative_paths: usize,
+    pub unknowns: usize,
+    pub commutes: Commutes,
+    /// True if `max_paths` stopped the exploration (the counts are then lower bounds).
+    #[serde(default)]
+    pub truncated: bool,
+    pub path_list: Vec<PathReport>,
+    /// Wall time of this call set (not serialized: reports must be reproducible).
+    #[serde(skip)]
+    pub time: Duration,
+    #[serde(skip)]
+    pub stats: Option<ExploreStats>,
+}
+
+impl CallSetReport {
+    pub fn name(&self) -> String {
+        self.calls.join("/")
+    }
+}
+
+/// A whole analysis: what `analysis.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub schema: String,
+    pub version: u32,
+    pub model: String,
+    /// Calls per set (`--ncomb`).
+    pub ncomb: usize,
+    /// The `-f` selection as given, if any.
+    pub functions: Option<String>,
+    pub call_sets: Vec<CallSetReport>,
+}
+
+impl Analysis {
+    pub fn total_paths(&self) -> usize {
+        self.call_sets.iter().map(|c| c.paths).sum()
+    }
+    pub fn total_commutative(&self) -> usize {
+        self.call_sets.iter().map(|c| c.commutative_paths).sum()
+    }
+    pub fn total_unknowns(&self) -> usize {
+        self.call_sets.iter().map(|c| c.unknowns).sum()
+    }
+}
+
+/// Analyze the given call sets of `model`, in parallel; `on_done` is told of each finished set.
+pub fn analyze(
+    model: &dyn DynModel,
+    sets: &[CallSet],
+    opts: &AnalyzeOptions,
+    functions: Option<&str>,
+    on_done: &(dyn Fn(&CallSetReport) + Sync),
+) -> Result<Analysis, AnalyzeError> {
+    let call_sets = sets
+        .par_iter()
+        .map(|set| {
+            let report = analyze_call_set(model, set, opts)?;
+            on_done(&report);
+            Ok(report)
+        })
+        .collect::<Result<Vec<_>, AnalyzeError>>()?;
+    Ok(Analysis {
+        schema: ANALYSIS_SCHEMA.to_string(),
+        version: ANALYSIS_VERSION,
+        model: model.name().to_string(),
+        ncomb: sets.iter().map(Vec::len).max().unwrap_or(0),
+        functions: functions.map(str::to_string),
+        call_sets,
+    })
+}
+
+/// Analyze one call set on the current thread (with a fresh Z3 context).
+pub fn analyze_call_set(
+    model: &dyn DynModel,
+    set: &[usize],
+    opts: &AnalyzeOptions,
+) -> Result<CallSetReport, AnalyzeError> {
+    let info = model.call_info();
+    let calls: Vec<String> = set.iter().map(|&c| info[c].name.to_string()).collect();
+    let started = Instant::now();
+    let mut report = with_fresh_context(|| explore_call_set(model, set, &calls, opts))?;
+    report.time = started.elapsed();
+    Ok(report)
+}
+
+fn explore_call_set(
+    model: &dyn DynModel,
+    set: &[usize],
+    calls: &[String],
+    opts: &AnalyzeOptions,
+) -> Result<CallSetReport, AnalyzeError> {
+    let instance = model.instantiate();
+    let processes = model.processes();
+    let exploration = explore(&opts.explore, || {
+        sim::check_call_set(instance.as_ref(), set, processes)
+    })
+    .map_err(|source| AnalyzeError::Engine {
+        calls: calls.join("/"),
+        source,
+    })?;
+    let printer = opts.print_conds.then(ConditionPrinter::new);
+    let prefix = calls.join("_");
+    let path_list: Vec<PathReport> = exploration
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (commutes, divergence) = match &p.value {
+                Verdict::Commutes => (true, Vec::new()),
+                Verdict::Diverges { reasons } => (false, reasons.clone()),
+            };
+            PathReport {
+                id: format!("{prefix}_{i}"),
+                decisions: p
+                    .decisions
+                    .iter()
+                    .map(|&d| if d { 'T' } else { 'F' })
+                    .collect(),
+                commutes,
+                divergence,
+                condition: printer.as_ref().map(|pr| pr.render(&p.constraints, &[])),
+                unknowns: p.unknowns.clone(),
+            }
+        })
+        .collect();
+    let commutative_paths = path_list.iter().filter(|p| p.commutes).count();
+    let paths = path_list.len();
+    Ok(CallSetReport {
+        calls: calls.to_vec(),
+        paths,
+        commutative_paths,
+        unknowns: path_list.iter().map(|p| p.unknowns.len()).sum(),
+        commutes: match commutative_paths {
+            0 => Commutes::Never,
+            n if n == paths => Commutes::Always,
+            _ => Commutes::Sometimes,
+        },
+        truncated: exploration.truncated,
+        path_list,
+        time: Duration::ZERO,
+        stats: Some(exploration.stats),
+    })
+}

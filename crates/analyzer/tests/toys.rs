@@ -1,0 +1,208 @@
+//! Known answers of the toy models (after the original Commuter's models and the paper).
+
+use commuter_analyzer::{
+    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_call_sets,
+};
+use commuter_models::find_model;
+
+fn run(model: &str, functions: Option<&str>) -> Analysis {
+    let m = find_model(model).expect("built-in model");
+    let info = m.call_info();
+    let names: Vec<&str> = info.iter().map(|c| c.name).collect();
+    let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
+    let sets = select_call_sets(&names, &defaults, functions, 2).expect("valid selection");
+    let opts = AnalyzeOptions {
+        print_conds: true,
+        ..Default::default()
+    };
+    analyze(m.as_ref(), &sets, &opts, functions, &|_| {}).expect("analysis runs")
+}
+
+fn set<'a>(a: &'a Analysis, name: &str) -> &'a CallSetReport {
+    a.call_sets
+        .iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "call set {name} in {:?}",
+                a.call_sets.iter().map(|c| c.name()).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn commute_conditions(cs: &CallSetReport) -> Vec<String> {
+    cs.path_list
+        .iter()
+        .filter(|p| p.commutes)
+        .filter_map(|p| p.condition.clone())
+        .collect()
+}
+
+/// Text of every path, for snapshots.
+fn render(a: &Analysis) -> String {
+    let mut out = String::new();
+    for cs in &a.call_sets {
+        out.push_str(&format!(
+            "{} ({:?}, {} paths)\n",
+            cs.name(),
+            cs.commutes,
+            cs.paths
+        ));
+        for p in &cs.path_list {
+            let verdict = if p.commutes {
+                "commutes".to_string()
+            } else {
+                format!("diverges [{}]", p.divergence.join(", "))
+            };
+            out.push_str(&format!(
+                "  {verdict} when {}\n",
+                p.condition.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn counter_known_answers() {
+    let a = run("counter", None);
+    assert_eq!(set(&a, "inc/inc").commutes, Commutes::Always);
+    assert_eq!(set(&a, "iszero/iszero").commutes, Commutes::Always);
+    assert_eq!(set(&a, "inc/dec").commutes, Commutes::Always);
+    let inc_iszero = set(&a, "inc/iszero");
+    assert_eq!(inc_iszero.commutes, Commutes::Sometimes);
+    assert_eq!(commute_conditions(inc_iszero), ["s.counter != 0"]);
+    assert_eq!(
+        commute_conditions(set(&a, "dec/iszero")),
+        ["s.counter != 1"]
+    );
+    let diverging = inc_iszero
+        .path_list
+        .iter()
+        .find(|p| !p.commutes)
+        .expect("a diverging path");
+    assert_eq!(diverging.divergence, ["ab/b result"]);
+    assert_eq!(a.total_unknowns(), 0);
+    insta::assert_snapshot!(render(&a));
+}
+
+#[test]
+fn getset_known_answers() {
+    let a = run("getset", None);
+    assert_eq!(set(&a, "get/get").commutes, Commutes::Always);
+    assert_eq!(commute_conditions(set(&a, "set/set")), ["b.val == a.val"]);
+    let set_get = set(&a, "set/get");
+    assert_eq!(set_get.commutes, Commutes::Sometimes);
+    assert_eq!(commute_conditions(set_get), ["a.val == s.val"]);
+    insta::assert_snapshot!(render(&a));
+}
+
+#[test]
+fn watermark_known_answers() {
+    let a = run("watermark", None);
+    assert_eq!(set(&a, "put/put").commutes, Commutes::Always);
+    assert_eq!(set(&a, "max/max").commutes, Commutes::Always);
+    let put_max = set(&a, "put/max");
+    assert_eq!(put_max.commutes, Commutes::Sometimes);
+    assert_eq!(commute_conditions(put_max), ["a.val <= s.val"]);
+    insta::assert_snapshot!(render(&a));
+}
+
+#[test]
+fn rename_known_answers() {
+    let a = run("rename", None);
+    let rr = set(&a, "rename/rename");
+    assert_eq!(rr.commutes, Commutes::Sometimes);
+    let conds = commute_conditions(rr);
+    // Both sources absent.
+    assert!(
+        conds.contains(&"!s.dir.contains(a.src) && !s.dir.contains(b.src)".to_string()),
+        "{conds:#?}"
+    );
+    // All four names distinct, both sources present, no destination present.
+    assert!(
+        conds.iter().any(|c| c.contains("b.src != a.src")
+            && c.contains("b.dst != a.dst")
+            && c.contains("!s.dir.contains(a.dst)")
+            && c.contains("!s.dir.contains(b.dst)")),
+        "{conds:#?}"
+    );
+    // Equal sources never commute (both present): a diverging path has `b.src == a.src`.
+    for p in rr.path_list.iter().filter(|p| p.commutes) {
+        let c = p.condition.as_deref().unwrap_or_default();
+        assert!(
+            !c.contains("b.src == a.src && s.dir.contains(b.src)") || c.contains("b.src == b.dst"),
+            "{c}"
+        );
+    }
+    // One's destination is the other's source: a swap diverges on the final state.
+    assert!(
+        rr.path_list
+            .iter()
+            .any(|p| !p.commutes && p.divergence == ["ab/ba state"])
+    );
+    insta::assert_snapshot!(render(&a));
+}
+
+#[test]
+fn trackforget_known_answers() {
+    let a = run("trackforget", None);
+    assert_eq!(commute_conditions(set(&a, "track/track")), ["s.forgot"]);
+    assert_eq!(commute_conditions(set(&a, "track/report")), ["s.forgot"]);
+    assert_eq!(set(&a, "track/forget").commutes, Commutes::Always);
+    assert_eq!(set(&a, "forget/forget").commutes, Commutes::Always);
+    assert_eq!(set(&a, "report/report").commutes, Commutes::Always);
+    let rf = commute_conditions(set(&a, "report/forget"));
+    assert_eq!(rf, ["!s.forgot && s.events.len == 0", "s.forgot"]);
+    insta::assert_snapshot!(render(&a));
+}
+
+#[test]
+fn upipe_known_answers() {
+    let a = run("upipe", None);
+    assert_eq!(set(&a, "write/write").commutes, Commutes::Always);
+    let wr = set(&a, "write/read");
+    assert_eq!(wr.commutes, Commutes::Sometimes);
+    let empty = wr
+        .path_list
+        .iter()
+        .find(|p| !p.commutes)
+        .expect("empty pipe diverges");
+    assert_eq!(empty.condition.as_deref(), Some("s.elems.len == 0"));
+    let rr = set(&a, "read/read");
+    let single = rr
+        .path_list
+        .iter()
+        .find(|p| !p.commutes)
+        .expect("one element diverges");
+    assert_eq!(single.condition.as_deref(), Some("s.elems.len == 1"));
+    assert_eq!(rr.commutative_paths, 2);
+    assert_eq!(a.total_unknowns(), 0);
+}
+
+#[test]
+fn three_call_sets_walk_the_subset_lattice() {
+    let m = find_model("counter").expect("counter");
+    let opts = AnalyzeOptions {
+        print_conds: true,
+        ..Default::default()
+    };
+    let sets = select_call_sets(
+        &["inc", "dec", "iszero"],
+        &[true; 3],
+        Some("inc/inc/iszero"),
+        3,
+    )
+    .expect("set");
+    let a = analyze(m.as_ref(), &sets, &opts, None, &|_| {}).expect("runs");
+    let cs = &a.call_sets[0];
+    assert_eq!(cs.calls, ["inc", "inc", "iszero"]);
+    assert_eq!(commute_conditions(cs), ["s.counter != 0"]);
+}
+
+#[test]
+fn output_is_deterministic() {
+    let first = serde_json::to_string(&run("rename", None)).expect("json");
+    let second = serde_json::to_string(&run("rename", None)).expect("json");
+    assert_eq!(first, second);
+}

@@ -1,0 +1,597 @@
+//! The path explorer: runs a pure model function again and again, once per feasible path.
+//!
+//! Model code asks for a concrete `bool` whenever it branches on a symbolic condition. During a
+//! run the executor either replays a recorded decision (the prefix that identifies the path) or,
+//! at a new branch point, asks Z3 which sides are feasible, takes one and schedules the other as a
+//! new prefix. Re-execution is cheap because models are pure Rust and Z3 hash-conses terms, so a
+//! replayed run rebuilds identical terms; it avoids forking processes that own a Z3 context.
+//!
+//! Two measured tricks keep the solver busy only when needed: a branch condition that simplifies
+//! to a constant costs no query, and a condition whose value is known in the saved model of the
+//! current path has that side feasible for free, so only the other side is checked.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use z3::ast::{Ast, Bool as ZBool, Dynamic};
+use z3::{Model as ZModel, Params, SatResult, Solver};
+
+use crate::error::EngineError;
+
+/// Options for one exploration.
+#[derive(Clone, Debug)]
+pub struct ExploreOptions {
+    /// Evaluate new branch conditions in the saved model of the path before asking the solver.
+    pub use_saved_models: bool,
+    /// A single solver check that takes longer answers `unknown` (recorded, never fatal).
+    pub solver_timeout: Option<Duration>,
+    /// Stop after this many completed paths (the result says it was truncated).
+    pub max_paths: Option<usize>,
+}
+
+impl Default for ExploreOptions {
+    fn default() -> Self {
+        ExploreOptions {
+            use_saved_models: true,
+            solver_timeout: Some(Duration::from_secs(60)),
+            max_paths: None,
+        }
+    }
+}
+
+/// Counters of one exploration, summed over its runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExploreStats {
+    /// Executions of the model function (completed, infeasible or abandoned).
+    pub runs: u64,
+    /// Runs abandoned because an assumption made the path infeasible.
+    pub infeasible: u64,
+    /// New branch points, where the solver had to be consulted or the saved model answered.
+    pub branch_points: u64,
+    /// Branches whose condition simplified to a constant.
+    pub constant_branches: u64,
+    /// Solver checks issued.
+    pub solver_checks: u64,
+}
+
+impl ExploreStats {
+    fn add(&mut self, o: &ExploreStats) {
+        self.runs += o.runs;
+        self.infeasible += o.infeasible;
+        self.branch_points += o.branch_points;
+        self.constant_branches += o.constant_branches;
+        self.solver_checks += o.solver_checks;
+    }
+}
+
+/// Why a constraint is on a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// The model branched and this path took the side where the formula holds.
+    Branch,
+    /// The model assumed the formula (invariants, preconditions, bounds).
+    Assumption,
+}
+
+/// One conjunct of a path condition.
+#[derive(Clone, Debug)]
+pub struct Constraint {
+    /// The formula as the solver saw it (after simplification).
+    pub formula: ZBool,
+    pub kind: ConstraintKind,
+}
+
+/// A completed path: its decisions, its condition and what the model function returned.
+pub struct Path<R> {
+    /// The branch decisions that identify the path (replaying them rebuilds it).
+    pub decisions: Vec<bool>,
+    /// Branch constraints and assumptions, in the order they were made.
+    pub constraints: Vec<Constraint>,
+    /// Internal choices (`internal_*` values) made on this path.
+    pub internals: Vec<Dynamic>,
+    /// Solver answers of `unknown` met on this path (the side was treated as feasible).
+    pub unknowns: Vec<String>,
+    /// A model of the path condition, when one is known.
+    pub model: Option<ZModel>,
+    /// What the model function returned.
+    pub value: R,
+}
+
+impl<R> Path<R> {
+    /// The whole path condition as one formula.
+    pub fn condition(&self) -> ZBool {
+        let parts: Vec<&ZBool> = self.constraints.iter().map(|c| &c.formula).collect();
+        ZBool::and(&parts)
+    }
+}
+
+/// The result of exploring a model function.
+pub struct Exploration<R> {
+    /// Completed paths, ordered by decision vector (a canonical, solver-independent order).
+    pub paths: Vec<Path<R>>,
+    pub stats: ExploreStats,
+    /// True when `max_paths` stopped the exploration early.
+    pub truncated: bool,
+}
+
+/// Panic payload that abandons an infeasible path; never escapes `explore`.
+struct Infeasible;
+
+struct Executor {
+    prefix: Vec<bool>,
+    pos: usize,
+    solver: Solver,
+    /// A model of the current path condition, if known.
+    model: Option<ZModel>,
+    constraints: Vec<Constraint>,
+    internals: Vec<Dynamic>,
+    unknowns: Vec<String>,
+    pending: Vec<Pending>,
+    fresh_counter: u32,
+    thread: usize,
+    assumed: HashSet<ZBool>,
+    stats: ExploreStats,
+    use_saved_models: bool,
+}
+
+struct Pending {
+    prefix: Vec<bool>,
+    model: Option<ZModel>,
+}
+
+/// Outcome of one solver check.
+enum Check {
+    Sat(Option<ZModel>),
+    Unsat,
+    Unknown(String),
+}
+
+impl Check {
+    fn feasible(&self) -> bool {
+        !matches!(self, Check::Unsat)
+    }
+    fn into_model(self) -> Option<ZModel> {
+        match self {
+            Check::Sat(m) => m,
+            _ => None,
+        }
+    }
+}
+
+thread_local! {
+    static EXECUTOR: RefCell<Option<Executor>> = const { RefCell::new(None) };
+}
+
+impl Executor {
+    fn check(&mut self, extra: &ZBool) -> Check {
+        self.solver.push();
+        self.solver.assert(extra);
+        let result = self.solver.check();
+        self.stats.solver_checks += 1;
+        let check = match result {
+            SatResult::Sat => Check::Sat(self.solver.get_model()),
+            SatResult::Unsat => Check::Unsat,
+            SatResult::Unknown => Check::Unknown(
+                self.solver
+                    .get_reason_unknown()
+                    .unwrap_or_else(|| "unknown".to_string()),
+            ),
+        };
+        self.solver.pop(1);
+        check
+    }
+
+    fn record(&mut self, formula: ZBool, kind: ConstraintKind) {
+        self.solver.assert(&formula);
+        self.constraints.push(Constraint { formula, kind });
+    }
+
+    fn saved_value(&self, c: &ZBool) -> Option<bool> {
+        if !self.use_saved_models {
+            return None;
+        }
+        self.model.as_ref()?.eval(c, true)?.as_bool()
+    }
+
+    fn note_unknown(&mut self, what: &str, check: &Check) {
+        if let Check::Unknown(reason) = check {
+            self.unknowns.push(format!("{what}: {reason}"));
+        }
+    }
+
+    fn replaying(&self) -> bool {
+        self.pos < self.prefix.len()
+    }
+
+    fn take_recorded(&mut self) -> bool {
+        let d = self.prefix[self.pos];
+        self.pos += 1;
+        d
+    }
+
+    fn commit(&mut self, take: bool) {
+        self.prefix.push(take);
+        self.pos += 1;
+    }
+
+    fn schedule(&mut self, side: bool, model: Option<ZModel>) {
+        let mut prefix = self.prefix.clone();
+        prefix.push(side);
+        self.pending.push(Pending { prefix, model });
+    }
+
+    /// Decide a branch between `when_true` and `when_false`, two formulas whose disjunction
+    /// holds under the path condition (for a plain branch: `c` and `not c`; then they are
+    /// `complementary` and a saved model that falsifies `when_true` proves `when_false` feasible).
+    fn branch_between(&mut self, when_true: ZBool, when_false: ZBool, complementary: bool) -> bool {
+        if self.replaying() {
+            let d = self.take_recorded();
+            self.record(
+                if d { when_true } else { when_false },
+                ConstraintKind::Branch,
+            );
+            return d;
+        }
+        self.stats.branch_points += 1;
+        let known = self.saved_value(&when_true).filter(|&v| v || complementary);
+        let take = match known {
+            Some(v) => {
+                let other = if v { &when_false } else { &when_true };
+                let check = self.check(&other.clone());
+                self.note_unknown("branch", &check);
+                if check.feasible() {
+                    let m = check.into_model();
+                    self.schedule(!v, m);
+                }
+                v
+            }
+            None => {
+                let t = self.check(&when_true);
+                let f = self.check(&when_false);
+                self.note_unknown("branch (true side)", &t);
+                self.note_unknown("branch (false side)", &f);
+                match (t.feasible(), f.feasible()) {
+                    (true, true) => {
+                        self.schedule(false, f.into_model());
+                        self.model = t.into_model();
+                        true
+                    }
+                    (true, false) => {
+                        self.model = t.into_model();
+                        true
+                    }
+                    (false, true) => {
+                        self.model = f.into_model();
+                        false
+                    }
+                    (false, false) => panic::panic_any(Infeasible),
+                }
+            }
+        };
+        self.commit(take);
+        self.record(
+            if take { when_true } else { when_false },
+            ConstraintKind::Branch,
+        );
+        take
+    }
+
+    fn branch(&mut self, c: &ZBool) -> bool {
+        let c = c.simplify();
+        if let Some(b) = c.as_bool() {
+            self.stats.constant_branches += 1;
+            return b;
+        }
+        let not_c = c.not();
+        self.branch_between(c, not_c, true)
+    }
+
+    /// Branch on "some choice of this path's internal values makes `c` hold".
+    fn branch_exists_internals(&mut self, c: &ZBool) -> bool {
+        let c = c.simplify();
+        if let Some(b) = c.as_bool() {
+            self.stats.constant_branches += 1;
+            return b;
+        }
+        let none_works = if self.internals.is_empty() {
+            c.not()
+        } else {
+            self.no_internal_choice_satisfies(&c)
+        };
+        if self.replaying() {
+            let d = self.take_recorded();
+            self.record(if d { c } else { none_works }, ConstraintKind::Branch);
+            return d;
+        }
+        if !self.internals.is_empty() && !self.check(&c.not()).feasible() {
+            // Every choice satisfies `c` here: skip the quantified query, keep one decision.
+            self.stats.branch_points += 1;
+            self.commit(true);
+            self.record(c, ConstraintKind::Branch);
+            return true;
+        }
+        let complementary = self.internals.is_empty();
+        self.branch_between(c, none_works, complementary)
+    }
+
+    /// `forall I'. not (pc[I'/I] and c[I'/I])`, with I the path's internal values.
+    fn no_internal_choice_satisfies(&self, c: &ZBool) -> ZBool {
+        let primed: Vec<Dynamic> = self
+            .internals
+            .iter()
+            .map(|v| Dynamic::new_const(format!("{v}'"), &v.get_sort()))
+            .collect();
+        let pairs: Vec<(&Dynamic, &Dynamic)> = self.internals.iter().zip(primed.iter()).collect();
+        let mut parts: Vec<ZBool> = self
+            .constraints
+            .iter()
+            .map(|k| substitute(&k.formula, &pairs))
+            .collect();
+        parts.push(substitute(c, &pairs));
+        let body = ZBool::and(&parts).not();
+        let bound: Vec<&dyn Ast> = primed.iter().map(|v| v as &dyn Ast).collect();
+        z3::ast::forall_const(&bound, &[], &body)
+    }
+
+    fn assume(&mut self, c: &ZBool) {
+        let c = c.simplify();
+        if let Some(b) = c.as_bool() {
+            if !b {
+                panic::panic_any(Infeasible);
+            }
+            return;
+        }
+        if !self.assumed.insert(c.clone()) {
+            return;
+        }
+        if !self.replaying() && self.saved_value(&c) != Some(true) {
+            let check = self.check(&c);
+            self.note_unknown("assumption", &check);
+            match check {
+                Check::Unsat => panic::panic_any(Infeasible),
+                Check::Sat(m) => self.model = m,
+                Check::Unknown(_) => self.model = None,
+            }
+        }
+        self.record(c, ConstraintKind::Assumption);
+    }
+
+    fn may_hold(&mut self, c: &ZBool) -> bool {
+        let c = c.simplify();
+        if let Some(b) = c.as_bool() {
+            return b;
+        }
+        if self.saved_value(&c) == Some(true) {
+            return true;
+        }
+        let check = self.check(&c);
+        self.note_unknown("query", &check);
+        check.feasible()
+    }
+}
+
+fn substitute(f: &ZBool, pairs: &[(&Dynamic, &Dynamic)]) -> ZBool {
+    f.substitute(pairs)
+}
+
+fn with_executor<T>(what: &str, f: impl FnOnce(&mut Executor) -> T) -> T {
+    EXECUTOR.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        match guard.as_mut() {
+            Some(ex) => f(ex),
+            None => panic!("{what} called outside commuter_engine::explore"),
+        }
+    })
+}
+
+/// Branch on a symbolic condition: explores both feasible sides, returns this path's side.
+pub(crate) fn branch(c: &ZBool) -> bool {
+    with_executor("branch", |e| e.branch(c))
+}
+
+/// Branch on whether some choice of the path's internal values makes `c` hold.
+///
+/// The `true` side is the path condition with `c`; the `false` side is the part of the path's
+/// inputs (state and arguments) for which *no* internal choice on this path satisfies `c`.
+/// Without internal values this is an ordinary branch.
+pub fn branch_exists_internals(c: &crate::Bool) -> bool {
+    with_executor("branch_exists_internals", |e| {
+        e.branch_exists_internals(&c.0)
+    })
+}
+
+/// Restrict the current path to states where `c` holds; an infeasible path is abandoned.
+pub fn assume(c: &crate::Bool) {
+    with_executor("assume", |e| e.assume(&c.0))
+}
+
+/// Whether `c` can hold on the current path (one solver query; nothing is recorded).
+pub fn may_hold(c: &crate::Bool) -> bool {
+    with_executor("may_hold", |e| e.may_hold(&c.0))
+}
+
+/// Whether `c` holds in the path's current witness model, if one is known.
+pub fn holds_in_witness(c: &crate::Bool) -> Option<bool> {
+    with_executor("holds_in_witness", |e| {
+        e.model.as_ref()?.eval(&c.0, true)?.as_bool()
+    })
+}
+
+/// A deterministic unique name (the same in every re-execution of the same path).
+pub fn fresh_name(prefix: &str) -> String {
+    with_executor("fresh_name", |e| {
+        e.fresh_counter += 1;
+        format!("{prefix}#{}", e.fresh_counter)
+    })
+}
+
+/// The index of the calling thread: the position of the running call in its call set.
+///
+/// Models use it for per-thread behaviour (e.g. a log of which thread did what).
+pub fn current_thread() -> usize {
+    with_executor("current_thread", |e| e.thread)
+}
+
+/// Set by the analyzer before it runs each call.
+pub fn set_current_thread(index: usize) {
+    with_executor("set_current_thread", |e| e.thread = index)
+}
+
+/// Register a fresh constant as an internal choice of the implementation.
+pub(crate) fn register_internal(v: Dynamic) {
+    with_executor("internal", |e| e.internals.push(v))
+}
+
+/// True inside `explore`.
+pub fn exploring() -> bool {
+    EXECUTOR.with(|cell| cell.borrow().is_some())
+}
+
+fn install_quiet_panic_hook() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<Infeasible>().is_none() {
+                previous(info)
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+fn new_solver(opts: &ExploreOptions) -> Solver {
+    let solver = Solver::new();
+    if let Some(t) = opts.solver_timeout {
+        let mut p = Params::new();
+        p.set_u32("timeout", t.as_millis().min(u32::MAX as u128) as u32);
+        solver.set_params(&p);
+    }
+    solver
+}
+
+enum RunOutcome<R> {
+    Completed(Path<R>),
+    Infeasible,
+}
+
+fn run_once<R>(
+    f: &mut dyn FnMut() -> R,
+    start: Pending,
+    solver: Solver,
+    opts: &ExploreOptions,
+    stats: &mut ExploreStats,
+    pending: &mut Vec<Pending>,
+) -> Result<(RunOutcome<R>, Solver), EngineError> {
+    solver.reset();
+    let decisions_hint = start.prefix.clone();
+    let executor = Executor {
+        prefix: start.prefix,
+        pos: 0,
+        solver,
+        model: start.model,
+        constraints: Vec::new(),
+        internals: Vec::new(),
+        unknowns: Vec::new(),
+        pending: Vec::new(),
+        fresh_counter: 0,
+        thread: 0,
+        assumed: HashSet::new(),
+        stats: ExploreStats::default(),
+        use_saved_models: opts.use_saved_models,
+    };
+    EXECUTOR.with(|cell| *cell.borrow_mut() = Some(executor));
+    let result = panic::catch_unwind(AssertUnwindSafe(&mut *f));
+    let ex = EXECUTOR
+        .with(|cell| cell.borrow_mut().take())
+        .ok_or(EngineError::ExecutorLost)?;
+    stats.add(&ex.stats);
+    stats.runs += 1;
+    pending.extend(ex.pending);
+    match result {
+        Ok(value) => {
+            let path = Path {
+                decisions: ex.prefix,
+                constraints: ex.constraints,
+                internals: ex.internals,
+                unknowns: ex.unknowns,
+                model: ex.model,
+                value,
+            };
+            Ok((RunOutcome::Completed(path), ex.solver))
+        }
+        Err(p) if p.downcast_ref::<Infeasible>().is_some() => {
+            stats.infeasible += 1;
+            Ok((RunOutcome::Infeasible, ex.solver))
+        }
+        Err(p) => Err(EngineError::ModelPanicked {
+            message: panic_message(p.as_ref()),
+            decisions: decisions_hint,
+        }),
+    }
+}
+
+/// Explore every feasible path of `f`, a pure function of symbolic values.
+///
+/// `f` is run once per path (and once per infeasible prefix); it must build the same terms for
+/// the same decisions, which holds for any function whose only source of nondeterminism is the
+/// engine. Paths come back in a canonical order, independent of the solver's models.
+pub fn explore<R>(
+    opts: &ExploreOptions,
+    mut f: impl FnMut() -> R,
+) -> Result<Exploration<R>, EngineError> {
+    if exploring() {
+        return Err(EngineError::NestedExplore);
+    }
+    install_quiet_panic_hook();
+    let mut stats = ExploreStats::default();
+    let mut paths = Vec::new();
+    let mut queue = vec![Pending {
+        prefix: Vec::new(),
+        model: None,
+    }];
+    let mut solver = new_solver(opts);
+    let mut truncated = false;
+    while let Some(start) = queue.pop() {
+        if opts.max_paths.is_some_and(|m| paths.len() >= m) {
+            truncated = true;
+            break;
+        }
+        let mut discovered = Vec::new();
+        let (outcome, s) = run_once(&mut f, start, solver, opts, &mut stats, &mut discovered)?;
+        solver = s;
+        // Depth-first: explore the most recently discovered alternative first.
+        queue.extend(discovered);
+        if let RunOutcome::Completed(p) = outcome {
+            paths.push(p);
+        }
+    }
+    paths.sort_by(|a, b| a.decisions.cmp(&b.decisions));
+    Ok(Exploration {
+        paths,
+        stats,
+        truncated,
+    })
+}
+
+/// Run `f` with a fresh Z3 context on this thread, so that term creation order (and with it
+/// every simplified formula and model) does not depend on what the thread did before.
+pub fn with_fresh_context<T: Send + Sync>(f: impl FnOnce() -> T + Send + Sync) -> T {
+    let cfg = z3::Config::new();
+    crate::value::new_context_generation();
+    let result = z3::with_z3_config(&cfg, f);
+    crate::value::new_context_generation();
+    result
+}

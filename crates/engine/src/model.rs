@@ -1,0 +1,221 @@
+//! The model API: what an interface model declares, and its type-erased form that the analyzer
+//! and the CLI work with.
+
+use std::any::Any;
+use std::fmt;
+
+use crate::value::{Bool, Int, SymEq, Symbolic};
+
+/// An interface model: a symbolic state and the calls that act on it.
+///
+/// ```ignore
+/// struct Counter;
+/// impl Model for Counter {
+///     type State = CounterState;
+///     fn name(&self) -> &'static str { "counter" }
+///     fn description(&self) -> &'static str { "an integer counter" }
+///     fn calls(&self) -> Vec<Call<CounterState>> {
+///         vec![Call::new("inc", inc), Call::new("iszero", iszero)]
+///     }
+/// }
+/// ```
+pub trait Model: Send + Sync + 'static {
+    /// The whole state; its [`SymEq`] is the model's notion of "indistinguishable states".
+    type State: Symbolic;
+    /// Short identifier used on the command line.
+    fn name(&self) -> &'static str;
+    /// One line for `commuter models`.
+    fn description(&self) -> &'static str;
+    /// The calls, in a fixed order (the order of call sets in every report).
+    fn calls(&self) -> Vec<Call<Self::State>>;
+    /// Calls left out when the user does not select calls (e.g. POSIX's sync, fsync, reboot).
+    fn excluded_by_default(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// How many processes calls with a process argument can run in.
+    fn processes(&self) -> usize {
+        1
+    }
+    /// The symbolic initial state (by default: fresh, named `s`).
+    fn initial_state(&self) -> Self::State {
+        Self::State::fresh("s")
+    }
+}
+
+type FreshArgs = Box<dyn Fn(&str) -> Box<dyn Any> + Send + Sync>;
+type RunFn<S> = Box<dyn Fn(&mut S, &dyn Any) -> Box<dyn CallResult> + Send + Sync>;
+type PidFn = Box<dyn Fn(&dyn Any) -> Int + Send + Sync>;
+
+/// One call of a model: a name and a function from state and arguments to a result.
+pub struct Call<S> {
+    name: &'static str,
+    fresh_args: FreshArgs,
+    run: RunFn<S>,
+    pid: Option<PidFn>,
+}
+
+impl<S: 'static> Call<S> {
+    /// A call whose arguments `A` are fresh symbolic values per call slot and whose result `R`
+    /// compares with the model's equality.
+    pub fn new<A, R>(name: &'static str, f: fn(&mut S, &A) -> R) -> Self
+    where
+        A: Symbolic,
+        R: SymEq + fmt::Debug + 'static,
+    {
+        Call {
+            name,
+            fresh_args: Box::new(|prefix| Box::new(A::fresh(prefix))),
+            run: Box::new(move |state, args| {
+                let args = args
+                    .downcast_ref::<A>()
+                    .expect("arguments made by the same call");
+                Box::new(f(state, args))
+            }),
+            pid: None,
+        }
+    }
+
+    /// Declare that the call runs in a process chosen by its arguments.
+    pub fn with_pid<A: Symbolic>(mut self, pid: fn(&A) -> Int) -> Self {
+        self.pid = Some(Box::new(move |args| {
+            pid(args
+                .downcast_ref::<A>()
+                .expect("arguments made by the same call"))
+        }));
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn takes_pid(&self) -> bool {
+        self.pid.is_some()
+    }
+}
+
+/// A call's result, type-erased.
+pub trait CallResult: fmt::Debug {
+    fn as_any(&self) -> &dyn Any;
+    /// Model equality with another result of the same call (false for another type).
+    fn same_as(&self, other: &dyn CallResult) -> Bool;
+}
+
+impl<R: SymEq + fmt::Debug + 'static> CallResult for R {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn same_as(&self, other: &dyn CallResult) -> Bool {
+        match other.as_any().downcast_ref::<R>() {
+            Some(o) => self.sym_eq(o),
+            None => Bool::lit(false),
+        }
+    }
+}
+
+/// A model state, type-erased.
+pub trait AnyState {
+    fn clone_box(&self) -> Box<dyn AnyState>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Model equality with another state of the same model.
+    fn same_as(&self, other: &dyn AnyState) -> Bool;
+}
+
+impl<S: Symbolic> AnyState for S {
+    fn clone_box(&self) -> Box<dyn AnyState> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn same_as(&self, other: &dyn AnyState) -> Bool {
+        match other.as_any().downcast_ref::<S>() {
+            Some(o) => self.sym_eq(o),
+            None => Bool::lit(false),
+        }
+    }
+}
+
+/// Facts about one call, for listings and argument checking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInfo {
+    pub name: &'static str,
+    pub takes_pid: bool,
+    pub default: bool,
+}
+
+/// A model with its types erased: what the analyzer and the CLI use.
+pub trait DynModel: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn call_info(&self) -> Vec<CallInfo>;
+    fn processes(&self) -> usize;
+    /// Everything needed to execute calls on one thread (Z3 terms are per thread).
+    fn instantiate(&self) -> Box<dyn Instance + '_>;
+}
+
+/// A model's calls, ready to run on the current thread.
+pub trait Instance {
+    fn initial_state(&self) -> Box<dyn AnyState>;
+    fn fresh_args(&self, call: usize, prefix: &str) -> Box<dyn Any>;
+    fn run(&self, call: usize, state: &mut dyn AnyState, args: &dyn Any) -> Box<dyn CallResult>;
+    /// The process a call runs in, if the call takes one.
+    fn pid(&self, call: usize, args: &dyn Any) -> Option<Int>;
+}
+
+struct ModelInstance<'m, M: Model> {
+    model: &'m M,
+    calls: Vec<Call<M::State>>,
+}
+
+impl<M: Model> DynModel for M {
+    fn name(&self) -> &'static str {
+        Model::name(self)
+    }
+    fn description(&self) -> &'static str {
+        Model::description(self)
+    }
+    fn call_info(&self) -> Vec<CallInfo> {
+        let excluded = self.excluded_by_default();
+        self.calls()
+            .iter()
+            .map(|c| CallInfo {
+                name: c.name,
+                takes_pid: c.takes_pid(),
+                default: !excluded.contains(&c.name),
+            })
+            .collect()
+    }
+    fn processes(&self) -> usize {
+        Model::processes(self)
+    }
+    fn instantiate(&self) -> Box<dyn Instance + '_> {
+        Box::new(ModelInstance {
+            model: self,
+            calls: self.calls(),
+        })
+    }
+}
+
+impl<M: Model> Instance for ModelInstance<'_, M> {
+    fn initial_state(&self) -> Box<dyn AnyState> {
+        Box::new(self.model.initial_state())
+    }
+    fn fresh_args(&self, call: usize, prefix: &str) -> Box<dyn Any> {
+        (self.calls[call].fresh_args)(prefix)
+    }
+    fn run(&self, call: usize, state: &mut dyn AnyState, args: &dyn Any) -> Box<dyn CallResult> {
+        let state = state
+            .as_any_mut()
+            .downcast_mut::<M::State>()
+            .expect("state made by the same model");
+        (self.calls[call].run)(state, args)
+    }
+    fn pid(&self, call: usize, args: &dyn Any) -> Option<Int> {
+        self.calls[call].pid.as_ref().map(|p| p(args))
+    }
+}

@@ -1,0 +1,26 @@
+//! The built-in interface models, and the registry the CLI lists and runs them from.
+//!
+//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`) are small
+//! interfaces with known commutativity answers; they document the model API by example and
+//! test the pipeline end to end.
+
+pub mod toys;
+
+use commuter_engine::DynModel;
+
+/// Every built-in model, in listing order.
+pub fn builtin_models() -> Vec<Box<dyn DynModel>> {
+    vec![
+        Box::new(toys::counter::CounterModel),
+        Box::new(toys::getset::GetSetModel),
+        Box::new(toys::watermark::WatermarkModel),
+        Box::new(toys::rename::RenameModel),
+        Box::new(toys::trackforget::TrackForgetModel),
+        Box::new(toys::upipe::UpipeModel),
+    ]
+}
+
+/// The built-in model called `name`.
+pub fn find_model(name: &str) -> Option<Box<dyn DynModel>> {
+    builtin_models().into_iter().find(|m| m.name() == name)
+}

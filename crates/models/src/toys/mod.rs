@@ -1,0 +1,8 @@
+//! Toy models with known answers (after the original Commuter's `models/`).
+
+pub mod counter;
+pub mod getset;
+pub mod rename;
+pub mod trackforget;
+pub mod upipe;
+pub mod watermark;
