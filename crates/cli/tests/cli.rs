@@ -1,0 +1,139 @@
+//! End-to-end tests through the real `commuter` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn commuter(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_commuter"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the commuter binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("commuter-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn analyze_prints_conditions_and_writes_json() {
+    let dir = temp_dir("analyze");
+    let out = commuter(
+        &[
+            "analyze",
+            "-m",
+            "counter",
+            "--check-conds",
+            "--print-conds",
+            "-o",
+            "a.json",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("inc/iszero"), "{stdout}");
+    assert!(stdout.contains("commutes when s.counter != 0"), "{stdout}");
+    assert!(
+        stdout.contains("diverges (ab/b result) when s.counter == 0"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("a.json")).expect("written")).expect("json");
+    assert_eq!(json["schema"], "commuter.analysis");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["model"], "counter");
+    assert_eq!(json["call_sets"].as_array().map(Vec::len), Some(6));
+    let inc_inc = &json["call_sets"][0];
+    assert_eq!(inc_inc["calls"], serde_json::json!(["inc", "inc"]));
+    assert_eq!(inc_inc["commutes"], "always");
+}
+
+#[test]
+fn same_input_same_bytes() {
+    let dir = temp_dir("determinism");
+    for (jobs, file) in [("1", "one.json"), ("2", "two.json")] {
+        let out = commuter(
+            &[
+                "analyze",
+                "-m",
+                "rename",
+                "--print-conds",
+                "-j",
+                jobs,
+                "-o",
+                file,
+            ],
+            &dir,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let one = std::fs::read(dir.join("one.json")).expect("one");
+    let two = std::fs::read(dir.join("two.json")).expect("two");
+    assert!(one == two, "analysis.json differs between runs");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_code_2() {
+    let dir = temp_dir("errors");
+    let cases: &[(&[&str], &str)] = &[
+        (&["analyze", "-m", "nosuch"], "unknown model `nosuch`"),
+        (
+            &["analyze", "-m", "counter", "-f", "inc,bogus"],
+            "unknown call `bogus`",
+        ),
+        (
+            &["analyze", "-m", "counter", "-f", "inc/"],
+            "malformed call selection",
+        ),
+        (&["analyze", "-m", "counter", "-f", "{inc"], "expected `}`"),
+        (
+            &["analyze", "-m", "counter", "-n", "0"],
+            "--ncomb must be at least 1",
+        ),
+        (
+            &["analyze", "-m", "counter", "-o", "missing/dir/a.json"],
+            "cannot write",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = commuter(args, &dir);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+    assert!(left.is_empty(), "nothing is written on bad input: {left:?}");
+}
+
+#[test]
+fn models_lists_every_builtin() {
+    let out = commuter(&["models"], &std::env::temp_dir());
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    for m in [
+        "counter",
+        "getset",
+        "watermark",
+        "rename",
+        "trackforget",
+        "upipe",
+    ] {
+        assert!(stdout.contains(m), "{m} missing from {stdout}");
+    }
+}
