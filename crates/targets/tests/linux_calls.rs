@@ -6,70 +6,10 @@
 
 use commuter_guest::plan::*;
 use commuter_targets::linux::{self, LinuxConfig};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn cargo_build(args: &[&str], rustflags: Option<&str>) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut c = Command::new(cargo);
-    c.current_dir(repo())
-        .arg("build")
-        .arg("--release")
-        .args(args);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-    ] {
-        c.env_remove(var);
-    }
-    if let Some(flags) = rustflags {
-        c.env("RUSTFLAGS", flags);
-    }
-    let out = c.output().expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo build {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn built_artifacts() -> (PathBuf, PathBuf) {
-    cargo_build(
-        &[
-            "--manifest-path",
-            "crates/tracer/Cargo.toml",
-            "--target-dir",
-            "target/tracer",
-        ],
-        None,
-    );
-    let target = "x86_64-unknown-linux-gnu";
-    let guest = [
-        "--manifest-path",
-        "crates/guest/Cargo.toml",
-        "--target-dir",
-        "target/guest",
-        "--target",
-        target,
-    ];
-    cargo_build(
-        &guest,
-        Some("-C target-feature=+crt-static -C relocation-model=static"),
-    );
-    (
-        repo().join("target/tracer/release/libcommuter_tracer.so"),
-        repo()
-            .join("target/guest")
-            .join(target)
-            .join("release/commuter-guest"),
-    )
-}
+use common::{build_guest, build_plugin, repo};
+use std::path::PathBuf;
 
 fn exp(ret: Ret) -> Expect {
     Expect {
@@ -464,7 +404,8 @@ fn every_call_returns_what_the_plan_expects() {
         cpus: [1, 2],
         tests,
     };
-    let (plugin, guest) = built_artifacts();
+    let plugin = build_plugin().unwrap_or_else(|e| panic!("{e}"));
+    let guest = build_guest().unwrap_or_else(|e| panic!("{e}"));
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("linux-calls");
     let cfg = LinuxConfig::locate(&repo(), plugin, guest, work).unwrap_or_else(|e| panic!("{e}"));
     let run = linux::run(&cfg, &plan).unwrap_or_else(|e| panic!("{e}"));

@@ -9,76 +9,11 @@ use commuter_guest::plan::{
     Call, Expect, Inode, Name, Op, PLAN_VERSION, Plan, Ret, Setup, StatExpect, Test,
 };
 use commuter_targets::linux::{self, LinuxConfig, LinuxRun, TestOutcome};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{build_guest, build_plugin, repo};
+use std::path::PathBuf;
 use std::sync::OnceLock;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Runs cargo for one of the sibling crates, with a clean environment for its flags.
-fn cargo_build(args: &[&str], rustflags: Option<&str>) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut c = Command::new(cargo);
-    c.current_dir(repo())
-        .arg("build")
-        .arg("--release")
-        .args(args);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-    ] {
-        c.env_remove(var);
-    }
-    if let Some(flags) = rustflags {
-        c.env("RUSTFLAGS", flags);
-    }
-    let out = c.output().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
-}
-
-fn build_plugin() -> Result<PathBuf, String> {
-    cargo_build(
-        &[
-            "--manifest-path",
-            "crates/tracer/Cargo.toml",
-            "--target-dir",
-            "target/tracer",
-        ],
-        None,
-    )?;
-    Ok(repo().join("target/tracer/release/libcommuter_tracer.so"))
-}
-
-fn build_guest() -> Result<PathBuf, String> {
-    let target = "x86_64-unknown-linux-gnu";
-    let args = [
-        "--manifest-path",
-        "crates/guest/Cargo.toml",
-        "--target-dir",
-        "target/guest",
-        "--target",
-        target,
-    ];
-    // --target keeps the static flags off build scripts and proc macros.
-    cargo_build(
-        &args,
-        Some("-C target-feature=+crt-static -C relocation-model=static"),
-    )?;
-    Ok(repo()
-        .join("target/guest")
-        .join(target)
-        .join("release/commuter-guest"))
-}
 
 fn call(proc: usize, op: Op, expect: Expect) -> Call {
     Call { proc, op, expect }
