@@ -13,7 +13,7 @@ pub mod sim;
 use std::time::{Duration, Instant};
 
 use commuter_engine::{
-    ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, explore,
+    ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, Instance, Path, explore,
     with_fresh_context,
 };
 use rayon::prelude::*;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use select::{CallSet, SelectError, select_call_sets};
-pub use sim::{Verdict, slot_name};
+pub use sim::{PathOutcome, Verdict, slot_name};
 
 /// The schema identifier and version of [`Analysis`] as written to `analysis.json`.
 pub const ANALYSIS_SCHEMA: &str = "commuter.analysis";
@@ -158,29 +158,61 @@ pub fn analyze_call_set(
     set: &[usize],
     opts: &AnalyzeOptions,
 ) -> Result<CallSetReport, AnalyzeError> {
+    analyze_call_set_with(model, set, opts, |_| ()).map(|(report, ())| report)
+}
+
+/// A call set's explored paths, still holding their Z3 terms (valid only inside
+/// [`analyze_call_set_with`]).
+pub struct ExploredCallSet<'a> {
+    pub model: &'a dyn DynModel,
+    pub instance: &'a dyn Instance,
+    pub set: &'a [usize],
+    pub calls: &'a [String],
+    pub paths: &'a [Path<PathOutcome>],
+    pub reports: &'a [PathReport],
+}
+
+/// Analyze one call set and, while its terms are alive, let `then` derive more from its paths
+/// (test generation does); `then`'s result must be plain data.
+pub fn analyze_call_set_with<X: Send + Sync>(
+    model: &dyn DynModel,
+    set: &[usize],
+    opts: &AnalyzeOptions,
+    then: impl FnOnce(&ExploredCallSet) -> X + Send + Sync,
+) -> Result<(CallSetReport, X), AnalyzeError> {
     let info = model.call_info();
     let calls: Vec<String> = set.iter().map(|&c| info[c].name.to_string()).collect();
     let started = Instant::now();
-    let mut report = with_fresh_context(|| explore_call_set(model, set, &calls, opts))?;
+    let (mut report, extra) = with_fresh_context(|| {
+        let instance = model.instantiate();
+        let exploration = explore(&opts.explore, || {
+            sim::check_call_set(instance.as_ref(), set, model.processes())
+        })
+        .map_err(|source| AnalyzeError::Engine {
+            calls: calls.join("/"),
+            source,
+        })?;
+        let report = summarize(&calls, &exploration, opts);
+        let explored = ExploredCallSet {
+            model,
+            instance: instance.as_ref(),
+            set,
+            calls: &calls,
+            paths: &exploration.paths,
+            reports: &report.path_list,
+        };
+        let extra = then(&explored);
+        Ok::<_, AnalyzeError>((report, extra))
+    })?;
     report.time = started.elapsed();
-    Ok(report)
+    Ok((report, extra))
 }
 
-fn explore_call_set(
-    model: &dyn DynModel,
-    set: &[usize],
+fn summarize(
     calls: &[String],
+    exploration: &commuter_engine::Exploration<PathOutcome>,
     opts: &AnalyzeOptions,
-) -> Result<CallSetReport, AnalyzeError> {
-    let instance = model.instantiate();
-    let processes = model.processes();
-    let exploration = explore(&opts.explore, || {
-        sim::check_call_set(instance.as_ref(), set, processes)
-    })
-    .map_err(|source| AnalyzeError::Engine {
-        calls: calls.join("/"),
-        source,
-    })?;
+) -> CallSetReport {
     let printer = opts.print_conds.then(ConditionPrinter::new);
     let prefix = calls.join("_");
     let path_list: Vec<PathReport> = exploration
@@ -188,7 +220,7 @@ fn explore_call_set(
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let (commutes, divergence) = match &p.value {
+            let (commutes, divergence) = match &p.value.verdict {
                 Verdict::Commutes => (true, Vec::new()),
                 Verdict::Diverges { reasons } => (false, reasons.clone()),
             };
@@ -208,7 +240,7 @@ fn explore_call_set(
         .collect();
     let commutative_paths = path_list.iter().filter(|p| p.commutes).count();
     let paths = path_list.len();
-    Ok(CallSetReport {
+    CallSetReport {
         calls: calls.to_vec(),
         paths,
         commutative_paths,
@@ -221,6 +253,6 @@ fn explore_call_set(
         truncated: exploration.truncated,
         path_list,
         time: Duration::ZERO,
-        stats: Some(exploration.stats),
-    })
+        stats: Some(exploration.stats.clone()),
+    }
 }

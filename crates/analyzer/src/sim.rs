@@ -32,11 +32,23 @@ pub enum Verdict {
     Diverges { reasons: Vec<String> },
 }
 
+/// Everything a path built, for test generation (Z3 terms: stays on the exploring thread).
+pub struct PathOutcome {
+    pub verdict: Verdict,
+    /// The symbolic initial state.
+    pub initial: Box<dyn AnyState>,
+    /// Each slot's symbolic arguments.
+    pub args: Vec<Box<dyn Any>>,
+    /// Every call's result in every order that ran it: (order name, slot, result).
+    pub results: Vec<(String, usize, Box<dyn CallResult>)>,
+}
+
 struct Walk<'i> {
     instance: &'i dyn Instance,
     set: &'i [usize],
     args: Vec<Box<dyn Any>>,
-    first_results: Vec<Option<(String, Box<dyn CallResult>)>>,
+    first_results: Vec<Option<(String, usize)>>,
+    results: Vec<(String, usize, Box<dyn CallResult>)>,
     states: HashMap<u64, (String, Box<dyn AnyState>)>,
     checks: Vec<(String, Bool)>,
 }
@@ -78,19 +90,20 @@ impl Walk<'_> {
 
     fn compare_result(&mut self, slot: usize, order: &str, result: Box<dyn CallResult>) {
         match &self.first_results[slot] {
-            None => self.first_results[slot] = Some((order.to_string(), result)),
-            Some((first, kept)) => {
+            None => self.first_results[slot] = Some((order.to_string(), self.results.len())),
+            Some((first, index)) => {
                 let label = format!("{first}/{order} result");
-                let same = kept.same_as(result.as_ref());
+                let same = self.results[*index].2.same_as(result.as_ref());
                 self.checks.push((label, same));
             }
         }
+        self.results.push((order.to_string(), slot, result));
     }
 }
 
 /// Run every order of `set` from a fresh state and decide, on the current path, whether the
 /// calls commute. Must run inside `commuter_engine::explore`.
-pub fn check_call_set(instance: &dyn Instance, set: &[usize], processes: usize) -> Verdict {
+pub fn check_call_set(instance: &dyn Instance, set: &[usize], processes: usize) -> PathOutcome {
     let initial = instance.initial_state();
     let args: Vec<Box<dyn Any>> = set
         .iter()
@@ -102,18 +115,25 @@ pub fn check_call_set(instance: &dyn Instance, set: &[usize], processes: usize) 
         instance,
         set,
         args,
-        first_results: (0..set.len()).map(|_| None).collect(),
+        first_results: vec![None; set.len()],
+        results: Vec::new(),
         states: HashMap::new(),
         checks: Vec::new(),
     };
     walk.visit(initial.as_ref(), &mut Vec::new(), 0);
     let agree = Bool::all(walk.checks.iter().map(|(_, c)| c.clone()));
-    if branch_exists_internals(&agree) {
+    let verdict = if branch_exists_internals(&agree) {
         Verdict::Commutes
     } else {
         Verdict::Diverges {
             reasons: divergence_reasons(&walk.checks),
         }
+    };
+    PathOutcome {
+        verdict,
+        initial,
+        args: walk.args,
+        results: walk.results,
     }
 }
 

@@ -3,33 +3,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use commuter_analyzer::{
-    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_call_sets,
-};
-use commuter_engine::{DynModel, ExploreOptions};
-use commuter_models::{builtin_models, find_model};
-use indicatif::{ProgressBar, ProgressStyle};
+use commuter_analyzer::{Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze};
+use commuter_models::builtin_models;
 
-use crate::UsageError;
+use crate::common::{SelectionArgs, progress_bar, to_json};
 use crate::output::AtomicOutput;
-
-/// The model analysed when none is named.
-pub const DEFAULT_MODEL: &str = "rename";
 
 #[derive(Args)]
 pub struct AnalyzeArgs {
-    /// The model to analyze (see `commuter models`).
-    #[arg(short, long, default_value = DEFAULT_MODEL)]
-    model: String,
-    /// Number of calls per call set.
-    #[arg(short = 'n', long = "ncomb", default_value_t = 2)]
-    ncomb: usize,
-    /// Which call sets: names, `*`, `!name`, `a/b` sets, `{..}` groups, comma-separated
-    /// (e.g. `open,stat`, `*,!sync`, `{open,link}/unlink`).
-    #[arg(short, long)]
-    functions: Option<String>,
+    #[command(flatten)]
+    selection: SelectionArgs,
     /// Print, per call set, whether the calls commute always, sometimes or never.
     #[arg(long)]
     check_conds: bool,
@@ -39,19 +24,6 @@ pub struct AnalyzeArgs {
     /// Where to write the analysis (JSON).
     #[arg(short, long, default_value = "analysis.json")]
     output: PathBuf,
-    /// Worker threads (default: all cores).
-    #[arg(short, long)]
-    jobs: Option<usize>,
-    /// Seconds one solver query may take before it counts as `unknown`.
-    #[arg(long, default_value_t = 60)]
-    solver_timeout: u64,
-    /// Stop exploring a call set after this many paths (the report says so).
-    #[arg(long)]
-    max_paths: Option<usize>,
-    /// Ask the solver at every branch instead of first consulting the path's saved model
-    /// (slower; the benchmark's baseline).
-    #[arg(long)]
-    no_saved_models: bool,
 }
 
 pub fn list_models() -> Result<()> {
@@ -73,56 +45,25 @@ pub fn list_models() -> Result<()> {
     Ok(())
 }
 
-fn lookup_model(name: &str) -> Result<Box<dyn DynModel>> {
-    find_model(name).ok_or_else(|| {
-        let known: Vec<&str> = builtin_models().iter().map(|m| m.name()).collect();
-        UsageError(format!(
-            "unknown model `{name}`; the built-in models are: {} (see `commuter models`)",
-            known.join(", ")
-        ))
-        .into()
-    })
-}
-
-fn configure_threads(jobs: Option<usize>) -> Result<()> {
-    if let Some(0) = jobs {
-        return Err(UsageError("--jobs must be at least 1".into()).into());
-    }
-    if let Some(n) = jobs {
-        // Fails only if the pool was already built, which cannot happen in this process.
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("configuring worker threads")?;
-    }
-    Ok(())
-}
-
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
-    let model = lookup_model(&args.model)?;
-    let info = model.call_info();
-    let names: Vec<&str> = info.iter().map(|c| c.name).collect();
-    let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
-    let sets = select_call_sets(&names, &defaults, args.functions.as_deref(), args.ncomb)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let selected = args.selection.resolve()?;
     let out = AtomicOutput::prepare(&args.output)?;
-    configure_threads(args.jobs)?;
     let opts = AnalyzeOptions {
-        explore: ExploreOptions {
-            solver_timeout: Some(Duration::from_secs(args.solver_timeout)),
-            max_paths: args.max_paths,
-            use_saved_models: !args.no_saved_models,
-        },
+        explore: args.selection.explore_options(),
         print_conds: args.print_conds,
     };
-    tracing::info!(model = model.name(), call_sets = sets.len(), "analyzing");
-    let bar = progress_bar(sets.len() as u64);
+    tracing::info!(
+        model = selected.model.name(),
+        call_sets = selected.sets.len(),
+        "analyzing"
+    );
+    let bar = progress_bar(selected.sets.len() as u64);
     let started = Instant::now();
     let analysis = analyze(
-        model.as_ref(),
-        &sets,
+        selected.model.as_ref(),
+        &selected.sets,
         &opts,
-        args.functions.as_deref(),
+        args.selection.functions.as_deref(),
         &|cs: &CallSetReport| {
             bar.set_message(cs.name());
             bar.inc(1);
@@ -130,21 +71,9 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     print_table(&analysis, args, started.elapsed());
-    let mut json = serde_json::to_vec_pretty(&analysis).context("serializing the analysis")?;
-    json.push(b'\n');
-    out.commit(&json)?;
+    out.commit(&to_json(&analysis)?)?;
     println!("wrote {}", args.output.display());
     Ok(())
-}
-
-fn progress_bar(len: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn commutes_word(c: Commutes) -> &'static str {

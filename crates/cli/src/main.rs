@@ -2,7 +2,9 @@
 //! shows progress and writes files. Exit codes: 0 success, 1 failure, 2 bad input.
 
 mod analyze;
+mod common;
 mod output;
+mod testgen;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,10 @@ enum Command {
     Models,
     /// Derive, for every set of calls, exactly when the calls commute.
     Analyze(analyze::AnalyzeArgs),
+    /// Generate concrete test cases for every commutative situation (`tests.json`).
+    Testgen(testgen::TestgenArgs),
+    /// Statistics of a `tests.json`, or the difference between two.
+    Profile(testgen::ProfileArgs),
 }
 
 /// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
@@ -60,6 +66,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Models => analyze::list_models(),
         Command::Analyze(args) => analyze::run(&args),
+        Command::Testgen(args) => testgen::run(&args),
+        Command::Profile(args) => testgen::profile(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -137,3 +137,62 @@ fn models_lists_every_builtin() {
         assert!(stdout.contains(m), "{m} missing from {stdout}");
     }
 }
+
+#[test]
+fn testgen_writes_tests_and_profile_reads_them() {
+    let dir = temp_dir("testgen");
+    let out = commuter(&["testgen", "-m", "rename", "-o", "t.json"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("rename/rename      38           17       65"),
+        "{stdout}"
+    );
+    let out = commuter(
+        &[
+            "testgen",
+            "-m",
+            "rename",
+            "--max-tests-per-path",
+            "2",
+            "-o",
+            "capped.json",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = commuter(&["profile", "t.json"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("rename/rename      38           17       65       0       0")
+    );
+
+    let out = commuter(&["profile", "t.json", "capped.json"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains("rename/rename") && diff.contains("-"),
+        "{diff}"
+    );
+
+    std::fs::write(
+        dir.join("bad.json"),
+        "{\"schema\": \"commuter.tests\", \"version\": 1,",
+    )
+    .expect("write");
+    let out = commuter(&["profile", "bad.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.json: line 1, column"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = commuter(&["profile", "missing.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read `missing.json`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

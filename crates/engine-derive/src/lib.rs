@@ -20,6 +20,7 @@ pub fn derive_symbolic(input: TokenStream) -> TokenStream {
         });
         let name = &s.name;
         let sym_eq = sym_eq_impl(s);
+        let concrete = concrete_impl(s);
         quote! {
             impl ::commuter_engine::Symbolic for #name {
                 fn fresh(name: &str) -> Self {
@@ -27,15 +28,39 @@ pub fn derive_symbolic(input: TokenStream) -> TokenStream {
                 }
             }
             #sym_eq
+            #concrete
         }
     })
 }
 
-/// `#[derive(SymEq)]`: field-wise model equality (for call results and arguments).
+/// `#[derive(SymEq)]`: field-wise model equality and concrete display, for call results.
+/// (`#[derive(Symbolic)]` already includes both.)
 #[proc_macro_derive(SymEq, attributes(symbolic))]
 pub fn derive_sym_eq(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    expand(&input, sym_eq_impl)
+    expand(&input, |s| {
+        let sym_eq = sym_eq_impl(s);
+        let concrete = concrete_impl(s);
+        quote! { #sym_eq #concrete }
+    })
+}
+
+fn concrete_impl(s: &StructInfo) -> TokenStream2 {
+    let name = &s.name;
+    let fields = &s.fields;
+    let labels: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    quote! {
+        impl ::commuter_engine::Concrete for #name {
+            fn concrete(
+                &self,
+                cx: &mut ::commuter_engine::Concretizer,
+            ) -> ::std::result::Result<::commuter_engine::serde_json::Value, ::commuter_engine::PoolExhausted> {
+                let mut object = ::commuter_engine::serde_json::Map::new();
+                #(object.insert(#labels.to_string(), ::commuter_engine::Concrete::concrete(&self.#fields, cx)?);)*
+                Ok(::commuter_engine::serde_json::Value::Object(object))
+            }
+        }
+    }
 }
 
 /// `#[derive(Value)]` (with `Symbolic`): the struct's leaves are its fields' leaves, so it can

@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use z3::Sort;
 use z3::ast::{Array, Ast, Bool as ZBool, Dynamic};
 
+use crate::concrete::{Concrete, Concretizer, PoolExhausted};
 use crate::exec;
 use crate::value::{Bool, Int, IntoInt, Key, SymEq, Symbolic, Value, fresh_value, next_leaf};
 
@@ -512,5 +513,85 @@ impl<T: Key> Symbolic for Bag<T> {
             base_len: len.clone(),
             len,
         }
+    }
+}
+
+// ------------------------------------------------------------------------------ Concrete
+
+/// The namespace of a key type: its sort's name.
+fn key_namespace<K: Key>() -> String {
+    K::key_sort().to_string()
+}
+
+impl<K: Key + Concrete, V: Value + Concrete> Concrete for PartialMap<K, V> {
+    /// The entries at the keys the test has met so far.
+    fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
+        let mut entries = serde_json::Map::new();
+        for term in cx.known(&key_namespace::<K>()) {
+            let k = K::from_key_ast(term);
+            if cx.bool(&self.contains(&k)) {
+                let label = k.concrete(cx)?;
+                let key = label
+                    .as_str()
+                    .map_or_else(|| label.to_string(), str::to_string);
+                entries.insert(key, self.get(&k).concrete(cx)?);
+            }
+        }
+        Ok(serde_json::Value::Object(entries))
+    }
+}
+
+impl<K: Key + Concrete, V: Value + Concrete> Concrete for TotalMap<K, V> {
+    /// The values at the keys the test has met so far.
+    fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
+        let mut entries = serde_json::Map::new();
+        for term in cx.known(&key_namespace::<K>()) {
+            let k = K::from_key_ast(term);
+            let label = k.concrete(cx)?;
+            let key = label
+                .as_str()
+                .map_or_else(|| label.to_string(), str::to_string);
+            entries.insert(key, self.get(&k).concrete(cx)?);
+        }
+        Ok(serde_json::Value::Object(entries))
+    }
+}
+
+impl<T: Value + Concrete, const N: usize> Concrete for SmallList<T, N> {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
+        let len = cx.int(&self.len).clamp(0, N as i64);
+        (0..len)
+            .map(|i| self.get(i).concrete(cx))
+            .collect::<Result<Vec<_>, _>>()
+            .map(serde_json::Value::Array)
+    }
+}
+
+impl<T: Key + Concrete> Concrete for Set<T> {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
+        let mut members = Vec::new();
+        for term in cx.known(&key_namespace::<T>()) {
+            let x = T::from_key_ast(term);
+            if cx.bool(&self.contains(&x)) {
+                members.push(x.concrete(cx)?);
+            }
+        }
+        Ok(serde_json::Value::Array(members))
+    }
+}
+
+impl<T: Key + Concrete> Concrete for Bag<T> {
+    /// The total count and the counts of the elements the test has met so far.
+    fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
+        let mut counts = serde_json::Map::new();
+        for term in cx.known(&key_namespace::<T>()) {
+            let x = T::from_key_ast(term);
+            let label = x.concrete(cx)?;
+            let key = label
+                .as_str()
+                .map_or_else(|| label.to_string(), str::to_string);
+            counts.insert(key, serde_json::json!(cx.int(&self.count(&x))));
+        }
+        Ok(serde_json::json!({ "len": cx.int(&self.len), "counts": counts }))
     }
 }

@@ -13,6 +13,7 @@
 //! only plain data crosses threads.
 
 mod collections;
+mod concrete;
 mod error;
 mod exec;
 mod model;
@@ -21,6 +22,7 @@ mod value;
 
 pub use collections::{Bag, PartialMap, Set, SmallList, TotalMap};
 pub use commuter_engine_derive::{SymEq, Symbolic, Value, symbolic};
+pub use concrete::{Concrete, Concretizer, PoolExhausted, concrete_label};
 pub use error::EngineError;
 pub use exec::{
     Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, assume,
@@ -29,6 +31,8 @@ pub use exec::{
 };
 pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model};
 pub use pretty::{ConditionPrinter, render};
+/// JSON values, as concrete tests are written.
+pub use serde_json;
 pub use value::{
     Bool, Decide, Int, IntoInt, Key, SymEq, Symbolic, Value, fresh_value, layout_consts, next_leaf,
     uninterpreted_sort,

@@ -4,6 +4,9 @@
 use std::any::Any;
 use std::fmt;
 
+use serde_json::Value as Json;
+
+use crate::concrete::{Concrete, Concretizer, PoolExhausted};
 use crate::value::{Bool, Int, SymEq, Symbolic};
 
 /// An interface model: a symbolic state and the calls that act on it.
@@ -21,7 +24,7 @@ use crate::value::{Bool, Int, SymEq, Symbolic};
 /// ```
 pub trait Model: Send + Sync + 'static {
     /// The whole state; its [`SymEq`] is the model's notion of "indistinguishable states".
-    type State: Symbolic;
+    type State: Symbolic + Concrete;
     /// Short identifier used on the command line.
     fn name(&self) -> &'static str;
     /// One line for `commuter models`.
@@ -40,9 +43,24 @@ pub trait Model: Send + Sync + 'static {
     fn initial_state(&self) -> Self::State {
         Self::State::fresh("s")
     }
+    /// The initial state of a concrete test, in the model's own terms (called after the calls'
+    /// arguments were concretized, so maps show the entries the test's arguments name).
+    fn concrete_state(
+        &self,
+        state: &Self::State,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted> {
+        state.concrete(cx)
+    }
+    /// How many distinct values a namespace of concrete tests may use (`None`: unbounded).
+    fn pool_capacity(&self, _namespace: &str) -> Option<usize> {
+        None
+    }
 }
 
 type FreshArgs = Box<dyn Fn(&str) -> Box<dyn Any> + Send + Sync>;
+type ConcreteArgs =
+    Box<dyn Fn(&dyn Any, &mut Concretizer) -> Result<Json, PoolExhausted> + Send + Sync>;
 type RunFn<S> = Box<dyn Fn(&mut S, &dyn Any) -> Box<dyn CallResult> + Send + Sync>;
 type PidFn = Box<dyn Fn(&dyn Any) -> Int + Send + Sync>;
 
@@ -50,6 +68,7 @@ type PidFn = Box<dyn Fn(&dyn Any) -> Int + Send + Sync>;
 pub struct Call<S> {
     name: &'static str,
     fresh_args: FreshArgs,
+    concrete_args: ConcreteArgs,
     run: RunFn<S>,
     pid: Option<PidFn>,
 }
@@ -59,12 +78,17 @@ impl<S: 'static> Call<S> {
     /// compares with the model's equality.
     pub fn new<A, R>(name: &'static str, f: fn(&mut S, &A) -> R) -> Self
     where
-        A: Symbolic,
-        R: SymEq + fmt::Debug + 'static,
+        A: Symbolic + Concrete,
+        R: SymEq + Concrete + fmt::Debug + 'static,
     {
         Call {
             name,
             fresh_args: Box::new(|prefix| Box::new(A::fresh(prefix))),
+            concrete_args: Box::new(|args, cx| {
+                args.downcast_ref::<A>()
+                    .expect("arguments made by the same call")
+                    .concrete(cx)
+            }),
             run: Box::new(move |state, args| {
                 let args = args
                     .downcast_ref::<A>()
@@ -99,9 +123,14 @@ pub trait CallResult: fmt::Debug {
     fn as_any(&self) -> &dyn Any;
     /// Model equality with another result of the same call (false for another type).
     fn same_as(&self, other: &dyn CallResult) -> Bool;
+    /// The result in a concrete test.
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted>;
 }
 
-impl<R: SymEq + fmt::Debug + 'static> CallResult for R {
+impl<R: SymEq + Concrete + fmt::Debug + 'static> CallResult for R {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        Concrete::concrete(self, cx)
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -150,6 +179,8 @@ pub struct CallInfo {
 
 /// A model with its types erased: what the analyzer and the CLI use.
 pub trait DynModel: Send + Sync {
+    /// How many distinct values a namespace of concrete tests may use (`None`: unbounded).
+    fn pool_capacity(&self, namespace: &str) -> Option<usize>;
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
     fn call_info(&self) -> Vec<CallInfo>;
@@ -165,6 +196,19 @@ pub trait Instance {
     fn run(&self, call: usize, state: &mut dyn AnyState, args: &dyn Any) -> Box<dyn CallResult>;
     /// The process a call runs in, if the call takes one.
     fn pid(&self, call: usize, args: &dyn Any) -> Option<Int>;
+    /// A call's arguments in a concrete test.
+    fn concrete_args(
+        &self,
+        call: usize,
+        args: &dyn Any,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted>;
+    /// The initial state of a concrete test (after the arguments were concretized).
+    fn concrete_state(
+        &self,
+        state: &dyn AnyState,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted>;
 }
 
 struct ModelInstance<'m, M: Model> {
@@ -173,6 +217,9 @@ struct ModelInstance<'m, M: Model> {
 }
 
 impl<M: Model> DynModel for M {
+    fn pool_capacity(&self, namespace: &str) -> Option<usize> {
+        Model::pool_capacity(self, namespace)
+    }
     fn name(&self) -> &'static str {
         Model::name(self)
     }
@@ -217,5 +264,24 @@ impl<M: Model> Instance for ModelInstance<'_, M> {
     }
     fn pid(&self, call: usize, args: &dyn Any) -> Option<Int> {
         self.calls[call].pid.as_ref().map(|p| p(args))
+    }
+    fn concrete_args(
+        &self,
+        call: usize,
+        args: &dyn Any,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted> {
+        (self.calls[call].concrete_args)(args, cx)
+    }
+    fn concrete_state(
+        &self,
+        state: &dyn AnyState,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted> {
+        let state = state
+            .as_any()
+            .downcast_ref::<M::State>()
+            .expect("state made by the same model");
+        self.model.concrete_state(state, cx)
     }
 }

@@ -441,6 +441,14 @@ macro_rules! uninterpreted {
                 $crate::fresh_value(name)
             }
         }
+        impl $crate::Concrete for $name {
+            fn concrete(
+                &self,
+                cx: &mut $crate::Concretizer,
+            ) -> ::std::result::Result<$crate::serde_json::Value, $crate::PoolExhausted> {
+                $crate::concrete_label(stringify!($name), self, cx)
+            }
+        }
         $crate::__scalar_value!(
             $name,
             $crate::uninterpreted_sort::<$name>(stringify!($name)),

@@ -4,16 +4,21 @@
 //! Known answers: `write`/`write` always commute; `read`/`write` only on a non-empty pipe;
 //! `read`/`read` only with at least two elements.
 
-use commuter_engine::{Bag, Call, Int, Model, Symbolic, symbolic};
+use commuter_engine::{Bag, Call, Model, Symbolic, symbolic};
+
+commuter_engine::uninterpreted!(
+    /// A value in the pipe: only equality matters.
+    pub Elem
+);
 
 #[derive(Clone, Debug, Symbolic)]
 pub struct Upipe {
-    pub elems: Bag<Int>,
+    pub elems: Bag<Elem>,
 }
 
 #[derive(Clone, Debug, Symbolic)]
 pub struct WriteArgs {
-    pub val: Int,
+    pub val: Elem,
 }
 
 pub struct UpipeModel;
@@ -36,7 +41,7 @@ fn write(s: &mut Upipe, a: &WriteArgs) {
 }
 
 #[symbolic]
-fn read(s: &mut Upipe, _: &()) -> Option<Int> {
+fn read(s: &mut Upipe, _: &()) -> Option<Elem> {
     if s.elems.is_empty() {
         return None;
     }

@@ -1,0 +1,111 @@
+//! What `analyze` and `testgen` share: choosing the model and call sets, solver options,
+//! progress bars, JSON output.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use commuter_analyzer::{CallSet, select_call_sets};
+use commuter_engine::{DynModel, ExploreOptions};
+use commuter_models::{builtin_models, find_model};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::UsageError;
+
+/// The model analysed when none is named.
+pub const DEFAULT_MODEL: &str = "rename";
+
+#[derive(Args)]
+pub struct SelectionArgs {
+    /// The model (see `commuter models`).
+    #[arg(short, long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Number of calls per call set.
+    #[arg(short = 'n', long = "ncomb", default_value_t = 2)]
+    pub ncomb: usize,
+    /// Which call sets: names, `*`, `!name`, `a/b` sets, `{..}` groups, comma-separated
+    /// (e.g. `open,stat`, `*,!sync`, `{open,link}/unlink`).
+    #[arg(short, long)]
+    pub functions: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Seconds one solver query may take before it counts as `unknown`.
+    #[arg(long, default_value_t = 60)]
+    pub solver_timeout: u64,
+    /// Stop exploring a call set after this many paths (the report says so).
+    #[arg(long)]
+    pub max_paths: Option<usize>,
+    /// Ask the solver at every branch instead of first consulting the path's saved model
+    /// (slower; the benchmark's baseline).
+    #[arg(long)]
+    pub no_saved_models: bool,
+}
+
+/// A model and the call sets to run.
+pub struct Selected {
+    pub model: Box<dyn DynModel>,
+    pub sets: Vec<CallSet>,
+}
+
+impl SelectionArgs {
+    /// Look up the model and call sets, and size the worker pool; bad input is a usage error.
+    pub fn resolve(&self) -> Result<Selected> {
+        let model = lookup_model(&self.model)?;
+        let info = model.call_info();
+        let names: Vec<&str> = info.iter().map(|c| c.name).collect();
+        let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
+        let sets = select_call_sets(&names, &defaults, self.functions.as_deref(), self.ncomb)
+            .map_err(|e| UsageError(e.to_string()))?;
+        configure_threads(self.jobs)?;
+        Ok(Selected { model, sets })
+    }
+
+    pub fn explore_options(&self) -> ExploreOptions {
+        ExploreOptions {
+            solver_timeout: Some(Duration::from_secs(self.solver_timeout)),
+            max_paths: self.max_paths,
+            use_saved_models: !self.no_saved_models,
+        }
+    }
+}
+
+fn lookup_model(name: &str) -> Result<Box<dyn DynModel>> {
+    find_model(name).ok_or_else(|| {
+        let known: Vec<&str> = builtin_models().iter().map(|m| m.name()).collect();
+        UsageError(format!(
+            "unknown model `{name}`; the built-in models are: {} (see `commuter models`)",
+            known.join(", ")
+        ))
+        .into()
+    })
+}
+
+fn configure_threads(jobs: Option<usize>) -> Result<()> {
+    match jobs {
+        Some(0) => Err(UsageError("--jobs must be at least 1".into()).into()),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("configuring worker threads"),
+        None => Ok(()),
+    }
+}
+
+pub fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Pretty JSON with a final newline.
+pub fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
+    let mut json = serde_json::to_vec_pretty(value).context("serializing the result")?;
+    json.push(b'\n');
+    Ok(json)
+}

@@ -1,0 +1,167 @@
+//! `commuter testgen` and `commuter profile`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use commuter_analyzer::AnalyzeOptions;
+use commuter_testgen::{
+    CallSetOutcome, CallSetTests, TestSuite, TestgenOptions, parse_suite, testgen,
+};
+
+use crate::UsageError;
+use crate::common::{SelectionArgs, progress_bar, to_json};
+use crate::output::AtomicOutput;
+
+#[derive(Args)]
+pub struct TestgenArgs {
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Stop enumerating a commutative path after this many tests (the paper used 500).
+    #[arg(long, default_value_t = 500)]
+    max_tests_per_path: usize,
+    /// Stop generating for a call set after this many tests.
+    #[arg(long)]
+    max_testcases: Option<usize>,
+    /// Where to write the tests (JSON).
+    #[arg(short, long, default_value = "tests.json")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ProfileArgs {
+    /// A `tests.json` written by `commuter testgen`.
+    tests: PathBuf,
+    /// A second `tests.json`: print the difference per call set (second minus first).
+    other: Option<PathBuf>,
+}
+
+pub fn run(args: &TestgenArgs) -> Result<()> {
+    let selected = args.selection.resolve()?;
+    let out = AtomicOutput::prepare(&args.output)?;
+    let opts = TestgenOptions {
+        analyze: AnalyzeOptions {
+            explore: args.selection.explore_options(),
+            print_conds: false,
+        },
+        max_tests_per_path: args.max_tests_per_path,
+        max_testcases: args.max_testcases,
+    };
+    let bar = progress_bar(selected.sets.len() as u64);
+    let started = Instant::now();
+    let (suite, outcomes) = testgen(
+        selected.model.as_ref(),
+        &selected.sets,
+        &opts,
+        args.selection.functions.as_deref(),
+        &|o: &CallSetOutcome| {
+            bar.set_message(o.tests.name());
+            bar.inc(1);
+        },
+    )?;
+    bar.finish_and_clear();
+    let times: Vec<Duration> = outcomes.iter().map(|o| o.time).collect();
+    print_summary(&suite, Some(&times), started.elapsed());
+    out.commit(&to_json(&suite)?)?;
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
+
+fn load(path: &PathBuf) -> Result<TestSuite> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+    parse_suite(&path.display().to_string(), &bytes).map_err(|e| UsageError(e.to_string()).into())
+}
+
+pub fn profile(args: &ProfileArgs) -> Result<()> {
+    let first = load(&args.tests)?;
+    match &args.other {
+        None => print_summary(&first, None, Duration::ZERO),
+        Some(other) => print_difference(&first, &load(other)?),
+    }
+    Ok(())
+}
+
+/// Per call set: paths, commutative paths, tests, capped paths, errors (and time, for a run).
+fn print_summary(suite: &TestSuite, times: Option<&[Duration]>, wall: Duration) {
+    let width = name_width(suite.call_sets.iter().map(CallSetTests::name));
+    println!(
+        "{:<width$}  {:>6}  {:>11}  {:>7}  {:>6}  {:>6}{}",
+        "call set",
+        "paths",
+        "commutative",
+        "tests",
+        "capped",
+        "errors",
+        if times.is_some() { "      time" } else { "" }
+    );
+    for (i, cs) in suite.call_sets.iter().enumerate() {
+        let time = times
+            .and_then(|t| t.get(i))
+            .map(|t| format!("  {:>7.2}s", t.as_secs_f64()))
+            .unwrap_or_default();
+        println!(
+            "{:<width$}  {:>6}  {:>11}  {:>7}  {:>6}  {:>6}{time}",
+            cs.name(),
+            cs.paths,
+            cs.commutative_paths,
+            cs.tests.len(),
+            cs.capped_paths.len(),
+            cs.errors.len()
+        );
+    }
+    let sum = |f: fn(&CallSetTests) -> usize| suite.call_sets.iter().map(f).sum::<usize>();
+    let wall = if times.is_some() {
+        format!("  {:>7.2}s wall", wall.as_secs_f64())
+    } else {
+        String::new()
+    };
+    println!(
+        "{:<width$}  {:>6}  {:>11}  {:>7}  {:>6}  {:>6}{wall}",
+        "total",
+        sum(|c| c.paths),
+        sum(|c| c.commutative_paths),
+        sum(|c| c.tests.len()),
+        sum(|c| c.capped_paths.len()),
+        sum(|c| c.errors.len())
+    );
+}
+
+fn name_width(names: impl Iterator<Item = String>) -> usize {
+    names.map(|n| n.len()).max().unwrap_or(0).max(8)
+}
+
+/// Test counts per call set in both files and the change (second minus first).
+fn print_difference(first: &TestSuite, second: &TestSuite) {
+    let mut rows: BTreeMap<String, (Option<usize>, Option<usize>)> = BTreeMap::new();
+    for cs in &first.call_sets {
+        rows.entry(cs.name()).or_default().0 = Some(cs.tests.len());
+    }
+    for cs in &second.call_sets {
+        rows.entry(cs.name()).or_default().1 = Some(cs.tests.len());
+    }
+    let width = name_width(rows.keys().cloned());
+    println!(
+        "{:<width$}  {:>7}  {:>7}  {:>7}",
+        "call set", "first", "second", "change"
+    );
+    let show = |v: Option<usize>| v.map_or("-".to_string(), |n| n.to_string());
+    for (name, (a, b)) in &rows {
+        let change = b.unwrap_or(0) as i64 - a.unwrap_or(0) as i64;
+        if change != 0 || a.is_none() || b.is_none() {
+            println!(
+                "{name:<width$}  {:>7}  {:>7}  {change:>+7}",
+                show(*a),
+                show(*b)
+            );
+        }
+    }
+    let (ta, tb) = (first.total_tests(), second.total_tests());
+    println!(
+        "{:<width$}  {ta:>7}  {tb:>7}  {:>+7}",
+        "total",
+        tb as i64 - ta as i64
+    );
+}

@@ -1,0 +1,218 @@
+//! Turning symbolic values into concrete ones, for test generation.
+//!
+//! A [`Concretizer`] evaluates values in one Z3 model of a path condition and remembers what it
+//! read: the boolean facts, and for each *namespace* (file names, inodes, per-process fds, ...)
+//! which terms it met and which of them were equal. That record is the test's isomorphism
+//! class: two tests with the same boolean facts and the same equality pattern in every
+//! namespace exercise the same situation, whatever the concrete values.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value as Json, json};
+use z3::Model as ZModel;
+use z3::ast::{Ast, Bool as ZBool, Dynamic};
+
+use crate::value::{Bool, Int, Key};
+
+/// A namespace ran out of concrete values (the test cannot be built; the run goes on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the pool of {namespace} values has only {capacity}; this test needs more")]
+pub struct PoolExhausted {
+    pub namespace: String,
+    pub capacity: usize,
+}
+
+/// Evaluates values in a model of the path condition and records the test's isomorphism class.
+pub struct Concretizer<'m> {
+    model: &'m ZModel,
+    facts: Vec<(ZBool, bool)>,
+    namespaces: BTreeMap<String, Namespace>,
+    capacity: &'m dyn Fn(&str) -> Option<usize>,
+}
+
+#[derive(Default)]
+struct Namespace {
+    /// Each distinct model value met, in order of first appearance, with the terms that had it.
+    classes: Vec<(Dynamic, Vec<Dynamic>)>,
+}
+
+impl<'m> Concretizer<'m> {
+    /// `capacity(namespace)` bounds the number of distinct values a namespace may use.
+    pub fn new(model: &'m ZModel, capacity: &'m dyn Fn(&str) -> Option<usize>) -> Self {
+        Concretizer {
+            model,
+            facts: Vec::new(),
+            namespaces: BTreeMap::new(),
+            capacity,
+        }
+    }
+
+    /// The value of a condition; the fact is part of the test's class.
+    pub fn bool(&mut self, b: &Bool) -> bool {
+        let v = self
+            .model
+            .eval(&b.0, true)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if b.0.as_bool().is_none() {
+            self.facts.push((b.0.clone(), v));
+        }
+        v
+    }
+
+    /// The value of an integer, not part of the class (data, lengths, times).
+    pub fn int(&mut self, i: &Int) -> i64 {
+        self.model
+            .eval(&i.0, true)
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0)
+    }
+
+    /// The index of `term`'s value among the distinct values met in `namespace` (0, 1, ...):
+    /// the equality pattern, not the value, is part of the class.
+    pub fn label<K: Key>(&mut self, namespace: &str, v: &K) -> Result<usize, PoolExhausted> {
+        let term = v.key_ast();
+        let value = self.model.eval(&term, true).unwrap_or_else(|| term.clone());
+        let ns = self.namespaces.entry(namespace.to_string()).or_default();
+        let index = match ns.classes.iter().position(|(val, _)| *val == value) {
+            Some(i) => i,
+            None => {
+                ns.classes.push((value, Vec::new()));
+                ns.classes.len() - 1
+            }
+        };
+        if !ns.classes[index].1.contains(&term) {
+            ns.classes[index].1.push(term);
+        }
+        if let Some(cap) = (self.capacity)(namespace)
+            && index >= cap
+        {
+            return Err(PoolExhausted {
+                namespace: namespace.to_string(),
+                capacity: cap,
+            });
+        }
+        Ok(index)
+    }
+
+    /// An integer whose equality pattern within `namespace` matters but whose value is kept
+    /// (offsets within one file): returns the value.
+    pub fn int_in(&mut self, namespace: &str, i: &Int) -> Result<i64, PoolExhausted> {
+        self.label(namespace, i)?;
+        Ok(self.int(i))
+    }
+
+    /// One term per distinct value met in `namespace`, in order of first appearance.
+    pub fn known(&self, namespace: &str) -> Vec<Dynamic> {
+        self.namespaces
+            .get(namespace)
+            .map(|ns| {
+                ns.classes
+                    .iter()
+                    .filter_map(|(_, terms)| terms.first().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The class of the test built so far, restricted to facts and terms that mention one of
+    /// `relevant` (constants of the non-assumption part of the path condition): a formula that
+    /// holds exactly for tests of the same class.
+    pub fn class_formula(&self, relevant: &dyn Fn(&Dynamic) -> bool) -> ZBool {
+        let mut parts: Vec<ZBool> = Vec::new();
+        for (fact, v) in &self.facts {
+            if relevant(&Dynamic::from_ast(fact)) {
+                parts.push(if *v { fact.clone() } else { fact.not() });
+            }
+        }
+        for ns in self.namespaces.values() {
+            let reps: Vec<&Dynamic> = ns
+                .classes
+                .iter()
+                .filter_map(|(_, terms)| {
+                    let kept: Vec<&Dynamic> = terms.iter().filter(|t| relevant(t)).collect();
+                    for pair in kept.windows(2) {
+                        parts.push(Ast::eq(pair[0], pair[1]));
+                    }
+                    kept.first().copied()
+                })
+                .collect();
+            for (i, a) in reps.iter().enumerate() {
+                for b in &reps[i + 1..] {
+                    parts.push(Ast::ne(*a, *b));
+                }
+            }
+        }
+        ZBool::and(&parts)
+    }
+}
+
+/// Values that can be shown concretely in a test (arguments, results, states).
+pub trait Concrete {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted>;
+}
+
+impl Concrete for Bool {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        Ok(json!(cx.bool(self)))
+    }
+}
+
+impl Concrete for Int {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        Ok(json!(cx.int(self)))
+    }
+}
+
+impl Concrete for () {
+    fn concrete(&self, _: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        Ok(Json::Null)
+    }
+}
+
+macro_rules! concrete_plain {
+    ($($t:ty),*) => {$(
+        impl Concrete for $t {
+            fn concrete(&self, _: &mut Concretizer) -> Result<Json, PoolExhausted> {
+                Ok(json!(self))
+            }
+        }
+    )*};
+}
+concrete_plain!(bool, i32, i64, u32, u64, usize, &'static str, String);
+
+impl<T: Concrete> Concrete for Option<T> {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        match self {
+            Some(v) => Ok(json!({ "some": v.concrete(cx)? })),
+            None => Ok(json!("none")),
+        }
+    }
+}
+
+impl<T: Concrete, E: Concrete> Concrete for Result<T, E> {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        match self {
+            Ok(v) => Ok(json!({ "ok": v.concrete(cx)? })),
+            Err(e) => Ok(json!({ "err": e.concrete(cx)? })),
+        }
+    }
+}
+
+impl<T: Concrete> Concrete for Vec<T> {
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        self.iter()
+            .map(|v| v.concrete(cx))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Json::Array)
+    }
+}
+
+/// The labels of an uninterpreted sort: its namespace is the sort's name.
+pub fn concrete_label<K: Key>(
+    namespace: &str,
+    v: &K,
+    cx: &mut Concretizer,
+) -> Result<Json, PoolExhausted> {
+    Ok(json!(format!("{namespace}{}", cx.label(namespace, v)?)))
+}

@@ -1,0 +1,260 @@
+//! TESTGEN: for every commutative path, concrete tests that cover every meaningfully different
+//! situation ("conflict coverage").
+//!
+//! Per commutative path: solve the path condition, build a test from the model (initial state,
+//! arguments, expected results, all concrete), then block the test's isomorphism class (its
+//! boolean facts and the equality pattern of each namespace, restricted to constants that the
+//! path's branches mention: constants only assumptions mention would multiply tests without
+//! adding coverage) and solve again, until unsat or a cap.
+//!
+//! Invariant: no IO. Output order is canonical (call sets in selection order, paths in the
+//! analyzer's order, tests in enumeration order within one fresh Z3 context per call set).
+
+mod suite;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use commuter_analyzer::{
+    AnalyzeError, AnalyzeOptions, CallSet, CallSetReport, ExploredCallSet, PathOutcome,
+    analyze_call_set_with, slot_name,
+};
+use commuter_engine::z3::ast::{Ast, Dynamic};
+use commuter_engine::z3::{AstKind, DeclKind, SatResult, Solver};
+use commuter_engine::{Concretizer, ConstraintKind, DynModel, Path, PoolExhausted};
+use rayon::prelude::*;
+
+pub use suite::{
+    CallSetTests, Expectation, LoadError, TESTS_SCHEMA, TESTS_VERSION, TestCall, TestCase,
+    TestError, TestSuite, parse_suite,
+};
+
+/// Options of test generation.
+#[derive(Clone, Debug)]
+pub struct TestgenOptions {
+    pub analyze: AnalyzeOptions,
+    /// Stop enumerating a path after this many tests (the paper's run used 500).
+    pub max_tests_per_path: usize,
+    /// Stop generating for a call set after this many tests.
+    pub max_testcases: Option<usize>,
+}
+
+impl Default for TestgenOptions {
+    fn default() -> Self {
+        TestgenOptions {
+            analyze: AnalyzeOptions::default(),
+            max_tests_per_path: 500,
+            max_testcases: None,
+        }
+    }
+}
+
+/// One call set's analysis and tests, with timing for the terminal summary.
+pub struct CallSetOutcome {
+    pub analysis: CallSetReport,
+    pub tests: CallSetTests,
+    pub time: Duration,
+}
+
+/// Generate tests for every call set, in parallel; `on_done` is told of each finished set.
+pub fn testgen(
+    model: &dyn DynModel,
+    sets: &[CallSet],
+    opts: &TestgenOptions,
+    functions: Option<&str>,
+    on_done: &(dyn Fn(&CallSetOutcome) + Sync),
+) -> Result<(TestSuite, Vec<CallSetOutcome>), AnalyzeError> {
+    let outcomes = sets
+        .par_iter()
+        .map(|set| {
+            let started = Instant::now();
+            let (analysis, tests) =
+                analyze_call_set_with(model, set, &opts.analyze, |x| generate(x, opts))?;
+            let outcome = CallSetOutcome {
+                analysis,
+                tests,
+                time: started.elapsed(),
+            };
+            on_done(&outcome);
+            Ok(outcome)
+        })
+        .collect::<Result<Vec<_>, AnalyzeError>>()?;
+    let suite = TestSuite {
+        schema: TESTS_SCHEMA.to_string(),
+        version: TESTS_VERSION,
+        model: model.name().to_string(),
+        ncomb: sets.iter().map(Vec::len).max().unwrap_or(0),
+        functions: functions.map(str::to_string),
+        max_tests_per_path: opts.max_tests_per_path,
+        max_testcases: opts.max_testcases,
+        call_sets: outcomes.iter().map(|o| o.tests.clone()).collect(),
+    };
+    Ok((suite, outcomes))
+}
+
+/// Tests for one explored call set (runs inside its Z3 context).
+fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
+    let mut out = CallSetTests {
+        calls: x.calls.to_vec(),
+        paths: x.paths.len(),
+        commutative_paths: x.reports.iter().filter(|r| r.commutes).count(),
+        capped_paths: Vec::new(),
+        tests: Vec::new(),
+        errors: Vec::new(),
+    };
+    for (path, report) in x.paths.iter().zip(x.reports) {
+        if !report.commutes {
+            continue;
+        }
+        let budget = opts.max_testcases.map_or(opts.max_tests_per_path, |m| {
+            m.saturating_sub(out.tests.len())
+                .min(opts.max_tests_per_path)
+        });
+        let enumerated = enumerate_path(x, path, &report.id, budget);
+        out.tests.extend(enumerated.tests);
+        out.errors.extend(enumerated.errors);
+        if enumerated.capped {
+            out.capped_paths.push(report.id.clone());
+        }
+    }
+    out
+}
+
+struct Enumerated {
+    tests: Vec<TestCase>,
+    errors: Vec<TestError>,
+    capped: bool,
+}
+
+/// Enumerate one path's isomorphism classes, at most `budget` of them.
+fn enumerate_path(
+    x: &ExploredCallSet,
+    path: &Path<PathOutcome>,
+    path_id: &str,
+    budget: usize,
+) -> Enumerated {
+    let relevant = branch_constants(path);
+    let is_relevant = |d: &Dynamic| mentions_any(d, &relevant);
+    let capacity = |ns: &str| x.model.pool_capacity(ns);
+    let solver = Solver::new();
+    for c in &path.constraints {
+        solver.assert(&c.formula);
+    }
+    let mut done = Enumerated {
+        tests: Vec::new(),
+        errors: Vec::new(),
+        capped: false,
+    };
+    let mut attempt = 0;
+    loop {
+        match solver.check() {
+            SatResult::Unsat => break,
+            SatResult::Unknown => {
+                done.errors.push(TestError {
+                    path: path_id.to_string(),
+                    error: format!(
+                        "solver unknown while enumerating: {}",
+                        solver.get_reason_unknown().unwrap_or_default()
+                    ),
+                });
+                break;
+            }
+            SatResult::Sat => {}
+        }
+        if attempt == budget {
+            done.capped = true;
+            break;
+        }
+        let Some(model) = solver.get_model() else {
+            break;
+        };
+        let mut cx = Concretizer::new(&model, &capacity);
+        match build_test(x, path, &mut cx) {
+            Ok((setup, calls, expected)) => done.tests.push(TestCase {
+                id: format!("{path_id}_{}", done.tests.len()),
+                path: path_id.to_string(),
+                setup,
+                calls,
+                expected,
+            }),
+            Err(e) => done.errors.push(TestError {
+                path: path_id.to_string(),
+                error: e.to_string(),
+            }),
+        }
+        attempt += 1;
+        let class = cx.class_formula(&is_relevant);
+        solver.assert(class.not());
+    }
+    done
+}
+
+type Built = (serde_json::Value, Vec<TestCall>, Vec<Expectation>);
+
+fn build_test(
+    x: &ExploredCallSet,
+    path: &Path<PathOutcome>,
+    cx: &mut Concretizer,
+) -> Result<Built, PoolExhausted> {
+    let outcome = &path.value;
+    let mut calls = Vec::new();
+    for (slot, &call) in x.set.iter().enumerate() {
+        calls.push(TestCall {
+            slot: slot_name(slot),
+            call: x.calls[slot].clone(),
+            args: x
+                .instance
+                .concrete_args(call, outcome.args[slot].as_ref(), cx)?,
+        });
+    }
+    // Results before the state: values first met in results (an element a read returns) must
+    // appear in the state's description.
+    let mut expected = Vec::new();
+    for (order, slot, result) in &outcome.results {
+        expected.push(Expectation {
+            order: order.clone(),
+            slot: slot_name(*slot),
+            result: result.concrete(cx)?,
+        });
+    }
+    let setup = x.instance.concrete_state(outcome.initial.as_ref(), cx)?;
+    Ok((setup, calls, expected))
+}
+
+/// The uninterpreted constants of the path's branch constraints (not of its assumptions).
+fn branch_constants(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
+    let mut found = HashSet::new();
+    let mut seen = HashSet::new();
+    for c in path
+        .constraints
+        .iter()
+        .filter(|c| c.kind == ConstraintKind::Branch)
+    {
+        collect_constants(&Dynamic::from_ast(&c.formula), &mut found, &mut seen);
+    }
+    found
+}
+
+fn collect_constants(d: &Dynamic, found: &mut HashSet<Dynamic>, seen: &mut HashSet<Dynamic>) {
+    if !seen.insert(d.clone()) {
+        return;
+    }
+    if d.kind() != AstKind::App {
+        return;
+    }
+    if d.num_children() == 0 {
+        if d.decl().kind() == DeclKind::Uninterpreted {
+            found.insert(d.clone());
+        }
+        return;
+    }
+    for c in d.children() {
+        collect_constants(&c, found, seen);
+    }
+}
+
+fn mentions_any(d: &Dynamic, constants: &HashSet<Dynamic>) -> bool {
+    let mut found = HashSet::new();
+    collect_constants(d, &mut found, &mut HashSet::new());
+    found.iter().any(|c| constants.contains(c))
+}

@@ -1,0 +1,155 @@
+//! The `tests.json` schema: everything a target needs to set up and run each test, with no
+//! access to the model or the solver.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use thiserror::Error;
+
+pub const TESTS_SCHEMA: &str = "commuter.tests";
+pub const TESTS_VERSION: u32 = 1;
+
+/// A whole test suite (`tests.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSuite {
+    pub schema: String,
+    pub version: u32,
+    pub model: String,
+    pub ncomb: usize,
+    pub functions: Option<String>,
+    pub max_tests_per_path: usize,
+    pub max_testcases: Option<usize>,
+    pub call_sets: Vec<CallSetTests>,
+}
+
+/// The tests of one call set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSetTests {
+    pub calls: Vec<String>,
+    pub paths: usize,
+    pub commutative_paths: usize,
+    /// Ids of commutative paths whose enumeration stopped at a cap.
+    pub capped_paths: Vec<String>,
+    pub tests: Vec<TestCase>,
+    /// Tests that could not be built (e.g. a pool of concrete values ran out).
+    pub errors: Vec<TestError>,
+}
+
+/// One concrete test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// `<call>_<call>_<path>_<n>`.
+    pub id: String,
+    /// The analyzer's id of the commutative path the test comes from.
+    pub path: String,
+    /// The initial state, in the model's own terms.
+    pub setup: Json,
+    /// The calls, in slot order (slot `a` first).
+    pub calls: Vec<TestCall>,
+    /// Each call's expected result after each order that ends with it.
+    pub expected: Vec<Expectation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCall {
+    pub slot: String,
+    pub call: String,
+    pub args: Json,
+}
+
+/// `result` is what `slot`'s call returns when run last in `order` (e.g. order `ba`: slot `a`
+/// after `b`; order `a`: slot `a` alone first).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub order: String,
+    pub slot: String,
+    pub result: Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestError {
+    pub path: String,
+    pub error: String,
+}
+
+impl CallSetTests {
+    pub fn name(&self) -> String {
+        self.calls.join("/")
+    }
+}
+
+impl TestSuite {
+    pub fn total_tests(&self) -> usize {
+        self.call_sets.iter().map(|c| c.tests.len()).sum()
+    }
+}
+
+/// Why a `tests.json` could not be read.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("{file}: not a commuter test suite: {problem}")]
+    NotASuite { file: String, problem: String },
+    #[error(
+        "{file}: test suite version {found} is not supported (this commuter reads version {TESTS_VERSION}); regenerate it with `commuter testgen`"
+    )]
+    Version { file: String, found: u32 },
+    #[error("{file}: line {line}, column {column}: {problem}")]
+    Malformed {
+        file: String,
+        line: usize,
+        column: usize,
+        problem: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Header {
+    schema: Option<String>,
+    version: Option<u32>,
+}
+
+/// Parse a test suite, naming `file` (for messages), position and problem on failure.
+pub fn parse_suite(file: &str, bytes: &[u8]) -> Result<TestSuite, LoadError> {
+    let malformed = |e: serde_json::Error| LoadError::Malformed {
+        file: file.to_string(),
+        line: e.line(),
+        column: e.column(),
+        problem: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let header: Header = serde_json::from_slice(bytes).map_err(malformed)?;
+    if header.schema.as_deref() != Some(TESTS_SCHEMA) {
+        return Err(LoadError::NotASuite {
+            file: file.to_string(),
+            problem: format!(
+                "its \"schema\" is {:?}, expected {TESTS_SCHEMA:?}",
+                header.schema
+            ),
+        });
+    }
+    match header.version {
+        Some(TESTS_VERSION) => {}
+        Some(found) => {
+            return Err(LoadError::Version {
+                file: file.to_string(),
+                found,
+            });
+        }
+        None => {
+            return Err(LoadError::NotASuite {
+                file: file.to_string(),
+                problem: "it has no \"version\"".to_string(),
+            });
+        }
+    }
+    serde_json::from_slice(bytes).map_err(malformed)
+}
