@@ -1,0 +1,237 @@
+//! The engine's contracts: path exploration, assumptions, internal choices, collections.
+
+use std::time::Duration;
+
+use commuter_engine::{
+    Bool, ExploreOptions, Int, PartialMap, SmallList, SymEq, Symbolic, TotalMap, Value, assume,
+    branch_exists_internals, explore, symbolic, with_fresh_context,
+};
+
+commuter_engine::uninterpreted!(Name);
+
+fn opts() -> ExploreOptions {
+    ExploreOptions::default()
+}
+
+#[test]
+fn every_feasible_path_once_in_canonical_order() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || {
+            let x = Int::fresh("x");
+            let a = x.gt(3).branch();
+            let b = x.gt(5).branch(); // x > 5 implies x > 3: only three paths
+            (a, b)
+        })
+        .expect("explores");
+        let values: Vec<(bool, bool)> = e.paths.iter().map(|p| p.value).collect();
+        assert_eq!(values, [(false, false), (true, false), (true, true)]);
+        let decisions: Vec<Vec<bool>> = e.paths.iter().map(|p| p.decisions.clone()).collect();
+        let mut sorted = decisions.clone();
+        sorted.sort();
+        assert_eq!(decisions, sorted);
+    });
+}
+
+#[test]
+fn constant_conditions_cost_no_branch() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || {
+            let x = Int::fresh("x");
+            (x.clone() + 1).gt(&x).branch()
+        })
+        .expect("explores");
+        assert_eq!(e.paths.len(), 1);
+        assert!(e.paths[0].value);
+        assert_eq!(e.stats.solver_checks, 0);
+        assert_eq!(e.stats.constant_branches, 1);
+    });
+}
+
+#[test]
+fn infeasible_assumptions_drop_the_path() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || {
+            let x = Int::fresh("x");
+            assume(&x.ge(0));
+            if x.lt(0).branch() {
+                unreachable!("x >= 0 was assumed");
+            }
+            assume(&x.eq(5));
+        })
+        .expect("explores");
+        assert_eq!(e.paths.len(), 1);
+    });
+}
+
+#[test]
+fn a_model_panic_is_an_error_not_a_crash() {
+    with_fresh_context(|| {
+        let result = explore(&opts(), || {
+            if Int::fresh("x").gt(0).branch() {
+                panic!("bug in the model");
+            }
+        });
+        let e = result.err().expect("an error");
+        assert!(e.to_string().contains("bug in the model"), "{e}");
+    });
+}
+
+#[test]
+fn internal_choices_are_existential() {
+    with_fresh_context(|| {
+        // Two orders each pick a free slot: they agree for some choice, so no divergence.
+        let e = explore(&opts(), || {
+            let used = Int::fresh("used");
+            let pick_ab = Int::internal("slot");
+            let pick_ba = Int::internal("slot");
+            assume(&pick_ab.ne(&used));
+            assume(&pick_ba.ne(&used));
+            branch_exists_internals(&pick_ab.eq(&pick_ba))
+        })
+        .expect("explores");
+        let values: Vec<bool> = e.paths.iter().map(|p| p.value).collect();
+        assert_eq!(values, [true]);
+        // Without an internal choice the same question has a diverging side.
+        let e = explore(&opts(), || {
+            let a = Int::fresh("a");
+            let b = Int::fresh("b");
+            branch_exists_internals(&a.eq(&b))
+        })
+        .expect("explores");
+        assert_eq!(e.paths.len(), 2);
+    });
+}
+
+#[test]
+fn internal_choices_that_cannot_agree_diverge() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || {
+            let x = Int::fresh("x");
+            let pick = Int::internal("p");
+            assume(&pick.gt(&x));
+            // No choice of p makes p < x: the path diverges for every x.
+            branch_exists_internals(&pick.lt(&x))
+        })
+        .expect("explores");
+        let values: Vec<bool> = e.paths.iter().map(|p| p.value).collect();
+        assert_eq!(values, [false]);
+    });
+}
+
+#[test]
+fn solver_unknowns_are_recorded_and_exploration_goes_on() {
+    with_fresh_context(|| {
+        let o = ExploreOptions {
+            solver_timeout: Some(Duration::from_millis(50)),
+            ..ExploreOptions::default()
+        };
+        let e = explore(&o, || {
+            let (x, y, z) = (Int::fresh("x"), Int::fresh("y"), Int::fresh("z"));
+            assume(&(x.gt(0) & y.gt(0) & z.gt(0)));
+            let cube = |v: &Int| v.clone() * v.clone() * v.clone();
+            // Fermat for n = 3: no solution exists, and the solver cannot prove it.
+            (cube(&x) + cube(&y)).eq(cube(&z)).branch()
+        })
+        .expect("explores");
+        assert!(e.paths.iter().any(|p| !p.unknowns.is_empty()), "an unknown was recorded");
+        assert!(e.paths.iter().any(|p| !p.value), "the provable side is explored too");
+    });
+}
+
+#[test]
+fn maps_compare_at_written_keys_without_quantifiers() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || {
+            let m: PartialMap<Name, Int> = PartialMap::fresh("m");
+            let (k1, k2) = (Name::fresh("k1"), Name::fresh("k2"));
+            let (mut ab, mut ba) = (m.clone(), m.clone());
+            ab.insert(&k1, &Int::lit(1));
+            ab.insert(&k2, &Int::lit(2));
+            ba.insert(&k2, &Int::lit(2));
+            ba.insert(&k1, &Int::lit(1));
+            let eq = ab.sym_eq(&ba);
+            assert!(!format!("{:?}", eq.0).contains("forall"), "quantifier-free");
+            eq.branch()
+        })
+        .expect("explores");
+        let values: Vec<bool> = e.paths.iter().map(|p| p.value).collect();
+        // Different orders of the same writes are equal unless k1 == k2 (then 1 vs 2 wins).
+        assert_eq!(values, [false, true]);
+    });
+}
+
+#[derive(Clone, Debug, Symbolic, Value)]
+struct Inode {
+    nlink: Int,
+    data: SmallList<Int, 3>,
+}
+
+#[test]
+fn structs_and_lists_live_in_maps() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || {
+            let mut inodes: TotalMap<Name, Inode> = TotalMap::fresh("inodes");
+            let k = Name::fresh("k");
+            let mut inode = inodes.get(&k);
+            // The list invariant (0 <= len <= 3) holds for values read from the initial state.
+            assert!(inode.data.len().lt(0).as_const() != Some(true));
+            if inode.data.is_full().branch() {
+                return 0;
+            }
+            inode.data.push(&Int::lit(7));
+            inode.nlink = inode.nlink + 1;
+            inodes.set(&k, &inode);
+            let back = inodes.get(&k);
+            let last = back.data.get(back.data.len() - 1);
+            assert!(last.eq(7).as_const() != Some(false));
+            if back.data.len().gt(3).branch() {
+                unreachable!("the list bound holds");
+            }
+            1
+        })
+        .expect("explores");
+        let values: Vec<i32> = e.paths.iter().map(|p| p.value).collect();
+        assert_eq!(values, [1, 0]);
+    });
+}
+
+#[symbolic]
+fn classify(x: &Int) -> &'static str {
+    if x.lt(0) {
+        "negative"
+    } else if x.eq(0) || !x.lt(10) {
+        "zero or big"
+    } else {
+        "small"
+    }
+}
+
+#[test]
+fn symbolic_functions_branch_with_plain_if() {
+    with_fresh_context(|| {
+        let e = explore(&opts(), || classify(&Int::fresh("x"))).expect("explores");
+        let mut values: Vec<&str> = e.paths.iter().map(|p| p.value).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["negative", "small", "zero or big", "zero or big"]);
+    });
+}
+
+#[test]
+fn fresh_contexts_make_runs_reproducible() {
+    let run = || {
+        with_fresh_context(|| {
+            let e = explore(&opts(), || {
+                let x = Int::fresh("x");
+                let y = Int::fresh("y");
+                (x.gt(&y).branch(), (x + y).eq(4).branch())
+            })
+            .expect("explores");
+            e.paths
+                .iter()
+                .map(|p| format!("{:?} {}", p.decisions, p.condition()))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(run(), run());
+    let _ = Bool::lit(true);
+}
