@@ -135,6 +135,13 @@ fn rename_known_answers() {
             "{c}"
         );
     }
+    // Same destination: only when the two sources are links to the same inode.
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.contains("s.dir[a.src] == s.dir[b.src]") && c.contains("b.dst == a.dst")),
+        "{conds:#?}"
+    );
     // One's destination is the other's source: a swap diverges on the final state.
     assert!(
         rr.path_list

@@ -61,6 +61,7 @@ impl ConditionPrinter {
             .map(|c| &c.formula)
             .collect();
         fix_decided_atoms(&mut conjuncts, &assumptions);
+        collapse_to_atoms(&mut conjuncts, &assumptions);
         drop_implied(&mut conjuncts, &assumptions);
         drop_impossible_disjuncts(&mut conjuncts, &assumptions);
         conjuncts
@@ -154,6 +155,72 @@ fn fix_decided_atoms(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
         }
     }
     conjuncts.retain(|c| c.as_bool() != Some(true));
+}
+
+/// Replace a compound conjunct by one of its atoms (or the atom's negation) when the rest of
+/// the condition makes them equivalent: `(if x == y { n - 1 } else { m }) == m - 1` given
+/// `n == m` reads `x == y`.
+fn collapse_to_atoms(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
+    let solver = Solver::new();
+    for a in assumptions {
+        solver.assert(*a);
+    }
+    for i in 0..conjuncts.len() {
+        let mut atoms = Vec::new();
+        collect_nested_atoms(&Dynamic::from_ast(&conjuncts[i]), &mut atoms);
+        atoms.retain(|a| *a != conjuncts[i] && a.not() != conjuncts[i]);
+        if atoms.is_empty() {
+            continue;
+        }
+        solver.push();
+        for (j, other) in conjuncts.iter().enumerate() {
+            if j != i {
+                solver.assert(other);
+            }
+        }
+        let target = conjuncts[i].clone();
+        let replacement = atoms
+            .iter()
+            .flat_map(|a| [a.clone(), a.not()])
+            .find(|candidate| {
+                solver.push();
+                solver.assert(target.eq(candidate).not());
+                let equivalent = solver.check() == SatResult::Unsat;
+                solver.pop(1);
+                equivalent
+            });
+        solver.pop(1);
+        if let Some(r) = replacement {
+            conjuncts[i] = r.simplify();
+        }
+    }
+}
+
+/// Every comparison (or boolean constant) anywhere inside a term, including `if` conditions.
+fn collect_nested_atoms(d: &Dynamic, out: &mut Vec<ZBool>) {
+    if d.kind() != AstKind::App {
+        return;
+    }
+    if let Some(b) = d.as_bool()
+        && b.as_bool().is_none()
+        && is_atom(d)
+        && !out.contains(&b)
+    {
+        out.push(b);
+    }
+    for c in d.children() {
+        collect_nested_atoms(&c, out);
+    }
+}
+
+fn is_atom(d: &Dynamic) -> bool {
+    match d.decl().kind() {
+        DeclKind::And | DeclKind::Or | DeclKind::Not | DeclKind::Implies | DeclKind::Ite => false,
+        DeclKind::Eq | DeclKind::Iff => {
+            !d.children().first().is_some_and(|c| c.as_bool().is_some())
+        }
+        _ => true,
+    }
 }
 
 /// Boolean leaves of a formula: comparisons and boolean constants under the connectives.
