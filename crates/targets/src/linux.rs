@@ -5,7 +5,7 @@
 use crate::initramfs::{InitramfsError, linux_initramfs};
 use commuter_guest::plan::Plan;
 use commuter_guest::report::{Actual, GuestLine};
-use commuter_tracer::record::{self, TestRecord};
+use commuter_trace_format::record::{self, TestRecord};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -447,7 +447,7 @@ fn apply(tests: &mut [TestOutcome], line: GuestLine) -> Result<bool, LinuxError>
 mod tests {
     use super::*;
     use commuter_guest::plan::{Call, Expect, Op, Ret, Test};
-    use commuter_tracer::record::RECORD_VERSION;
+    use commuter_trace_format::record::RECORD_VERSION;
 
     fn plan(n: usize) -> Plan {
         let call = Call {

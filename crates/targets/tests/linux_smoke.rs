@@ -182,8 +182,8 @@ fn stat_of_the_same_name_conflicts() {
         trace
             .shared
             .iter()
-            .any(|s| s.a.rw != commuter_tracer::record::Rw::R
-                && s.b.rw != commuter_tracer::record::Rw::R),
+            .any(|s| s.a.rw != commuter_trace_format::record::Rw::R
+                && s.b.rw != commuter_trace_format::record::Rw::R),
         "{:?}",
         trace.shared
     );

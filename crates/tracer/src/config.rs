@@ -2,7 +2,7 @@
 //!
 //! | argument | meaning |
 //! |---|---|
-//! | `out=PATH` | required: the JSON Lines file of per-test records ([`crate::record`]) |
+//! | `out=PATH` | required: the JSON Lines file of per-test records ([`commuter_trace_format::record`]) |
 //! | `raw=PATH` | optional: also write every kept access as a text line (large) |
 //! | `max-accesses=N` | accesses kept per call (default 1048576); more are counted as dropped |
 //! | `lazy=on\|off` | instrument memory only after the first begin-test (default on) |

@@ -6,7 +6,7 @@
 //! a few mask operations per line; lines that both sides touch with a write somewhere but with
 //! no conflicting byte are reported separately as false sharing.
 
-use crate::record::{FalseSharing, Rw, SharedLocation, Side};
+use commuter_trace_format::record::{FalseSharing, Rw, SharedLocation, Side};
 use std::collections::HashMap;
 
 /// Cache line size of the x86-64 machines the tests model.

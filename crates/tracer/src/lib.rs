@@ -2,17 +2,17 @@
 //!
 //! Built as a cdylib it is a QEMU TCG plugin (plugin API v4, QEMU 10.0) for
 //! `qemu-system-x86_64`: the guest brackets each test and each call with marker instructions
-//! ([`marker`]), the plugin records the kernel-mode memory accesses each vCPU makes inside a
-//! call, and at the end of each test it computes the conflicts between the two calls
-//! ([`conflict`]) and appends one JSON line ([`record`]) to its output file.
+//! ([`commuter_trace_format::marker`]), the plugin records the kernel-mode memory accesses each
+//! vCPU makes inside a call, and at the end of each test it computes the conflicts between the
+//! two calls ([`conflict`]) and appends one JSON line ([`commuter_trace_format::record`]) to its
+//! output file.
 //!
-//! As an rlib without the default `plugin` feature it is the shared vocabulary of the pipeline:
-//! the marker protocol the guest emits and the record format the target driver reads.
+//! The formats live in `commuter-trace-format`, so that the guest and the target driver never
+//! depend on this crate (and on QEMU's symbols); without the default `plugin` feature this
+//! crate is the pure, unit-tested part of the plugin.
 
 pub mod config;
 pub mod conflict;
-pub mod marker;
-pub mod record;
 pub mod session;
 
 // The plugin calls symbols that only exist inside a QEMU process, so it is left out of unit-test

@@ -4,9 +4,9 @@
 
 use crate::config::Config;
 use crate::conflict::Access;
-use crate::marker::{self, Command};
-use crate::record::TestRecord;
 use crate::session::{CallBuffer, TestSession, is_kernel_pc};
+use commuter_trace_format::marker::{self, Command};
+use commuter_trace_format::record::TestRecord;
 use qemu_plugin_sys::*;
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
@@ -219,10 +219,10 @@ fn write_record(p: &Plugin, rec: &TestRecord, raw: Option<String>) {
     if let Err(e) = result {
         outs(&format!("cannot write {}: {e}", p.cfg.out.display()));
     }
-    if let (Some(w), Some(raw)) = (o.raw.as_mut(), raw) {
-        if let Err(e) = w.write_all(raw.as_bytes()) {
-            outs(&format!("cannot write the raw access log: {e}"));
-        }
+    if let (Some(w), Some(raw)) = (o.raw.as_mut(), raw)
+        && let Err(e) = w.write_all(raw.as_bytes())
+    {
+        outs(&format!("cannot write the raw access log: {e}"));
     }
 }
 

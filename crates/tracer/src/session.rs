@@ -3,7 +3,7 @@
 //! plugin only feeds it marker events and accesses.
 
 use crate::conflict::{self, Access};
-use crate::record::{CallStats, RECORD_VERSION, TestRecord};
+use commuter_trace_format::record::{CallStats, RECORD_VERSION, TestRecord};
 use std::fmt::Write as _;
 
 /// Lowest kernel-mode address on x86-64 (upper canonical half, 4- and 5-level paging).

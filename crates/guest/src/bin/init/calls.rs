@@ -5,7 +5,7 @@
 
 use crate::shared::RawResult;
 use commuter_guest::plan::{MAP_BASE, MAX_PAGES, Op, PAGE, Whence};
-use commuter_tracer::marker::Command;
+use commuter_trace_format::marker::Command;
 use std::ffi::CString;
 use std::io;
 

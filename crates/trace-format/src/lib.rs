@@ -1,0 +1,12 @@
+//! `commuter-trace-format`: the two formats the tracer shares with the rest of the pipeline.
+//!
+//! - [`marker`]: the no-op instructions the guest executes to tell the tracer plugin where a
+//!   test and each of its calls begin and end.
+//! - [`record`]: the plugin's output, one JSON line per test with the shared locations of the
+//!   two calls.
+//!
+//! It is a crate of its own, with no features and no FFI, so that the static guest, the target
+//! driver and the symboliser can use the formats without pulling in the QEMU plugin.
+
+pub mod marker;
+pub mod record;
