@@ -233,7 +233,9 @@ fn summarize(
                     .collect(),
                 commutes,
                 divergence,
-                condition: printer.as_ref().map(|pr| pr.render(&p.constraints, &[])),
+                condition: printer
+                    .as_ref()
+                    .map(|pr| pr.render(&p.constraints, &p.internals)),
                 unknowns: p.unknowns.clone(),
             }
         })

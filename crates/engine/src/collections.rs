@@ -62,7 +62,7 @@ fn assume_base_invariant<V: Value>(base: &[Array], key: &Dynamic) {
     }
     let inv = read::<V>(base, key).invariant();
     if inv.as_const() != Some(true) {
-        exec::assume(&inv);
+        exec::invariant(&inv);
     }
 }
 
@@ -284,14 +284,14 @@ impl<T: Value, const N: usize> SmallList<T, N> {
     /// exceed `N` elements are outside the model's bounds and are dropped.
     pub fn write_at(&mut self, i: impl IntoInt, v: &T) {
         let i = i.into_int();
-        exec::assume(&(i.ge(0) & i.le(&self.len) & i.lt(N)));
+        exec::invariant(&(i.ge(0) & i.le(&self.len) & i.lt(N)));
         self.set(&i, v);
         self.len = self.len.max(i + 1);
     }
 
     /// Append; a path where the list is already full is outside the model's bounds (dropped).
     pub fn push(&mut self, v: &T) {
-        exec::assume(&self.len.lt(N));
+        exec::invariant(&self.len.lt(N));
         let at = self.len.clone();
         self.set(&at, v);
         self.len = at + 1;
@@ -491,7 +491,7 @@ impl<T: Key> Bag<T> {
         let c0 = self.counts.initial(x);
         let bounds = c0.ge(0) & c0.le(&self.base_len);
         if bounds.as_const() != Some(true) {
-            exec::assume(&bounds);
+            exec::invariant(&bounds);
         }
     }
 }
@@ -506,7 +506,7 @@ impl<T: Key> Symbolic for Bag<T> {
     fn fresh(name: &str) -> Self {
         let len: Int = fresh_value(&format!("{name}.len"));
         if exec::exploring() {
-            exec::assume(&len.ge(0));
+            exec::invariant(&len.ge(0));
         }
         Bag {
             counts: TotalMap::fresh(name),

@@ -71,8 +71,11 @@ impl ExploreStats {
 pub enum ConstraintKind {
     /// The model branched and this path took the side where the formula holds.
     Branch,
-    /// The model assumed the formula (invariants, preconditions, bounds).
+    /// The model assumed the formula (a precondition, a bound): shown in conditions.
     Assumption,
+    /// A fact every reachable state satisfies (type invariants, [`invariant`]): it restricts
+    /// the states explored but is left out of displayed conditions.
+    Invariant,
 }
 
 /// One conjunct of a path condition.
@@ -335,7 +338,7 @@ impl Executor {
         z3::ast::forall_const(&bound, &[], &body)
     }
 
-    fn assume(&mut self, c: &ZBool) {
+    fn assume(&mut self, c: &ZBool, kind: ConstraintKind) {
         let c = c.simplify();
         if let Some(b) = c.as_bool() {
             if !b {
@@ -355,7 +358,7 @@ impl Executor {
                 Check::Unknown(_) => self.model = None,
             }
         }
-        self.record(c, ConstraintKind::Assumption);
+        self.record(c, kind);
     }
 
     fn may_hold(&mut self, c: &ZBool) -> bool {
@@ -403,8 +406,15 @@ pub fn branch_exists_internals(c: &crate::Bool) -> bool {
 }
 
 /// Restrict the current path to states where `c` holds; an infeasible path is abandoned.
+/// Use it for preconditions (they appear in conditions); see also [`invariant`].
 pub fn assume(c: &crate::Bool) {
-    with_executor("assume", |e| e.assume(&c.0))
+    with_executor("assume", |e| e.assume(&c.0, ConstraintKind::Assumption))
+}
+
+/// Declare a fact that holds in every state the model can reach (`counter >= 0`): like
+/// [`assume`], but left out of displayed conditions, which it would only clutter.
+pub fn invariant(c: &crate::Bool) {
+    with_executor("invariant", |e| e.assume(&c.0, ConstraintKind::Invariant))
 }
 
 /// Whether `c` can hold on the current path (one solver query; nothing is recorded).

@@ -31,15 +31,22 @@ impl ConditionPrinter {
         ConditionPrinter { tactic }
     }
 
-    /// The conjuncts of `constraints ∧ extra`, simplified, without those implied by the
+    /// The conjuncts of the path condition, simplified, without those implied by the
     /// assumptions and the other conjuncts. Empty means "always (given the assumptions)".
-    pub fn simplify(&self, constraints: &[Constraint], extra: &[ZBool]) -> Vec<ZBool> {
+    pub fn simplify(&self, constraints: &[Constraint]) -> Vec<ZBool> {
+        let formulas: Vec<ZBool> = constraints.iter().map(|c| c.formula.clone()).collect();
+        let assumptions: Vec<&ZBool> = constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::Invariant)
+            .map(|c| &c.formula)
+            .collect();
+        self.simplify_formulas(&formulas, &assumptions)
+    }
+
+    fn simplify_formulas(&self, formulas: &[ZBool], assumptions: &[&ZBool]) -> Vec<ZBool> {
         let goal = Goal::new(false, false, false);
-        for c in constraints {
-            goal.assert(&c.formula);
-        }
-        for e in extra {
-            goal.assert(e);
+        for f in formulas {
+            goal.assert(f);
         }
         let mut conjuncts: Vec<ZBool> = match self.tactic.apply(&goal, None) {
             Ok(r) => r
@@ -48,33 +55,88 @@ impl ConditionPrinter {
                 .flat_map(|f| split_and(&f))
                 .collect(),
             // The tactic failing is not fatal: show the unsimplified condition.
-            Err(_) => constraints
-                .iter()
-                .map(|c| c.formula.clone())
-                .chain(extra.iter().cloned())
-                .flat_map(|f| split_and(&f))
-                .collect(),
+            Err(_) => formulas.iter().flat_map(split_and).collect(),
         };
-        let assumptions: Vec<&ZBool> = constraints
-            .iter()
-            .filter(|c| c.kind == ConstraintKind::Assumption)
-            .map(|c| &c.formula)
-            .collect();
-        fix_decided_atoms(&mut conjuncts, &assumptions);
-        collapse_to_atoms(&mut conjuncts, &assumptions);
-        drop_implied(&mut conjuncts, &assumptions);
-        drop_impossible_disjuncts(&mut conjuncts, &assumptions);
+        fix_decided_atoms(&mut conjuncts, assumptions);
+        collapse_to_atoms(&mut conjuncts, assumptions);
+        drop_implied(&mut conjuncts, assumptions);
+        drop_impossible_disjuncts(&mut conjuncts, assumptions);
         conjuncts
     }
 
-    /// Simplified and rendered; `"true"` when nothing remains.
-    pub fn render(&self, constraints: &[Constraint], extra: &[ZBool]) -> String {
-        let parts = self.simplify(constraints, extra);
-        if parts.is_empty() {
+    /// The condition over the state and arguments, and separately what the path's internal
+    /// values must satisfy given it: the path condition is `outer ∧ ∃ internals. inner`.
+    pub fn simplify_with_internals(
+        &self,
+        constraints: &[Constraint],
+        internals: &[Dynamic],
+    ) -> (Vec<ZBool>, Vec<ZBool>) {
+        let (inner, outer): (Vec<&Constraint>, Vec<&Constraint>) = constraints
+            .iter()
+            .partition(|c| mentions(&Dynamic::from_ast(&c.formula), internals));
+        let outer: Vec<Constraint> = outer.into_iter().cloned().collect();
+        let simplified_outer = self.simplify(&outer);
+        if inner.is_empty() {
+            return (simplified_outer, Vec::new());
+        }
+        // The inner part is simplified in the context of the outer one, and only what still
+        // mentions internal values is kept (the rest is already said by the outer part).
+        let mut context: Vec<&ZBool> = outer.iter().map(|c| &c.formula).collect();
+        let mut formulas: Vec<ZBool> = context.iter().map(|f| (*f).clone()).collect();
+        formulas.extend(inner.iter().map(|c| c.formula.clone()));
+        context.extend(
+            inner
+                .iter()
+                .filter(|c| c.kind == ConstraintKind::Invariant)
+                .map(|c| &c.formula),
+        );
+        let simplified_inner = self
+            .simplify_formulas(&formulas, &context)
+            .into_iter()
+            .filter(|c| mentions(&Dynamic::from_ast(c), internals))
+            .collect();
+        (simplified_outer, simplified_inner)
+    }
+
+    /// Simplified and rendered; `"true"` when nothing remains. Conjuncts that mention the
+    /// path's internal values come last, under "for some": the condition holds when some
+    /// choice of those values satisfies them.
+    pub fn render(&self, constraints: &[Constraint], internals: &[Dynamic]) -> String {
+        let (outer, inner) = self.simplify_with_internals(constraints, internals);
+        let mut text: Vec<String> = outer.iter().map(render).collect();
+        if !inner.is_empty() {
+            let used: Vec<String> = internals
+                .iter()
+                .filter(|v| {
+                    inner
+                        .iter()
+                        .any(|c| mentions(&Dynamic::from_ast(c), &[(*v).clone()]))
+                })
+                .map(render)
+                .collect();
+            let body: Vec<String> = inner.iter().map(render).collect();
+            text.push(format!(
+                "for some {}: ({})",
+                used.join(", "),
+                body.join(" && ")
+            ));
+        }
+        if text.is_empty() {
             return "true".to_string();
         }
-        parts.iter().map(render).collect::<Vec<_>>().join(" && ")
+        text.join(" && ")
     }
+}
+
+/// Whether `d` mentions any of `consts`.
+fn mentions(d: &Dynamic, consts: &[Dynamic]) -> bool {
+    if consts.is_empty() {
+        return false;
+    }
+    if consts.contains(d) {
+        return true;
+    }
+    d.kind() == AstKind::App && d.children().iter().any(|c| mentions(c, consts))
 }
 
 fn split_and(f: &ZBool) -> Vec<ZBool> {
@@ -376,9 +438,16 @@ impl Renderer {
 
     fn negation(&self, inner: &Dynamic, outer: u8) -> String {
         if inner.is_app() {
-            let kind = inner.decl().kind();
-            if kind == DeclKind::Eq || kind == DeclKind::Iff {
-                return self.infix(inner, " != ", P_CMP, outer);
+            let flipped = match inner.decl().kind() {
+                DeclKind::Eq | DeclKind::Iff => Some(" != "),
+                DeclKind::Le => Some(" > "),
+                DeclKind::Ge => Some(" < "),
+                DeclKind::Lt => Some(" >= "),
+                DeclKind::Gt => Some(" <= "),
+                _ => None,
+            };
+            if let Some(op) = flipped {
+                return self.infix(inner, op, P_CMP, outer);
             }
         }
         format!("!{}", self.expr(inner, P_UNARY))

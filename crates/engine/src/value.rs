@@ -50,7 +50,7 @@ pub trait Value: Symbolic {
             exec::register_internal(c.clone());
         }
         let v = Self::from_leaves(&mut consts.into_iter());
-        exec::assume(&v.invariant());
+        exec::invariant(&v.invariant());
         v
     }
     /// If-then-else on values: `cond ? then : otherwise`, without branching.
@@ -84,7 +84,7 @@ pub fn layout_consts(layout: &[(String, Sort)]) -> Vec<Dynamic> {
 pub fn fresh_value<T: Value>(name: &str) -> T {
     let v = T::from_leaves(&mut layout_consts(&T::layout(name)).into_iter());
     if exec::exploring() {
-        exec::assume(&v.invariant());
+        exec::invariant(&v.invariant());
     }
     v
 }

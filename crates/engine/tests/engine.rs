@@ -133,8 +133,14 @@ fn solver_unknowns_are_recorded_and_exploration_goes_on() {
             (cube(&x) + cube(&y)).eq(cube(&z)).branch()
         })
         .expect("explores");
-        assert!(e.paths.iter().any(|p| !p.unknowns.is_empty()), "an unknown was recorded");
-        assert!(e.paths.iter().any(|p| !p.value), "the provable side is explored too");
+        assert!(
+            e.paths.iter().any(|p| !p.unknowns.is_empty()),
+            "an unknown was recorded"
+        );
+        assert!(
+            e.paths.iter().any(|p| !p.value),
+            "the provable side is explored too"
+        );
     });
 }
 

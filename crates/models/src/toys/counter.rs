@@ -3,7 +3,7 @@
 //! Known answers: two `inc` always commute; `inc`/`iszero` commute only when the counter is
 //! non-zero before; `dec`/`iszero` only when it is at least 2.
 
-use commuter_engine::{Bool, Call, Int, Model, Symbolic, assume, symbolic};
+use commuter_engine::{Bool, Call, Int, Model, Symbolic, assume, invariant, symbolic};
 
 #[derive(Clone, Debug, Symbolic)]
 pub struct Counter {
@@ -29,7 +29,7 @@ impl Model for CounterModel {
     }
     fn initial_state(&self) -> Counter {
         let s = Counter::fresh("s");
-        assume(&s.counter.ge(0));
+        invariant(&s.counter.ge(0));
         s
     }
 }
