@@ -14,6 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Cache line size the tracer groups accesses by (x86-64); a [`FalseSharing`] line is this long.
+pub const CACHE_LINE: u64 = 64;
+
 /// Version of the record format; bumped on incompatible changes.
 pub const RECORD_VERSION: u32 = 1;
 
@@ -161,13 +164,17 @@ pub enum ParseError {
     },
 }
 
-mod hex {
+/// Serde helpers for `u64` addresses as `"0x…"` strings (`#[serde(with = "hex")]`), for other
+/// formats that carry addresses the same way.
+pub mod hex {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
+    /// Writes `v` as a `0x` hex string.
     pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{v:#x}"))
     }
 
+    /// Reads a `0x` hex string.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         let s = String::deserialize(d)?;
         super::parse_hex(&s).ok_or_else(|| D::Error::custom(format!("not a 0x hex number: {s}")))

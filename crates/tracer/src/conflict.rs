@@ -10,7 +10,7 @@ use commuter_trace_format::record::{FalseSharing, Rw, SharedLocation, Side};
 use std::collections::HashMap;
 
 /// Cache line size of the x86-64 machines the tests model.
-pub const LINE: u64 = 64;
+pub const LINE: u64 = commuter_trace_format::record::CACHE_LINE;
 /// Distinct (instruction, read/write) pairs kept per line and side for attribution; more are
 /// still counted in the masks, just not named.
 const MAX_TOUCHES: usize = 16;

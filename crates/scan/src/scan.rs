@@ -1,0 +1,192 @@
+//! From what a run produced per test (the tracer's record, the guest's result checks, errors)
+//! to the [`ConflictsFile`].
+
+use crate::schema::{
+    Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ConflictsFile, ErrorKind, Location,
+    Mismatch, Status, Target, TestConflicts, TestError, What, natural_cmp,
+};
+use crate::symbols::Symbols;
+use commuter_trace_format::record::{Side, TestRecord};
+use std::collections::HashMap;
+
+/// Everything a run knows about one test; the input of [`scan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestRun {
+    /// The test's id in `tests.json`.
+    pub id: String,
+    /// Call names of slot a and slot b.
+    pub calls: [String; 2],
+    /// The tracer's record; `None` when it wrote none for this test.
+    pub record: Option<TestRecord>,
+    /// The guest's check of each call's result; `None` when it reported none.
+    pub results: [Option<CallCheck>; 2],
+    /// Errors from the guest or the VM (crash, timeout) that concern this test.
+    pub errors: Vec<TestError>,
+}
+
+/// The guest's verdict on one call's result.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallCheck {
+    /// The result matched the model's expectation.
+    pub ok: bool,
+    /// How it did not.
+    pub mismatches: Vec<String>,
+}
+
+/// Builds `conflicts.json` from the runs of a target, symbolising with `symbols` when given.
+pub fn scan(target: Target, runs: &[TestRun], symbols: Option<&Symbols>) -> ConflictsFile {
+    let target = Target {
+        symbols: symbols.map(|s| s.name().to_string()),
+        ..target
+    };
+    let mut namer = Namer::new(symbols);
+    let mut tests: Vec<TestConflicts> = runs.iter().map(|r| scan_test(r, &mut namer)).collect();
+    tests.sort_by(|a, b| natural_cmp(&a.id, &b.id));
+    ConflictsFile {
+        schema: CONFLICTS_SCHEMA.into(),
+        version: CONFLICTS_VERSION,
+        target,
+        tests,
+    }
+}
+
+fn scan_test(run: &TestRun, namer: &mut Namer<'_>) -> TestConflicts {
+    let errors = errors(run);
+    let (shared, false_sharing) = match &run.record {
+        Some(rec) => locations(rec, namer),
+        None => (Vec::new(), Vec::new()),
+    };
+    let status = if !shared.is_empty() {
+        // Conflicts that were seen are real even when the trace is incomplete.
+        Status::Conflicted
+    } else if errors.is_empty() {
+        Status::ConflictFree
+    } else {
+        Status::Unknown
+    };
+    TestConflicts {
+        id: run.id.clone(),
+        calls: run.calls.clone(),
+        status,
+        shared,
+        false_sharing,
+        mismatches: mismatches(run),
+        errors,
+    }
+}
+
+/// The run's own errors, plus what the record says is missing.
+fn errors(run: &TestRun) -> Vec<TestError> {
+    let mut out = run.errors.clone();
+    let err = |kind, message: String| TestError { kind, message };
+    match &run.record {
+        None => out.push(err(
+            ErrorKind::Tracer,
+            "the tracer wrote no record for this test".into(),
+        )),
+        Some(rec) => {
+            if rec.overflow {
+                let dropped: u64 = rec.calls.iter().map(|c| c.dropped).sum();
+                let msg = format!("trace buffer overflow: {dropped} accesses dropped");
+                out.push(err(ErrorKind::Overflow, msg));
+            }
+            out.extend(rec.errors.iter().map(|e| err(ErrorKind::Tracer, e.clone())));
+        }
+    }
+    for (slot, r) in ["a", "b"].iter().zip(&run.results) {
+        if r.is_none() && run.errors.is_empty() {
+            let msg = format!("the guest reported no result for call {slot}");
+            out.push(err(ErrorKind::Guest, msg));
+        }
+    }
+    out
+}
+
+fn mismatches(run: &TestRun) -> Vec<Mismatch> {
+    ["a", "b"]
+        .iter()
+        .zip(&run.results)
+        .zip(&run.calls)
+        .filter_map(|((slot, r), call)| {
+            let r = r.as_ref().filter(|r| !r.ok)?;
+            Some(Mismatch {
+                slot: (*slot).into(),
+                call: call.clone(),
+                details: r.mismatches.clone(),
+            })
+        })
+        .collect()
+}
+
+fn locations(rec: &TestRecord, namer: &mut Namer<'_>) -> (Vec<Location>, Vec<Location>) {
+    let mut shared: Vec<Location> = rec
+        .shared
+        .iter()
+        .map(|s| namer.location(s.addr, s.size, &s.a, &s.b))
+        .collect();
+    let line = u32::try_from(commuter_trace_format::record::CACHE_LINE).unwrap_or(64);
+    let mut false_sharing: Vec<Location> = rec
+        .false_sharing
+        .iter()
+        .map(|f| namer.location(f.line, line, &f.a, &f.b))
+        .collect();
+    shared.sort_by_key(|l| (l.addr, l.size));
+    false_sharing.sort_by_key(|l| l.addr);
+    (shared, false_sharing)
+}
+
+/// Symbolises with a cache: tests of one run share most instructions and locations.
+struct Namer<'a> {
+    symbols: Option<&'a Symbols>,
+    code: HashMap<u64, CodeSite>,
+}
+
+impl<'a> Namer<'a> {
+    fn new(symbols: Option<&'a Symbols>) -> Self {
+        Namer {
+            symbols,
+            code: HashMap::new(),
+        }
+    }
+
+    fn location(&mut self, addr: u64, size: u32, a: &Side, b: &Side) -> Location {
+        let what = match self.symbols {
+            Some(s) => s.data(addr),
+            None => What::Unknown,
+        };
+        Location {
+            addr,
+            size,
+            what,
+            a: self.access(a),
+            b: self.access(b),
+        }
+    }
+
+    fn access(&mut self, side: &Side) -> Access {
+        let mut pcs = side.pcs.clone();
+        if pcs.is_empty() {
+            pcs.push(side.pc);
+        }
+        Access {
+            rw: side.rw,
+            sites: pcs.into_iter().map(|pc| self.site(pc)).collect(),
+        }
+    }
+
+    fn site(&mut self, pc: u64) -> CodeSite {
+        let symbols = self.symbols;
+        self.code
+            .entry(pc)
+            .or_insert_with(|| match symbols {
+                Some(s) => s.code(pc),
+                None => CodeSite {
+                    pc,
+                    symbol: None,
+                    offset: 0,
+                    frames: Vec::new(),
+                },
+            })
+            .clone()
+    }
+}

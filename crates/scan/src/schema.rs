@@ -1,0 +1,315 @@
+//! The `conflicts.json` schema: per test, whether its two calls were conflict-free, and if not,
+//! every shared location with what it is and where each call touched it.
+//!
+//! Ordering is deterministic: tests by id (digit runs compared as numbers, so `t_2` < `t_10`),
+//! locations by address, code sites in the tracer's order (writers first). Addresses are
+//! `"0x…"` strings, like the tracer's records, because kernel addresses do not fit the 53-bit
+//! integers many JSON readers use.
+//!
+//! ```json
+//! {"schema":"commuter.conflicts","version":1,
+//!  "target":{"name":"linux","version":"6.12.95+deb12-amd64","symbols":"vmlinux-6.12.95+deb12-amd64"},
+//!  "tests":[{"id":"stat_stat_0_0","calls":["stat","stat"],"status":"conflicted",
+//!    "shared":[{"addr":"0x2a4c1a8","size":4,
+//!      "what":{"kind":"dynamic","vaddr":"0xffff888002a4c1a8"},
+//!      "a":{"rw":"rw","sites":[{"pc":"0xffffffff8137a1c2","symbol":"lockref_get_not_dead",
+//!        "offset":"0x22","frames":[{"function":"lockref_get_not_dead","file":"lib/lockref.c","line":137}]}]},
+//!      "b":{...}}],
+//!    "false_sharing":[],"mismatches":[],"errors":[]}]}
+//! ```
+
+use commuter_trace_format::record::{Rw, hex};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// Value of the `schema` field.
+pub const CONFLICTS_SCHEMA: &str = "commuter.conflicts";
+/// Version of the schema; bumped on incompatible changes.
+pub const CONFLICTS_VERSION: u32 = 1;
+
+/// A whole `conflicts.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsFile {
+    /// Always [`CONFLICTS_SCHEMA`].
+    pub schema: String,
+    /// Always [`CONFLICTS_VERSION`] when written by this crate.
+    pub version: u32,
+    /// What the tests ran on.
+    pub target: Target,
+    /// One entry per test, sorted by [`natural_cmp`] of the ids.
+    pub tests: Vec<TestConflicts>,
+}
+
+/// The implementation the tests ran on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Target kind, e.g. `linux`.
+    pub name: String,
+    /// Its version, e.g. the kernel ABI `6.12.95+deb12-amd64`.
+    pub version: Option<String>,
+    /// File name of the image symbols came from; `None` when not symbolised.
+    pub symbols: Option<String>,
+}
+
+/// What a test showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The calls shared no byte, and the trace is complete.
+    ConflictFree,
+    /// The calls shared at least one byte, one of them writing.
+    Conflicted,
+    /// The test did not run cleanly enough to say (see its errors).
+    Unknown,
+}
+
+/// One test's conflicts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestConflicts {
+    /// The test's id in `tests.json`.
+    pub id: String,
+    /// Call names of slot a and slot b.
+    pub calls: [String; 2],
+    /// The verdict.
+    pub status: Status,
+    /// Byte ranges both calls touched, one writing (the rule's conflicts).
+    pub shared: Vec<Location>,
+    /// Cache lines both calls touched, one writing, with no byte in common (reported apart:
+    /// they cost scalability too, but the rule does not count them).
+    pub false_sharing: Vec<Location>,
+    /// Calls whose result differed from the model's expectation.
+    pub mismatches: Vec<Mismatch>,
+    /// Why the verdict may be incomplete.
+    pub errors: Vec<TestError>,
+}
+
+/// A memory location both calls touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// Physical address of the first byte (of the line, for false sharing).
+    #[serde(with = "hex")]
+    pub addr: u64,
+    /// Bytes (64 for a falsely shared line).
+    pub size: u32,
+    /// What lives there.
+    pub what: What,
+    /// How call a touched it.
+    pub a: Access,
+    /// How call b touched it.
+    pub b: Access,
+}
+
+/// What a physical address holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum What {
+    /// Inside a static object of the kernel image.
+    Static {
+        /// The ELF symbol.
+        symbol: String,
+        /// Byte offset into it.
+        #[serde(with = "hex")]
+        offset: u64,
+        /// Its ELF section.
+        section: String,
+        /// The kernel virtual address.
+        #[serde(with = "hex")]
+        vaddr: u64,
+    },
+    /// In the kernel image, but in no sized symbol (padding, linker-generated tables).
+    Section {
+        /// The ELF section.
+        section: String,
+        /// Byte offset into it.
+        #[serde(with = "hex")]
+        offset: u64,
+        /// The kernel virtual address.
+        #[serde(with = "hex")]
+        vaddr: u64,
+    },
+    /// Dynamically allocated memory (slab, page allocator, per-CPU areas, freed init memory);
+    /// `vaddr` is its address in the kernel's direct map.
+    Dynamic {
+        /// The direct-map virtual address.
+        #[serde(with = "hex")]
+        vaddr: u64,
+    },
+    /// Not symbolised (no kernel image given).
+    Unknown,
+}
+
+/// One call's accesses to a location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// Read, written, or both.
+    pub rw: Rw,
+    /// The instructions that touched it (writers first), symbolised.
+    pub sites: Vec<CodeSite>,
+}
+
+/// A symbolised instruction address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSite {
+    /// The instruction address.
+    #[serde(with = "hex")]
+    pub pc: u64,
+    /// The ELF function symbol containing it.
+    pub symbol: Option<String>,
+    /// Offset of `pc` into `symbol`.
+    #[serde(with = "hex")]
+    pub offset: u64,
+    /// Source frames, innermost (inlined) first; the last is the function the compiler emitted.
+    pub frames: Vec<Frame>,
+}
+
+/// One source-level frame of a code site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frame {
+    /// Function name.
+    pub function: Option<String>,
+    /// Source file, relative to the source tree where the build directory is known.
+    pub file: Option<String>,
+    /// Line.
+    pub line: Option<u32>,
+}
+
+/// A call whose result differed from the model's expectation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mismatch {
+    /// `a` or `b`.
+    pub slot: String,
+    /// The call's name.
+    pub call: String,
+    /// How it differed, as the guest reported.
+    pub details: Vec<String>,
+}
+
+/// Why a test's verdict may be incomplete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestError {
+    /// The category.
+    pub kind: ErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// Categories of [`TestError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A call's trace buffer overflowed: conflicts may be missing.
+    Overflow,
+    /// The tracer reported a protocol or internal error, or wrote no record for the test.
+    Tracer,
+    /// The guest could not set up or run the test.
+    Guest,
+    /// The VM crashed or timed out before the test finished.
+    Vm,
+}
+
+impl CodeSite {
+    /// A one-line label: innermost function and line, and the emitted function when the
+    /// innermost one was inlined into it, e.g. `lockref_get (lib/lockref.c:52) in dget`.
+    pub fn label(&self) -> String {
+        let Some(inner) = self.frames.first() else {
+            return match &self.symbol {
+                Some(s) => format!("{s}+{:#x}", self.offset),
+                None => format!("{:#x}", self.pc),
+            };
+        };
+        let mut s = inner.function.clone().unwrap_or_else(|| "??".into());
+        if let (Some(file), Some(line)) = (&inner.file, inner.line) {
+            s.push_str(&format!(" ({file}:{line})"));
+        }
+        let outer = self.frames.last().and_then(|f| f.function.as_ref());
+        if let (true, Some(outer)) = (self.frames.len() > 1, outer) {
+            s.push_str(&format!(" in {outer}"));
+        }
+        s
+    }
+}
+
+impl What {
+    /// A one-line label: `jiffies+0x8`, `.data+0x40`, `heap`, `?`.
+    pub fn label(&self) -> String {
+        match self {
+            What::Static { symbol, offset, .. } if *offset == 0 => symbol.clone(),
+            What::Static { symbol, offset, .. } => format!("{symbol}+{offset:#x}"),
+            What::Section {
+                section, offset, ..
+            } => format!("{section}+{offset:#x}"),
+            What::Dynamic { .. } => "heap".into(),
+            What::Unknown => "?".into(),
+        }
+    }
+}
+
+/// Orders strings with runs of ASCII digits compared as numbers (`t_2` before `t_10`), then
+/// bytewise, so that every string has one place.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (ka, kb) = (natural_key(a), natural_key(b));
+    ka.cmp(&kb).then_with(|| a.cmp(b))
+}
+
+/// Chunks of a string: digit runs as (length without leading zeros, digits), so that numeric
+/// comparison needs no parsing and no overflow.
+fn natural_key(s: &str) -> Vec<(bool, usize, &str)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        let digit = c.is_ascii_digit();
+        let end = rest
+            .find(|ch: char| ch.is_ascii_digit() != digit)
+            .unwrap_or(rest.len());
+        let (chunk, tail) = rest.split_at(end);
+        if digit {
+            let trimmed = chunk.trim_start_matches('0');
+            out.push((true, trimmed.len(), trimmed));
+        } else {
+            out.push((false, 0, chunk));
+        }
+        rest = tail;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_compares_numbers() {
+        let mut v = vec!["t_10", "t_2", "t_1_3", "s", "t_02"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, vec!["s", "t_1_3", "t_02", "t_2", "t_10"]);
+    }
+
+    #[test]
+    fn labels_name_inlining() {
+        let frame = |f: &str, line| Frame {
+            function: Some(f.into()),
+            file: Some("lib/lockref.c".into()),
+            line: Some(line),
+        };
+        let mut site = CodeSite {
+            pc: 0x10,
+            symbol: Some("dget".into()),
+            offset: 4,
+            frames: vec![frame("lockref_get", 52), frame("dget", 7)],
+        };
+        assert_eq!(site.label(), "lockref_get (lib/lockref.c:52) in dget");
+        site.frames.truncate(1);
+        assert_eq!(site.label(), "lockref_get (lib/lockref.c:52)");
+        site.frames.clear();
+        assert_eq!(site.label(), "dget+0x4");
+    }
+}

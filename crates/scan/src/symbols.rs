@@ -1,0 +1,479 @@
+//! Symbolisation against an ELF image with DWARF: code addresses to functions, source lines and
+//! inlined frames (gimli, through `addr2line`), physical data addresses to static symbols.
+//!
+//! # Physical to virtual (x86-64 Linux, booted with `nokaslr`)
+//!
+//! The tracer reports physical addresses (QEMU's `hwaddr`), so that the same memory seen
+//! through two virtual mappings is one location. Turning one back into something named uses
+//! two fixed mappings of the x86-64 kernel:
+//!
+//! - **The kernel image** (text, rodata, data, bss) is mapped at `__START_KERNEL_map`
+//!   (`0xffffffff80000000`) + physical address. Without KASLR the decompressor puts the kernel
+//!   at its link-time physical address (`CONFIG_PHYSICAL_START`, 16 MiB for Debian: `_text` =
+//!   `0xffffffff81000000` at physical `0x1000000`), so the ELF program headers give the
+//!   mapping exactly: in each `PT_LOAD` segment, `vaddr = phys - p_paddr + p_vaddr`. This
+//!   module reads it from the headers rather than hard-coding the constant.
+//! - **Everything else** the kernel allocates (slab objects, page-allocator pages, per-CPU
+//!   areas) is reached through the direct map at `page_offset_base`, which is
+//!   `0xffff888000000000` without KASLR and with 4-level paging (QEMU's default CPU has no
+//!   LA57): `vaddr = phys + 0xffff888000000000`. Such an address has no static symbol.
+//!
+//! Two parts of the image do not keep their static meaning at run time: the init sections
+//! between `__init_begin` and `__init_end` are freed after boot and reused by the page
+//! allocator, and the `.data..percpu` segment (linked at virtual address 0) is only the
+//! template the per-CPU areas are copied from. Both are treated as dynamic memory.
+//!
+//! Heap objects are not typed: which slab cache an object belongs to is recorded in its
+//! `struct slab` inside guest memory, which no longer exists when the trace is scanned. Doing
+//! it would take the plugin reading guest memory at test end (see the crate docs).
+
+use crate::schema::{CodeSite, Frame, What};
+use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
+use std::path::{Path, PathBuf};
+
+/// Start of the kernel's direct map of physical memory on x86-64 without KASLR (4-level paging).
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8880_0000_0000;
+
+/// Why an image could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SymbolsError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The image.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not an ELF image the reader understands.
+    #[error("{} is not a readable ELF image: {message}", path.display())]
+    Elf {
+        /// The image.
+        path: PathBuf,
+        /// The reader's message.
+        message: String,
+    },
+    /// The image has no DWARF line information.
+    #[error(
+        "{} has no DWARF debug information: use the debug image (for Linux: `scripts/install-linux-target --symbols`)",
+        path.display()
+    )]
+    NoDebugInfo {
+        /// The image.
+        path: PathBuf,
+    },
+}
+
+/// An ELF symbol with an address and a size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sym {
+    addr: u64,
+    size: u64,
+    name: String,
+    section: usize,
+}
+
+/// An allocated ELF section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Section {
+    addr: u64,
+    size: u64,
+    name: String,
+}
+
+/// A loaded part of the image: physical `[paddr, paddr + size)` is virtual `vaddr…`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment {
+    paddr: u64,
+    vaddr: u64,
+    size: u64,
+}
+
+/// The symbol and address tables of an image, plus its DWARF for code locations.
+pub struct Symbols {
+    name: String,
+    dwarf: addr2line::Loader,
+    syms: Vec<Sym>,
+    sections: Vec<Section>,
+    segments: Vec<Segment>,
+    /// Virtual range freed after boot (`__init_begin..__init_end`), empty if unknown.
+    freed: (u64, u64),
+    /// Build directory prefix stripped from DWARF paths (e.g. `/build/…/linux-6.12.95/`).
+    prefix: Option<String>,
+}
+
+impl std::fmt::Debug for Symbols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbols")
+            .field("name", &self.name)
+            .field("symbols", &self.syms.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Symbols {
+    /// Loads an ELF image with DWARF (for Linux, the `vmlinux` of the `-dbg` package).
+    pub fn open(path: &Path) -> Result<Symbols, SymbolsError> {
+        let io = |source| SymbolsError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let f = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the image is only read, while this function runs; a vmlinux is 350 MB, so it
+        // is mapped rather than copied. Truncating it meanwhile is the caller's problem, as for
+        // every mmap-based reader (addr2line maps it too).
+        let data = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+        let elf_err = |message: String| SymbolsError::Elf {
+            path: path.to_owned(),
+            message,
+        };
+        let file = object::File::parse(&*data).map_err(|e| elf_err(e.to_string()))?;
+        if file.section_by_name(".debug_info").is_none() {
+            return Err(SymbolsError::NoDebugInfo {
+                path: path.to_owned(),
+            });
+        }
+        let dwarf = addr2line::Loader::new(path).map_err(|e| elf_err(e.to_string()))?;
+        let (syms, sections, segments) = (symbols(&file), sections(&file), segments(&file));
+        let freed = freed_range(&file);
+        drop(file);
+        let mut me = Symbols {
+            name: file_name(path),
+            dwarf,
+            syms,
+            sections,
+            segments,
+            freed,
+            prefix: None,
+        };
+        me.prefix = me.build_prefix();
+        Ok(me)
+    }
+
+    /// The image's file name (recorded in `conflicts.json`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Symbolises an instruction address.
+    pub fn code(&self, pc: u64) -> CodeSite {
+        let (symbol, offset) = match self.containing(pc) {
+            Some(s) => (Some(s.name.clone()), pc - s.addr),
+            None => (None, 0),
+        };
+        CodeSite {
+            pc,
+            symbol,
+            offset,
+            frames: self.frames(pc),
+        }
+    }
+
+    /// Source frames at `pc`, innermost first; empty when DWARF does not cover it.
+    fn frames(&self, pc: u64) -> Vec<Frame> {
+        let Ok(mut iter) = self.dwarf.find_frames(pc) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // A malformed DWARF entry ends the walk; the frames found so far are still right.
+        while let Ok(Some(f)) = iter.next() {
+            let function = f
+                .function
+                .as_ref()
+                .and_then(|n| n.demangle().ok().map(|s| s.into_owned()));
+            let loc = f.location.as_ref();
+            out.push(Frame {
+                function,
+                file: loc.and_then(|l| l.file).map(|p| self.relative(p)),
+                line: loc.and_then(|l| l.line),
+            });
+        }
+        out
+    }
+
+    /// Strips the build directory, so that paths read as in the source tree.
+    fn relative(&self, path: &str) -> String {
+        match &self.prefix {
+            Some(p) => {
+                let path = normalize(path);
+                path.strip_prefix(p.as_str())
+                    .map(str::to_string)
+                    .unwrap_or(path)
+            }
+            None => normalize(path),
+        }
+    }
+
+    /// The build directory: the longest directory prefix that most functions' source files
+    /// share (Debian's vmlinux names them `debian/build/build_amd64_none_amd64/fs/namei.c`).
+    /// Assembler files without a directory are the minority this tolerates.
+    fn build_prefix(&self) -> Option<String> {
+        let text: Vec<&Sym> = self
+            .syms
+            .iter()
+            .filter(|s| self.is_text(s.section))
+            .collect();
+        // An even sample of 64 functions is enough, and cheap even for vmlinux.
+        let files: Vec<String> = text
+            .iter()
+            .step_by((text.len() / 64).max(1))
+            .filter_map(|s| self.dwarf.find_location(s.addr).ok().flatten()?.file)
+            .map(normalize)
+            .collect();
+        majority_dir(&files)
+    }
+
+    fn is_text(&self, section: usize) -> bool {
+        self.sections
+            .get(section)
+            .is_some_and(|s| s.name.starts_with(".text"))
+    }
+
+    /// Names the memory at a physical address.
+    pub fn data(&self, phys: u64) -> What {
+        let Some(vaddr) = self.image_vaddr(phys) else {
+            return What::Dynamic {
+                vaddr: DIRECT_MAP_BASE.wrapping_add(phys),
+            };
+        };
+        if let Some(s) = self.containing(vaddr) {
+            return What::Static {
+                symbol: s.name.clone(),
+                offset: vaddr - s.addr,
+                section: self.section_name(s.section),
+                vaddr,
+            };
+        }
+        match self
+            .sections
+            .iter()
+            .find(|s| in_range(vaddr, s.addr, s.size))
+        {
+            Some(s) => What::Section {
+                section: s.name.clone(),
+                offset: vaddr - s.addr,
+                vaddr,
+            },
+            None => What::Dynamic {
+                vaddr: DIRECT_MAP_BASE.wrapping_add(phys),
+            },
+        }
+    }
+
+    /// The image's virtual address for a physical one, if the image keeps it after boot.
+    fn image_vaddr(&self, phys: u64) -> Option<u64> {
+        image_vaddr(&self.segments, self.freed, phys)
+    }
+
+    /// The sized symbol containing `addr`, the closest one when they nest; ties by name.
+    fn containing(&self, addr: u64) -> Option<&Sym> {
+        let end = self.syms.partition_point(|s| s.addr <= addr);
+        // Symbols are sorted by address; a containing one is at most a few entries back unless
+        // a huge symbol spans many small ones, which the window bounds.
+        self.syms[..end]
+            .iter()
+            .rev()
+            .take(256)
+            .find(|s| in_range(addr, s.addr, s.size))
+    }
+
+    fn section_name(&self, index: usize) -> String {
+        self.sections
+            .get(index)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Maps a physical address into the image through its load segments. A segment linked at
+/// virtual address 0 is Linux's per-CPU template (its live copies are dynamic), and `freed` is
+/// the init memory given back to the page allocator after boot: neither keeps a static name.
+fn image_vaddr(segments: &[Segment], freed: (u64, u64), phys: u64) -> Option<u64> {
+    let seg = segments
+        .iter()
+        .filter(|s| s.vaddr != 0)
+        .find(|s| in_range(phys, s.paddr, s.size))?;
+    let vaddr = phys - seg.paddr + seg.vaddr;
+    (!(freed.0..freed.1).contains(&vaddr)).then_some(vaddr)
+}
+
+fn in_range(x: u64, start: u64, size: u64) -> bool {
+    x >= start && x - start < size
+}
+
+/// The file name, through symlinks (`.cache/linux/vmlinux` names the versioned image).
+fn file_name(path: &Path) -> String {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    real.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| real.display().to_string())
+}
+
+/// Sized function and object symbols, sorted by address then name; `section` indexes the
+/// table [`sections`] returns.
+fn symbols(file: &object::File<'_>) -> Vec<Sym> {
+    let mut out: Vec<Sym> = file
+        .symbols()
+        .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data))
+        .filter(|s| s.size() > 0 && s.is_definition())
+        .filter_map(|s| {
+            Some(Sym {
+                addr: s.address(),
+                size: s.size(),
+                name: s.name().ok()?.to_string(),
+                section: s.section_index()?.0,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.addr, &a.name).cmp(&(b.addr, &b.name)));
+    out.dedup_by(|a, b| a.addr == b.addr && a.name == b.name);
+    out
+}
+
+/// Allocated sections, indexed by ELF section index (unallocated ones are left empty).
+fn sections(file: &object::File<'_>) -> Vec<Section> {
+    let mut out = Vec::new();
+    for s in file.sections() {
+        let i = s.index().0;
+        if out.len() <= i {
+            out.resize(
+                i + 1,
+                Section {
+                    addr: 0,
+                    size: 0,
+                    name: String::new(),
+                },
+            );
+        }
+        if allocated(s.flags()) {
+            out[i] = Section {
+                addr: s.address(),
+                size: s.size(),
+                name: s.name().unwrap_or_default().to_string(),
+            };
+        }
+    }
+    out
+}
+
+fn allocated(flags: SectionFlags) -> bool {
+    const SHF_ALLOC: u64 = 2;
+    matches!(flags, SectionFlags::Elf { sh_flags } if sh_flags & SHF_ALLOC != 0)
+}
+
+fn segments(file: &object::File<'_>) -> Vec<Segment> {
+    let object::File::Elf64(elf) = file else {
+        return Vec::new();
+    };
+    let endian = elf.endian();
+    elf.segments()
+        .map(|s| {
+            use object::read::elf::ProgramHeader;
+            let h = s.elf_program_header();
+            Segment {
+                paddr: h.p_paddr(endian),
+                vaddr: h.p_vaddr(endian),
+                size: h.p_memsz(endian),
+            }
+        })
+        .filter(|s| s.size > 0)
+        .collect()
+}
+
+/// `__init_begin..__init_end` from the symbol table, empty if either is missing (not Linux).
+fn freed_range(file: &object::File<'_>) -> (u64, u64) {
+    let addr = |name: &str| file.symbol_by_name(name).map(|s| s.address());
+    match (addr("__init_begin"), addr("__init_end")) {
+        (Some(lo), Some(hi)) if lo < hi => (lo, hi),
+        _ => (0, 0),
+    }
+}
+
+/// Removes `.` components and folds `dir/..` (DWARF keeps the compiler's spelling, e.g.
+/// `arch/x86/mm/../include/asm/trace/./exceptions.h`).
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "." => {}
+            ".." if out.last().is_some_and(|l| !l.is_empty() && *l != "..") => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
+/// The longest directory prefix (ending in `/`) shared by at least 80% of `paths` (and by two
+/// or more of them).
+fn majority_dir(paths: &[String]) -> Option<String> {
+    let need = (paths.len() * 4).div_ceil(5).max(2);
+    let mut best: Option<&str> = None;
+    for p in paths {
+        for (i, _) in p.match_indices('/') {
+            let dir = &p[..=i];
+            if best.is_some_and(|b| b.len() >= dir.len()) {
+                continue;
+            }
+            if paths.iter().filter(|q| q.starts_with(dir)).count() >= need {
+                best = Some(dir);
+            }
+        }
+    }
+    best.map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The load segments of Debian's 6.12.95 vmlinux (`readelf -l`), and its init range.
+    fn vmlinux() -> (Vec<Segment>, (u64, u64)) {
+        let seg = |vaddr, paddr, size| Segment { paddr, vaddr, size };
+        let segs = vec![
+            seg(0xffff_ffff_8100_0000, 0x100_0000, 0x1b6_ce7c),
+            seg(0xffff_ffff_82c0_0000, 0x2c0_0000, 0x6f_d000),
+            seg(0, 0x32f_d000, 0x3_9000),
+            seg(0xffff_ffff_8333_6000, 0x333_6000, 0xeca_000),
+        ];
+        (segs, (0xffff_ffff_832f_d000, 0xffff_ffff_8372_4000))
+    }
+
+    #[test]
+    fn kernel_image_maps_at_start_kernel_map() {
+        let (segs, freed) = vmlinux();
+        // jiffies, in .data.
+        assert_eq!(
+            image_vaddr(&segs, freed, 0x2c0_79c0),
+            Some(0xffff_ffff_82c0_79c0)
+        );
+        // .bss lies after the init sections in the same segment.
+        assert_eq!(
+            image_vaddr(&segs, freed, 0x372_f000),
+            Some(0xffff_ffff_8372_f000)
+        );
+    }
+
+    #[test]
+    fn percpu_template_freed_init_and_heap_are_not_static() {
+        let (segs, freed) = vmlinux();
+        assert_eq!(image_vaddr(&segs, freed, 0x330_0000), None);
+        assert_eq!(image_vaddr(&segs, freed, 0x340_0000), None);
+        assert_eq!(image_vaddr(&segs, freed, 0x1000_0000), None);
+    }
+
+    #[test]
+    fn paths_lose_dot_components_and_the_build_directory() {
+        assert_eq!(
+            normalize("b/arch/x86/mm/../include/asm/./x.h"),
+            "b/arch/x86/include/asm/x.h"
+        );
+        let paths: Vec<String> = ["d/b/fs/a.c", "d/b/mm/b.c", "d/b/fs/c.c", "d/b/k/x.c", "x.S"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(majority_dir(&paths).as_deref(), Some("d/b/"));
+        assert_eq!(majority_dir(&paths[4..]), None);
+    }
+}
