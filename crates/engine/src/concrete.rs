@@ -22,28 +22,48 @@ pub struct PoolExhausted {
     pub capacity: usize,
 }
 
+/// How a model treats one namespace of concrete values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// How many distinct values a test may use (`None`: unbounded).
+    pub capacity: Option<usize>,
+    /// Whether the equality pattern of the namespace is part of a test's class. Data values
+    /// usually are not: which page holds which bytes rarely changes what is shared.
+    pub enumerated: bool,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            capacity: None,
+            enumerated: true,
+        }
+    }
+}
+
 /// Evaluates values in a model of the path condition and records the test's isomorphism class.
 pub struct Concretizer<'m> {
     model: &'m ZModel,
     facts: Vec<(ZBool, bool)>,
     namespaces: BTreeMap<String, Namespace>,
-    capacity: &'m dyn Fn(&str) -> Option<usize>,
+    pool: &'m dyn Fn(&str) -> Pool,
 }
 
 #[derive(Default)]
 struct Namespace {
+    enumerated: bool,
     /// Each distinct model value met, in order of first appearance, with the terms that had it.
     classes: Vec<(Dynamic, Vec<Dynamic>)>,
 }
 
 impl<'m> Concretizer<'m> {
-    /// `capacity(namespace)` bounds the number of distinct values a namespace may use.
-    pub fn new(model: &'m ZModel, capacity: &'m dyn Fn(&str) -> Option<usize>) -> Self {
+    /// `pool(namespace)` says how the model treats each namespace.
+    pub fn new(model: &'m ZModel, pool: &'m dyn Fn(&str) -> Pool) -> Self {
         Concretizer {
             model,
             facts: Vec::new(),
             namespaces: BTreeMap::new(),
-            capacity,
+            pool,
         }
     }
 
@@ -73,7 +93,14 @@ impl<'m> Concretizer<'m> {
     pub fn label<K: Key>(&mut self, namespace: &str, v: &K) -> Result<usize, PoolExhausted> {
         let term = v.key_ast();
         let value = self.model.eval(&term, true).unwrap_or_else(|| term.clone());
-        let ns = self.namespaces.entry(namespace.to_string()).or_default();
+        let pool = (self.pool)(namespace);
+        let ns = self
+            .namespaces
+            .entry(namespace.to_string())
+            .or_insert_with(|| Namespace {
+                enumerated: pool.enumerated,
+                classes: Vec::new(),
+            });
         let index = match ns.classes.iter().position(|(val, _)| *val == value) {
             Some(i) => i,
             None => {
@@ -84,7 +111,7 @@ impl<'m> Concretizer<'m> {
         if !ns.classes[index].1.contains(&term) {
             ns.classes[index].1.push(term);
         }
-        if let Some(cap) = (self.capacity)(namespace)
+        if let Some(cap) = pool.capacity
             && index >= cap
         {
             return Err(PoolExhausted {
@@ -125,7 +152,7 @@ impl<'m> Concretizer<'m> {
                 parts.push(if *v { fact.clone() } else { fact.not() });
             }
         }
-        for ns in self.namespaces.values() {
+        for ns in self.namespaces.values().filter(|ns| ns.enumerated) {
             let reps: Vec<&Dynamic> = ns
                 .classes
                 .iter()

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-use crate::concrete::{Concrete, Concretizer, PoolExhausted};
+use crate::concrete::{Concrete, Concretizer, Pool, PoolExhausted};
 use crate::value::{Bool, Int, SymEq, Symbolic};
 
 /// An interface model: a symbolic state and the calls that act on it.
@@ -52,9 +52,9 @@ pub trait Model: Send + Sync + 'static {
     ) -> Result<Json, PoolExhausted> {
         state.concrete(cx)
     }
-    /// How many distinct values a namespace of concrete tests may use (`None`: unbounded).
-    fn pool_capacity(&self, _namespace: &str) -> Option<usize> {
-        None
+    /// How concrete tests use a namespace of values (by default: unbounded, enumerated).
+    fn pool(&self, _namespace: &str) -> Pool {
+        Pool::default()
     }
 }
 
@@ -179,8 +179,8 @@ pub struct CallInfo {
 
 /// A model with its types erased: what the analyzer and the CLI use.
 pub trait DynModel: Send + Sync {
-    /// How many distinct values a namespace of concrete tests may use (`None`: unbounded).
-    fn pool_capacity(&self, namespace: &str) -> Option<usize>;
+    /// How concrete tests use a namespace of values.
+    fn pool(&self, namespace: &str) -> Pool;
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
     fn call_info(&self) -> Vec<CallInfo>;
@@ -217,8 +217,8 @@ struct ModelInstance<'m, M: Model> {
 }
 
 impl<M: Model> DynModel for M {
-    fn pool_capacity(&self, namespace: &str) -> Option<usize> {
-        Model::pool_capacity(self, namespace)
+    fn pool(&self, namespace: &str) -> Pool {
+        Model::pool(self, namespace)
     }
     fn name(&self) -> &'static str {
         Model::name(self)

@@ -135,7 +135,7 @@ fn enumerate_path(
 ) -> Enumerated {
     let relevant = branch_constants(path);
     let is_relevant = |d: &Dynamic| mentions_any(d, &relevant);
-    let capacity = |ns: &str| x.model.pool_capacity(ns);
+    let pool = |ns: &str| x.model.pool(ns);
     let solver = Solver::new();
     for c in &path.constraints {
         solver.assert(&c.formula);
@@ -168,7 +168,7 @@ fn enumerate_path(
         let Some(model) = solver.get_model() else {
             break;
         };
-        let mut cx = Concretizer::new(&model, &capacity);
+        let mut cx = Concretizer::new(&model, &pool);
         match build_test(x, path, &mut cx) {
             Ok((setup, calls, expected)) => done.tests.push(TestCase {
                 id: format!("{path_id}_{}", done.tests.len()),
