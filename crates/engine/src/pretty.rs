@@ -278,9 +278,7 @@ fn collect_nested_atoms(d: &Dynamic, out: &mut Vec<ZBool>) {
 fn is_atom(d: &Dynamic) -> bool {
     match d.decl().kind() {
         DeclKind::And | DeclKind::Or | DeclKind::Not | DeclKind::Implies | DeclKind::Ite => false,
-        DeclKind::Eq | DeclKind::Iff => {
-            !d.children().first().is_some_and(|c| c.as_bool().is_some())
-        }
+        DeclKind::Eq | DeclKind::Iff => d.children().first().is_none_or(|c| c.as_bool().is_none()),
         _ => true,
     }
 }
