@@ -1,0 +1,195 @@
+//! The paper-style heat map: a lower-triangular grid of call pairs, each cell coloured by its
+//! conflict-free fraction (red none, yellow half, green all) and labelled with the number of
+//! conflicted tests.
+
+use crate::PairTests;
+use crate::summary::{PairSummary, summarize};
+use commuter_scan::ConflictsFile;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+const CELL: usize = 30;
+const LABEL: usize = 90;
+const TITLE: usize = 40;
+const LEGEND: usize = 50;
+
+/// The SVG document. Calls are ordered by first appearance in `pairs`; the panel title reads
+/// `Linux 6.12.95+deb12-amd64 (X of Y cases scale)`.
+pub fn heatmap_svg(conflicts: &ConflictsFile, pairs: &[PairTests]) -> String {
+    let rows = summarize(conflicts, pairs);
+    let calls = call_order(pairs);
+    let n = calls.len();
+    let grid = n * CELL;
+    let heading = title(conflicts, &rows);
+    // About 9 px per character at 16 px: the title must not be clipped on small grids.
+    let w = (LABEL + grid + 20).max(heading.chars().count() * 9 + 20);
+    let h = TITLE + grid + LABEL + LEGEND;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="26" font-size="16" text-anchor="middle">{}</text>"#,
+        w / 2,
+        escape(&heading)
+    );
+    cells(&mut s, &rows, &calls);
+    labels(&mut s, &calls);
+    legend(&mut s, TITLE + grid + LABEL + 10);
+    s.push_str("</svg>\n");
+    s
+}
+
+fn call_order(pairs: &[PairTests]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in pairs.iter().flat_map(|p| p.calls.iter()) {
+        if !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+/// `Linux 6.12.95+deb12-amd64 (X of Y cases scale)`.
+fn title(conflicts: &ConflictsFile, rows: &[PairSummary]) -> String {
+    let tests: usize = rows.iter().map(|r| r.tests).sum();
+    let free: usize = rows.iter().map(|r| r.conflict_free).sum();
+    let t = &conflicts.target;
+    let mut name = capitalised(&t.name);
+    if let Some(v) = &t.version {
+        name.push(' ');
+        name.push_str(v);
+    }
+    format!("{name} ({free} of {tests} cases scale)")
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Row `i` (call i), column `j <= i` (call j): the pair {call j, call i}.
+fn cells(s: &mut String, rows: &[PairSummary], calls: &[String]) {
+    let index: HashMap<&str, usize> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    for r in rows {
+        let (Some(&x), Some(&y)) = (
+            index.get(r.calls[0].as_str()),
+            index.get(r.calls[1].as_str()),
+        ) else {
+            continue;
+        };
+        let (col, row) = (x.min(y), x.max(y));
+        let (px, py) = (LABEL + col * CELL, TITLE + row * CELL);
+        let fill = r.fraction().map_or_else(|| "#dddddd".to_string(), colour);
+        let tip = format!(
+            "{}: {} of {} conflict-free",
+            r.calls.join("/"),
+            r.conflict_free,
+            r.tests
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{px}" y="{py}" width="{CELL}" height="{CELL}" fill="{fill}" stroke="#ffffff"><title>{}</title></rect>"##,
+            escape(&tip)
+        );
+        if r.conflicted > 0 {
+            let _ = writeln!(
+                s,
+                r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
+                px + CELL / 2,
+                py + CELL / 2 + 4,
+                r.conflicted
+            );
+        }
+    }
+}
+
+fn labels(s: &mut String, calls: &[String]) {
+    let bottom = TITLE + calls.len() * CELL;
+    for (i, c) in calls.iter().enumerate() {
+        let c = escape(c);
+        let mid = i * CELL + CELL / 2;
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{c}</text>"#,
+            LABEL - 6,
+            TITLE + mid + 4
+        );
+        let (x, y) = (LABEL + mid + 4, bottom + 6);
+        let _ = writeln!(
+            s,
+            r#"<text x="{x}" y="{y}" font-size="11" text-anchor="end" transform="rotate(-60 {x} {y})">{c}</text>"#
+        );
+    }
+}
+
+fn legend(s: &mut String, y: usize) {
+    let _ = writeln!(
+        s,
+        r#"<text x="{LABEL}" y="{}" font-size="11">conflict-free:</text>"#,
+        y + 12
+    );
+    for (i, f) in [0.0, 0.25, 0.5, 0.75, 1.0].iter().enumerate() {
+        let x = LABEL + 80 + i * 44;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x}" y="{y}" width="16" height="16" fill="{}" stroke="#999999"/><text x="{}" y="{}" font-size="10">{:.0}%</text>"##,
+            colour(*f),
+            x + 19,
+            y + 12,
+            f * 100.0
+        );
+    }
+}
+
+/// Red (0) through yellow (0.5) to green (1), ColorBrewer's RdYlGn end points.
+fn colour(f: f64) -> String {
+    const RED: [f64; 3] = [215.0, 48.0, 39.0];
+    const YELLOW: [f64; 3] = [254.0, 224.0, 139.0];
+    const GREEN: [f64; 3] = [26.0, 152.0, 80.0];
+    let f = f.clamp(0.0, 1.0);
+    let (from, to, t) = if f < 0.5 {
+        (RED, YELLOW, f * 2.0)
+    } else {
+        (YELLOW, GREEN, (f - 0.5) * 2.0)
+    };
+    let c: Vec<u8> = (0..3)
+        .map(|i| (from[i] + (to[i] - from[i]) * t).round() as u8)
+        .collect();
+    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_run_red_yellow_green() {
+        assert_eq!(colour(0.0), "#d73027");
+        assert_eq!(colour(0.5), "#fee08b");
+        assert_eq!(colour(1.0), "#1a9850");
+        assert_eq!(colour(7.0), "#1a9850");
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(escape("a<b&\"c\">"), "a&lt;b&amp;&quot;c&quot;&gt;");
+        assert_eq!(capitalised("linux"), "Linux");
+    }
+}

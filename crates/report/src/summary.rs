@@ -1,0 +1,211 @@
+//! Per-pair counts, the most frequent shared code sites, and the terminal text.
+
+use crate::PairTests;
+use commuter_scan::ConflictsFile;
+use commuter_scan::schema::{Location, Status, TestConflicts};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// What happened to one call pair's tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairSummary {
+    /// The pair.
+    pub calls: [String; 2],
+    /// Tests in the suite.
+    pub tests: usize,
+    /// Tests whose calls shared nothing.
+    pub conflict_free: usize,
+    /// Tests whose calls shared memory.
+    pub conflicted: usize,
+    /// Tests that did not run cleanly (or are missing from the conflicts file).
+    pub unknown: usize,
+    /// Tests with a result that differed from the model.
+    pub mismatched: usize,
+}
+
+impl PairSummary {
+    /// Conflict-free fraction of the pair's tests; `None` without tests.
+    pub fn fraction(&self) -> Option<f64> {
+        (self.tests > 0).then(|| self.conflict_free as f64 / self.tests as f64)
+    }
+}
+
+/// Unordered pair key, so that `stat/open` tests count for the suite's `open/stat`.
+fn key(calls: &[String; 2]) -> (String, String) {
+    let [a, b] = calls.clone();
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// One summary per pair of `pairs`, in its order.
+pub fn summarize(conflicts: &ConflictsFile, pairs: &[PairTests]) -> Vec<PairSummary> {
+    let mut by_pair: BTreeMap<(String, String), Vec<&TestConflicts>> = BTreeMap::new();
+    for t in &conflicts.tests {
+        by_pair.entry(key(&t.calls)).or_default().push(t);
+    }
+    pairs
+        .iter()
+        .map(|p| {
+            let tests = by_pair.get(&key(&p.calls)).map_or(&[][..], Vec::as_slice);
+            let count = |s: Status| tests.iter().filter(|t| t.status == s).count();
+            let (free, conflicted) = (count(Status::ConflictFree), count(Status::Conflicted));
+            PairSummary {
+                calls: p.calls.clone(),
+                tests: p.tests,
+                conflict_free: free,
+                conflicted,
+                unknown: p.tests.saturating_sub(free + conflicted),
+                mismatched: tests.iter().filter(|t| !t.mismatches.is_empty()).count(),
+            }
+        })
+        .collect()
+}
+
+/// A pair of code sites that shared memory, and how often.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The two sides' code locations (the first site of each side), sorted.
+    pub code: [String; 2],
+    /// What was shared, e.g. `jiffies_64` or `heap` (the most frequent label).
+    pub what: String,
+    /// Conflicted tests in which these sites shared memory.
+    pub tests: usize,
+    /// Call pairs those tests belong to, sorted.
+    pub pairs: Vec<String>,
+}
+
+/// The `n` code-site pairs that appear in the most conflicted tests (ties by name).
+pub fn top_sites(conflicts: &ConflictsFile, n: usize) -> Vec<Site> {
+    type Acc = (BTreeSet<String>, BTreeMap<String, usize>, BTreeSet<String>);
+    let mut acc: BTreeMap<[String; 2], Acc> = BTreeMap::new();
+    for t in &conflicts.tests {
+        for loc in &t.shared {
+            let e = acc.entry(site_key(loc)).or_default();
+            e.0.insert(t.id.clone());
+            *e.1.entry(loc.what.label()).or_default() += 1;
+            e.2.insert(t.calls.join("/"));
+        }
+    }
+    let mut out: Vec<Site> = acc
+        .into_iter()
+        .map(|(code, (tests, whats, pairs))| Site {
+            code,
+            what: most_frequent(&whats),
+            tests: tests.len(),
+            pairs: pairs.into_iter().collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| b.tests.cmp(&a.tests).then_with(|| a.code.cmp(&b.code)));
+    out.truncate(n);
+    out
+}
+
+fn site_key(loc: &Location) -> [String; 2] {
+    let label = |sites: &[commuter_scan::schema::CodeSite]| {
+        sites.first().map_or_else(|| "?".to_string(), |s| s.label())
+    };
+    let (a, b) = (label(&loc.a.sites), label(&loc.b.sites));
+    if a <= b { [a, b] } else { [b, a] }
+}
+
+fn most_frequent(counts: &BTreeMap<String, usize>) -> String {
+    // Highest count; the BTreeMap order breaks ties by name.
+    let mut best: Option<(&String, usize)> = None;
+    for (k, v) in counts {
+        if best.is_none_or(|(_, bv)| *v > bv) {
+            best = Some((k, *v));
+        }
+    }
+    best.map(|(k, _)| k.clone()).unwrap_or_default()
+}
+
+/// The terminal report: a table per call pair, the top shared code sites, and mismatches.
+pub fn terminal(conflicts: &ConflictsFile, pairs: &[PairTests], top: usize) -> String {
+    let mut s = String::new();
+    pair_table(&mut s, &summarize(conflicts, pairs));
+    site_list(&mut s, &top_sites(conflicts, top));
+    mismatch_list(&mut s, conflicts);
+    s
+}
+
+fn pair_table(s: &mut String, rows: &[PairSummary]) {
+    let width = rows
+        .iter()
+        .map(|r| r.calls.join("/").len())
+        .chain([9])
+        .max()
+        .unwrap_or(9);
+    let _ = writeln!(
+        s,
+        "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}  {:>7}  {:>10}",
+        "call pair", "tests", "conflict-free", "%", "conflicted", "unknown", "mismatched"
+    );
+    let (mut tests, mut free) = (0, 0);
+    for r in rows {
+        tests += r.tests;
+        free += r.conflict_free;
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}  {:>7}  {:>10}",
+            r.calls.join("/"),
+            r.tests,
+            r.conflict_free,
+            percent(r.fraction()),
+            r.conflicted,
+            r.unknown,
+            r.mismatched
+        );
+    }
+    let total = (tests > 0).then(|| free as f64 / tests as f64);
+    let _ = writeln!(
+        s,
+        "{:<width$}  {tests:>6}  {free:>13}  {:>6}",
+        "total",
+        percent(total)
+    );
+}
+
+fn percent(f: Option<f64>) -> String {
+    f.map_or_else(|| "-".into(), |f| format!("{:.1}", f * 100.0))
+}
+
+fn site_list(s: &mut String, sites: &[Site]) {
+    if sites.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\ntop shared locations by code site:");
+    for site in sites {
+        let _ = writeln!(
+            s,
+            "{:>5} tests  {}  ({})\n             {}\n             {}",
+            site.tests,
+            site.what,
+            site.pairs.join(", "),
+            site.code[0],
+            site.code[1]
+        );
+    }
+}
+
+fn mismatch_list(s: &mut String, conflicts: &ConflictsFile) {
+    let bad: Vec<&TestConflicts> = conflicts
+        .tests
+        .iter()
+        .filter(|t| !t.mismatches.is_empty())
+        .collect();
+    if bad.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nresult mismatches (model or implementation wrong):");
+    for t in bad {
+        for m in &t.mismatches {
+            let _ = writeln!(
+                s,
+                "  {} {} ({}): {}",
+                t.id,
+                m.slot,
+                m.call,
+                m.details.join("; ")
+            );
+        }
+    }
+}

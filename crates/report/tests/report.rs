@@ -1,0 +1,209 @@
+//! Snapshot tests of the terminal report and the heat map on a small synthetic conflicts file
+//! (the real schema, made-up tests).
+
+use commuter_report::{PairTests, heatmap_svg, summarize, terminal, top_sites};
+use commuter_scan::ConflictsFile;
+use commuter_scan::schema::{
+    Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ErrorKind, Frame, Location, Mismatch,
+    Status, Target, TestConflicts, TestError, What,
+};
+use commuter_trace_format::record::Rw;
+
+fn site(pc: u64, function: &str, file: &str, line: u32, inlined_into: Option<&str>) -> CodeSite {
+    let frame = |f: &str, line| Frame {
+        function: Some(f.into()),
+        file: Some(file.into()),
+        line: Some(line),
+    };
+    let mut frames = vec![frame(function, line)];
+    if let Some(outer) = inlined_into {
+        frames.push(frame(outer, line + 100));
+    }
+    CodeSite {
+        pc,
+        symbol: Some(inlined_into.unwrap_or(function).into()),
+        offset: 0x10,
+        frames,
+    }
+}
+
+fn dentry_ref(addr: u64) -> Location {
+    let get = site(
+        0xffff_ffff_8137_a1c2,
+        "lockref_get_not_dead",
+        "lib/lockref.c",
+        173,
+        None,
+    );
+    let put = site(
+        0xffff_ffff_8137_a2d0,
+        "lockref_put_return",
+        "lib/lockref.c",
+        120,
+        Some("dput"),
+    );
+    Location {
+        addr,
+        size: 8,
+        what: What::Dynamic {
+            vaddr: 0xffff_8880_0000_0000 + addr,
+        },
+        a: Access {
+            rw: Rw::Rw,
+            sites: vec![get.clone(), put.clone()],
+        },
+        b: Access {
+            rw: Rw::Rw,
+            sites: vec![get, put],
+        },
+    }
+}
+
+fn ctime() -> Location {
+    let w = site(
+        0xffff_ffff_8140_0010,
+        "inode_set_ctime_current",
+        "fs/inode.c",
+        2630,
+        None,
+    );
+    Location {
+        addr: 0x2c0_79c0,
+        size: 8,
+        what: What::Static {
+            symbol: "jiffies_64".into(),
+            offset: 0,
+            section: ".data".into(),
+            vaddr: 0xffff_ffff_82c0_79c0,
+        },
+        a: Access {
+            rw: Rw::W,
+            sites: vec![w.clone()],
+        },
+        b: Access {
+            rw: Rw::R,
+            sites: vec![w],
+        },
+    }
+}
+
+fn test(id: &str, calls: [&str; 2], status: Status, shared: Vec<Location>) -> TestConflicts {
+    TestConflicts {
+        id: id.into(),
+        calls: calls.map(String::from),
+        status,
+        shared,
+        false_sharing: vec![],
+        mismatches: vec![],
+        errors: vec![],
+    }
+}
+
+fn conflicts() -> ConflictsFile {
+    use Status::*;
+    let mut tests = vec![
+        test(
+            "stat_stat_0_0",
+            ["stat", "stat"],
+            Conflicted,
+            vec![dentry_ref(0x2a4c1a8)],
+        ),
+        test("stat_stat_0_1", ["stat", "stat"], ConflictFree, vec![]),
+        test(
+            "stat_stat_1_0",
+            ["stat", "stat"],
+            Conflicted,
+            vec![dentry_ref(0x2a4d1a8)],
+        ),
+        test(
+            "open_stat_0_0",
+            ["open", "stat"],
+            Conflicted,
+            vec![dentry_ref(0x2a4e1a8), ctime()],
+        ),
+        test("open_stat_0_1", ["open", "stat"], ConflictFree, vec![]),
+        test("open_stat_0_2", ["open", "stat"], ConflictFree, vec![]),
+        test("open_open_0_0", ["open", "open"], ConflictFree, vec![]),
+        test("open_open_0_1", ["open", "open"], Unknown, vec![]),
+        test("getpid_open_0_0", ["getpid", "open"], ConflictFree, vec![]),
+        test(
+            "getpid_getpid_0_0",
+            ["getpid", "getpid"],
+            ConflictFree,
+            vec![],
+        ),
+    ];
+    tests[5].mismatches.push(Mismatch {
+        slot: "b".into(),
+        call: "stat".into(),
+        details: vec!["ret: expected 0, got -1 (ENOENT)".into()],
+    });
+    tests[7].errors.push(TestError {
+        kind: ErrorKind::Overflow,
+        message: "trace buffer overflow: 12 accesses dropped".into(),
+    });
+    ConflictsFile {
+        schema: CONFLICTS_SCHEMA.into(),
+        version: CONFLICTS_VERSION,
+        target: Target {
+            name: "linux".into(),
+            version: Some("6.12.95+deb12-amd64".into()),
+            symbols: Some("vmlinux-6.12.95+deb12-amd64".into()),
+        },
+        tests,
+    }
+}
+
+fn pairs() -> Vec<PairTests> {
+    let p = |a: &str, b: &str, tests| PairTests {
+        calls: [a.into(), b.into()],
+        tests,
+    };
+    vec![
+        p("getpid", "getpid", 1),
+        p("getpid", "open", 1),
+        p("getpid", "stat", 0),
+        p("open", "open", 2),
+        p("open", "stat", 3),
+        // One test of this pair is missing from the conflicts file: it counts as unknown.
+        p("stat", "stat", 4),
+    ]
+}
+
+#[test]
+fn summary_counts_per_pair() {
+    let s = summarize(&conflicts(), &pairs());
+    let stat = &s[5];
+    assert_eq!(
+        (
+            stat.tests,
+            stat.conflict_free,
+            stat.conflicted,
+            stat.unknown
+        ),
+        (4, 1, 2, 1)
+    );
+    assert_eq!(s[4].mismatched, 1);
+    assert_eq!(s[2].fraction(), None);
+    let top = top_sites(&conflicts(), 10);
+    assert_eq!(top[0].tests, 3);
+    assert_eq!(top[0].what, "heap");
+}
+
+#[test]
+fn terminal_report() {
+    insta::assert_snapshot!(terminal(&conflicts(), &pairs(), 5));
+}
+
+#[test]
+fn heatmap() {
+    let svg = heatmap_svg(&conflicts(), &pairs());
+    // Kept for looking at it (rendered to PNG by hand, never committed).
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("heatmap.svg");
+    std::fs::write(&out, &svg).unwrap();
+    assert!(
+        svg.contains("Linux 6.12.95+deb12-amd64 (6 of 11 cases scale)"),
+        "{svg}"
+    );
+    insta::assert_snapshot!(svg);
+}
