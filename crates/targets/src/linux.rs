@@ -186,6 +186,29 @@ pub struct TestOutcome {
 }
 
 impl TestOutcome {
+    /// What the conflict scanner needs from this test; `id` and `calls` are the test's id and
+    /// call names in `tests.json`.
+    pub fn to_scan(&self, id: String, calls: [String; 2]) -> commuter_scan::TestRun {
+        use commuter_scan::schema::{ErrorKind, TestError};
+        let check = |c: &Option<CallOutcome>| {
+            c.as_ref().map(|c| commuter_scan::CallCheck {
+                ok: c.ok,
+                mismatches: c.mismatches.clone(),
+            })
+        };
+        let errors = self.errors.iter().map(|m| TestError {
+            kind: ErrorKind::Guest,
+            message: m.clone(),
+        });
+        commuter_scan::TestRun {
+            id,
+            calls,
+            record: self.trace.clone(),
+            results: [check(&self.calls[0]), check(&self.calls[1])],
+            errors: errors.collect(),
+        }
+    }
+
     /// Whether the two calls shared memory: `None` when the test did not run cleanly enough to
     /// say (guest errors, no trace, or an incomplete trace).
     pub fn conflict_free(&self) -> Option<bool> {

@@ -195,3 +195,39 @@ fn creating_two_names_in_one_directory_conflicts() {
     assert_eq!(t.conflict_free(), Some(false));
     assert!(t.trace.as_ref().unwrap().shared.len() > 1, "{:?}", t.trace);
 }
+
+/// With the debug vmlinux (`scripts/install-linux-target --symbols`), the shared locations of
+/// the real run are named: the spike found the dentry's lockref for stat of one name.
+#[test]
+fn conflicts_are_symbolised_against_the_debug_kernel() {
+    use commuter_scan::schema::{Status, Target};
+    let vmlinux = repo().join(".cache/linux/vmlinux");
+    if !vmlinux.is_file() {
+        eprintln!("SKIPPED: no .cache/linux/vmlinux (scripts/install-linux-target --symbols)");
+        return;
+    }
+    let t = checked(STAT_SAME);
+    let run = t.to_scan("stat-same".into(), ["stat".into(), "stat".into()]);
+    let syms = commuter_scan::Symbols::open(&vmlinux).unwrap();
+    let target = Target {
+        name: "linux".into(),
+        ..Target::default()
+    };
+    let file = commuter_scan::scan(target, &[run], Some(&syms));
+    let test = &file.tests[0];
+    assert_eq!(test.status, Status::Conflicted);
+    let sites: Vec<_> = test
+        .shared
+        .iter()
+        .flat_map(|l| l.a.sites.iter().chain(&l.b.sites))
+        .collect();
+    // Every kernel pc has a function symbol and a source line.
+    for s in &sites {
+        assert!(s.symbol.is_some() && !s.frames.is_empty(), "{s:?}");
+    }
+    let labels: Vec<String> = sites.iter().map(|s| s.label()).collect();
+    assert!(
+        labels.iter().any(|l| l.contains("lockref")),
+        "no lockref site among {labels:#?}"
+    );
+}
