@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use commuter_analyzer::{Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze};
-use commuter_models::builtin_models;
 
+use crate::Registry;
 use crate::common::{SelectionArgs, progress_bar, to_json};
 use crate::output::AtomicOutput;
 
@@ -26,8 +26,8 @@ pub struct AnalyzeArgs {
     output: PathBuf,
 }
 
-pub fn list_models() -> Result<()> {
-    for m in builtin_models() {
+pub fn list_models(registry: &Registry) -> Result<()> {
+    for m in registry.models() {
         println!("{:<12} {}", m.name(), m.description());
         let calls: Vec<String> = m
             .call_info()
@@ -45,8 +45,8 @@ pub fn list_models() -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: &AnalyzeArgs) -> Result<()> {
-    let selected = args.selection.resolve()?;
+pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
+    let selected = args.selection.resolve(registry)?;
     let out = AtomicOutput::prepare(&args.output)?;
     let opts = AnalyzeOptions {
         explore: args.selection.explore_options(),
@@ -59,16 +59,18 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     );
     let bar = progress_bar(selected.sets.len() as u64);
     let started = Instant::now();
-    let analysis = analyze(
-        selected.model.as_ref(),
-        &selected.sets,
-        &opts,
-        args.selection.functions.as_deref(),
-        &|cs: &CallSetReport| {
-            bar.set_message(cs.name());
-            bar.inc(1);
-        },
-    )?;
+    let analysis = selected.on_workers(|| {
+        analyze(
+            selected.model,
+            &selected.sets,
+            &opts,
+            args.selection.functions.as_deref(),
+            &|cs: &CallSetReport| {
+                bar.set_message(cs.name());
+                bar.inc(1);
+            },
+        )
+    })??;
     bar.finish_and_clear();
     print_table(&analysis, args, started.elapsed());
     out.commit(&to_json(&analysis)?)?;

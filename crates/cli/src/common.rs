@@ -7,11 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use commuter_analyzer::{CallSet, select_call_sets};
 use commuter_engine::{DynModel, ExploreOptions};
-use commuter_models::{builtin_models, find_model};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::UsageError;
+use crate::{Registry, UsageError};
 
 /// The model analysed when none is named.
 pub const DEFAULT_MODEL: &str = "rename";
@@ -44,22 +43,43 @@ pub struct SelectionArgs {
 }
 
 /// A model and the call sets to run.
-pub struct Selected {
-    pub model: Box<dyn DynModel>,
+pub struct Selected<'r> {
+    pub model: &'r dyn DynModel,
     pub sets: Vec<CallSet>,
+    jobs: Option<usize>,
+}
+
+impl Selected<'_> {
+    /// Run `f` on a worker pool of the requested size.
+    pub fn on_workers<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        match self.jobs {
+            None => Ok(f()),
+            Some(n) => Ok(rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .context("starting worker threads")?
+                .install(f)),
+        }
+    }
 }
 
 impl SelectionArgs {
-    /// Look up the model and call sets, and size the worker pool; bad input is a usage error.
-    pub fn resolve(&self) -> Result<Selected> {
-        let model = lookup_model(&self.model)?;
+    /// Look up the model and call sets; bad input is a usage error.
+    pub fn resolve<'r>(&self, registry: &'r Registry) -> Result<Selected<'r>> {
+        let model = lookup_model(registry, &self.model)?;
         let info = model.call_info();
         let names: Vec<&str> = info.iter().map(|c| c.name).collect();
         let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
         let sets = select_call_sets(&names, &defaults, self.functions.as_deref(), self.ncomb)
             .map_err(|e| UsageError(e.to_string()))?;
-        configure_threads(self.jobs)?;
-        Ok(Selected { model, sets })
+        if self.jobs == Some(0) {
+            return Err(UsageError("--jobs must be at least 1".into()).into());
+        }
+        Ok(Selected {
+            model,
+            sets,
+            jobs: self.jobs,
+        })
     }
 
     pub fn explore_options(&self) -> ExploreOptions {
@@ -71,26 +91,15 @@ impl SelectionArgs {
     }
 }
 
-fn lookup_model(name: &str) -> Result<Box<dyn DynModel>> {
-    find_model(name).ok_or_else(|| {
-        let known: Vec<&str> = builtin_models().iter().map(|m| m.name()).collect();
+fn lookup_model<'r>(registry: &'r Registry, name: &str) -> Result<&'r dyn DynModel> {
+    registry.find(name).ok_or_else(|| {
+        let known: Vec<&str> = registry.models().iter().map(|m| m.name()).collect();
         UsageError(format!(
             "unknown model `{name}`; the built-in models are: {} (see `commuter models`)",
             known.join(", ")
         ))
         .into()
     })
-}
-
-fn configure_threads(jobs: Option<usize>) -> Result<()> {
-    match jobs {
-        Some(0) => Err(UsageError("--jobs must be at least 1".into()).into()),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("configuring worker threads"),
-        None => Ok(()),
-    }
 }
 
 pub fn progress_bar(len: u64) -> ProgressBar {

@@ -11,9 +11,9 @@ use commuter_testgen::{
     CallSetOutcome, CallSetTests, TestSuite, TestgenOptions, parse_suite, testgen,
 };
 
-use crate::UsageError;
 use crate::common::{SelectionArgs, progress_bar, to_json};
 use crate::output::AtomicOutput;
+use crate::{Registry, UsageError};
 
 #[derive(Args)]
 pub struct TestgenArgs {
@@ -38,8 +38,8 @@ pub struct ProfileArgs {
     other: Option<PathBuf>,
 }
 
-pub fn run(args: &TestgenArgs) -> Result<()> {
-    let selected = args.selection.resolve()?;
+pub fn run(registry: &Registry, args: &TestgenArgs) -> Result<()> {
+    let selected = args.selection.resolve(registry)?;
     let out = AtomicOutput::prepare(&args.output)?;
     let opts = TestgenOptions {
         analyze: AnalyzeOptions {
@@ -51,16 +51,18 @@ pub fn run(args: &TestgenArgs) -> Result<()> {
     };
     let bar = progress_bar(selected.sets.len() as u64);
     let started = Instant::now();
-    let (suite, outcomes) = testgen(
-        selected.model.as_ref(),
-        &selected.sets,
-        &opts,
-        args.selection.functions.as_deref(),
-        &|o: &CallSetOutcome| {
-            bar.set_message(o.tests.name());
-            bar.inc(1);
-        },
-    )?;
+    let (suite, outcomes) = selected.on_workers(|| {
+        testgen(
+            selected.model,
+            &selected.sets,
+            &opts,
+            args.selection.functions.as_deref(),
+            &|o: &CallSetOutcome| {
+                bar.set_message(o.tests.name());
+                bar.inc(1);
+            },
+        )
+    })??;
     bar.finish_and_clear();
     let times: Vec<Duration> = outcomes.iter().map(|o| o.time).collect();
     print_summary(&suite, Some(&times), started.elapsed());

@@ -1,0 +1,133 @@
+//! The `commuter` command line: a thin layer that parses arguments, runs the pipeline crates,
+//! shows progress and writes files. Exit codes: 0 success, 1 failure, 2 bad input.
+//!
+//! The binary runs the built-in models. A model in another crate gets the same command line
+//! by calling [`run`] with its models:
+//!
+//! ```no_run
+//! # let my_models = Vec::new();
+//! fn main() -> std::process::ExitCode {
+//!     commuter::run(my_models, std::env::args_os())
+//! }
+//! ```
+
+mod analyze;
+mod common;
+mod output;
+mod testgen;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use commuter_engine::DynModel;
+
+/// Find where code shares memory between operations that its interface says could run
+/// independently (the scalable commutativity rule).
+#[derive(Parser)]
+#[command(name = "commuter", version, about, long_about = None)]
+struct Cli {
+    /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the built-in models and their calls.
+    Models,
+    /// Derive, for every set of calls, exactly when the calls commute.
+    Analyze(analyze::AnalyzeArgs),
+    /// Generate concrete test cases for every commutative situation (`tests.json`).
+    Testgen(testgen::TestgenArgs),
+    /// Statistics of a `tests.json`, or the difference between two.
+    Profile(testgen::ProfileArgs),
+}
+
+/// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The models a run can use: the built-in ones and any given by the embedding program.
+pub struct Registry {
+    models: Vec<Box<dyn DynModel>>,
+}
+
+impl Registry {
+    fn new(extra: Vec<Box<dyn DynModel>>) -> Self {
+        let mut models = commuter_models::builtin_models();
+        models.extend(extra);
+        Registry { models }
+    }
+
+    pub fn models(&self) -> &[Box<dyn DynModel>] {
+        &self.models
+    }
+
+    pub fn find(&self, name: &str) -> Option<&dyn DynModel> {
+        self.models
+            .iter()
+            .find(|m| m.name() == name)
+            .map(|m| m.as_ref())
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A second run in the same process keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Run the command line with the built-in models plus `extra_models`, on `args` (the first
+/// being the program name, as in `std::env::args_os()`).
+pub fn run<I, T>(extra_models: Vec<Box<dyn DynModel>>, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(cli.verbose);
+    let registry = Registry::new(extra_models);
+    let result = match cli.command {
+        Command::Models => analyze::list_models(&registry),
+        Command::Analyze(args) => analyze::run(&registry, &args),
+        Command::Testgen(args) => testgen::run(&registry, &args),
+        Command::Profile(args) => testgen::profile(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
