@@ -52,6 +52,16 @@ pub trait Model: Send + Sync + 'static {
     ) -> Result<Json, PoolExhausted> {
         state.concrete(cx)
     }
+    /// A call's arguments in a concrete test, when the model maps them itself (e.g. to the
+    /// concrete values a target uses); `None` shows them generically ([`Concrete`]).
+    fn concrete_args(
+        &self,
+        _call: &str,
+        _args: &dyn Any,
+        _cx: &mut Concretizer,
+    ) -> Option<Result<Json, PoolExhausted>> {
+        None
+    }
     /// How concrete tests use a namespace of values (by default: unbounded, enumerated).
     fn pool(&self, _namespace: &str) -> Pool {
         Pool::default()
@@ -271,7 +281,11 @@ impl<M: Model> Instance for ModelInstance<'_, M> {
         args: &dyn Any,
         cx: &mut Concretizer,
     ) -> Result<Json, PoolExhausted> {
-        (self.calls[call].concrete_args)(args, cx)
+        let c = &self.calls[call];
+        match self.model.concrete_args(c.name, args, cx) {
+            Some(custom) => custom,
+            None => (c.concrete_args)(args, cx),
+        }
     }
     fn concrete_state(
         &self,
