@@ -5,8 +5,8 @@
 //! by calling [`run`] with its models:
 //!
 //! ```no_run
-//! # let my_models = Vec::new();
 //! fn main() -> std::process::ExitCode {
+//!     let my_models: Vec<Box<dyn commuter_engine::DynModel>> = Vec::new(); // yours here
 //!     commuter::run(my_models, std::env::args_os())
 //! }
 //! ```
