@@ -47,13 +47,16 @@ pub struct Concretizer<'m> {
     facts: Vec<(ZBool, bool)>,
     namespaces: BTreeMap<String, Namespace>,
     pool: &'m dyn Fn(&str) -> Pool,
+    /// While set, nothing read counts for the class (see [`Concretizer::quietly`]).
+    quiet: bool,
 }
 
 #[derive(Default)]
 struct Namespace {
     enumerated: bool,
-    /// Each distinct model value met, in order of first appearance, with the terms that had it.
-    classes: Vec<(Dynamic, Vec<Dynamic>)>,
+    /// Each distinct model value met, in order of first appearance, with the terms that had
+    /// it (and whether each term counts for the class).
+    classes: Vec<(Dynamic, Vec<(Dynamic, bool)>)>,
 }
 
 impl<'m> Concretizer<'m> {
@@ -64,7 +67,18 @@ impl<'m> Concretizer<'m> {
             facts: Vec::new(),
             namespaces: BTreeMap::new(),
             pool,
+            quiet: false,
         }
+    }
+
+    /// Run `f` with reads that do not count for the test's class: values that follow from the
+    /// situation (expected results, internal choices) must not split it into more tests. Labels
+    /// stay consistent, and values met here still appear in later state descriptions.
+    pub fn quietly<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let was = std::mem::replace(&mut self.quiet, true);
+        let out = f(self);
+        self.quiet = was;
+        out
     }
 
     /// The value of a condition; the fact is part of the test's class.
@@ -74,7 +88,7 @@ impl<'m> Concretizer<'m> {
             .eval(&b.0, true)
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        if b.0.as_bool().is_none() {
+        if b.0.as_bool().is_none() && !self.quiet {
             self.facts.push((b.0.clone(), v));
         }
         v
@@ -108,8 +122,11 @@ impl<'m> Concretizer<'m> {
                 ns.classes.len() - 1
             }
         };
-        if !ns.classes[index].1.contains(&term) {
-            ns.classes[index].1.push(term);
+        let counts = !self.quiet;
+        let terms = &mut ns.classes[index].1;
+        match terms.iter_mut().find(|(t, _)| *t == term) {
+            Some(entry) => entry.1 |= counts,
+            None => terms.push((term, counts)),
         }
         if let Some(cap) = pool.capacity
             && index >= cap
@@ -136,7 +153,7 @@ impl<'m> Concretizer<'m> {
             .map(|ns| {
                 ns.classes
                     .iter()
-                    .filter_map(|(_, terms)| terms.first().cloned())
+                    .filter_map(|(_, terms)| terms.first().map(|(t, _)| t.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -157,7 +174,11 @@ impl<'m> Concretizer<'m> {
                 .classes
                 .iter()
                 .filter_map(|(_, terms)| {
-                    let kept: Vec<&Dynamic> = terms.iter().filter(|t| relevant(t)).collect();
+                    let kept: Vec<&Dynamic> = terms
+                        .iter()
+                        .filter(|(t, counts)| *counts && relevant(t))
+                        .map(|(t, _)| t)
+                        .collect();
                     for pair in kept.windows(2) {
                         parts.push(Ast::eq(pair[0], pair[1]));
                     }

@@ -20,7 +20,7 @@ use commuter_analyzer::{
     analyze_call_set_with, slot_name,
 };
 use commuter_engine::z3::ast::{Ast, Dynamic};
-use commuter_engine::z3::{AstKind, DeclKind, SatResult, Solver};
+use commuter_engine::z3::{AstKind, DeclKind, Goal, Params, SatResult, Solver, Tactic};
 use commuter_engine::{Concretizer, ConstraintKind, DynModel, Path, PoolExhausted};
 use rayon::prelude::*;
 
@@ -211,10 +211,12 @@ fn build_test(
     // appear in the state's description.
     let mut expected = Vec::new();
     for (order, slot, result) in &outcome.results {
+        // Results follow from the situation: they do not define new classes.
+        let result = cx.quietly(|cx| result.concrete(cx))?;
         expected.push(Expectation {
             order: order.clone(),
             slot: slot_name(*slot),
-            result: result.concrete(cx)?,
+            result,
         });
     }
     let setup = x.instance.concrete_state(outcome.initial.as_ref(), cx)?;
@@ -222,15 +224,36 @@ fn build_test(
 }
 
 /// The uninterpreted constants of the path's branch constraints (not of its assumptions).
+/// Constants are collected after simplification that resolves reads of just-written keys, so
+/// a map's initial contents count only where a branch can still see them.
 fn branch_constants(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
-    let mut found = HashSet::new();
-    let mut seen = HashSet::new();
+    let mut params = Params::new();
+    params.set_bool("blast_select_store", true);
+    let simplify = Tactic::new("simplify").with(&params);
+    let goal = Goal::new(false, false, false);
     for c in path
         .constraints
         .iter()
         .filter(|c| c.kind == ConstraintKind::Branch)
     {
-        collect_constants(&Dynamic::from_ast(&c.formula), &mut found, &mut seen);
+        goal.assert(&c.formula);
+    }
+    let formulas: Vec<Dynamic> = match simplify.apply(&goal, None) {
+        Ok(r) => r
+            .list_subgoals()
+            .flat_map(|g| g.get_formulas())
+            .map(|f| Dynamic::from_ast(&f))
+            .collect(),
+        Err(_) => goal
+            .get_formulas()
+            .iter()
+            .map(|f| Dynamic::from_ast(f))
+            .collect(),
+    };
+    let mut found = HashSet::new();
+    let mut seen = HashSet::new();
+    for f in &formulas {
+        collect_constants(f, &mut found, &mut seen);
     }
     found
 }
