@@ -85,7 +85,9 @@ fn upipe_setup_holds_what_the_reads_return() {
     let s = suite("upipe", Some("read"), &TestgenOptions::default());
     let rr = &s.call_sets[0];
     assert_eq!(rr.name(), "read/read");
-    assert_eq!(rr.tests.len(), 3);
+    // One test per commutative path: which element each read takes is the implementation's
+    // choice, a consequence of the situation rather than a new one.
+    assert_eq!(rr.tests.len(), rr.commutative_paths);
     for t in &rr.tests {
         let counts = t.setup["elems"]["counts"].as_object().expect("counts");
         for e in &t.expected {
