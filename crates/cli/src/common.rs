@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::{Registry, UsageError};
 
 /// The model analysed when none is named.
-pub const DEFAULT_MODEL: &str = "rename";
+pub const DEFAULT_MODEL: &str = "posix";
 
 #[derive(Args)]
 pub struct SelectionArgs {

@@ -2,8 +2,9 @@
 //!
 //! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`) are small
 //! interfaces with known commutativity answers; they document the model API by example and
-//! test the pipeline end to end.
+//! test the pipeline end to end. `posix` is the paper's file-system and virtual-memory model.
 
+pub mod posix;
 pub mod toys;
 
 use commuter_engine::DynModel;
@@ -11,6 +12,7 @@ use commuter_engine::DynModel;
 /// Every built-in model, in listing order.
 pub fn builtin_models() -> Vec<Box<dyn DynModel>> {
     vec![
+        Box::new(posix::PosixModel::default()),
         Box::new(toys::counter::CounterModel),
         Box::new(toys::getset::GetSetModel),
         Box::new(toys::watermark::WatermarkModel),

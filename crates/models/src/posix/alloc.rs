@@ -1,0 +1,144 @@
+//! The implementation's free choices and the "exists/none" questions over whole maps, all
+//! quantifier-free through the [`ledger`](super::ledger).
+//!
+//! * Lowest free fd: the initial table of each process comes with its `FREE_FDS` lowest free
+//!   fds `f0 < f1 < ...` (constants of the initial state, not internal choices: the answer is
+//!   determined). The current table differs from the initial one only at its written keys W, so
+//!   its lowest free fd is the least of: the first `fj` still free, and the keys of W that are
+//!   free now and not negative. That is exact as long as some `fj` is still free, which holds
+//!   for every pair (at most 3 fds of one process are taken before an allocation: pipe, pipe). The ledger instantiates "every fd in `[0, f_last)` other than
+//!   the `fj` is open" at each fd the path touches.
+//! * Fresh inode / fresh pipe: an internal choice, with "no directory entry / no fd of either
+//!   process refers to it" (in the state at the time of the call) as ledger facts.
+//! * Whether some fd of either process is an end of a pipe: a branch on a fresh boolean; the
+//!   "yes" side names a witness fd (a Skolem constant, touched like any other fd), the "no"
+//!   side is a ledger fact.
+
+use commuter_engine::{Bool, Int, SymEq, Value, assume, fresh_name, fresh_value};
+
+use super::ledger;
+use super::state::{Inum, PROCESSES, PipeId, PosixState};
+
+/// How many of the lowest free fds of each initial table the model names.
+pub const FREE_FDS: usize = 4;
+
+/// Name the lowest free fds of each process's initial fd table (called on the initial state).
+pub fn name_initial_free_fds(s: &PosixState) {
+    for p in 0..PROCESSES {
+        let initial = s.proc(p).fd_map.clone();
+        let free: Vec<Int> = (0..FREE_FDS)
+            .map(|j| fresh_value(&format!("s.proc{p}.free_fd{j}")))
+            .collect();
+        assume(&free[0].ge(0));
+        for pair in free.windows(2) {
+            assume(&pair[0].lt(&pair[1]));
+        }
+        for f in &free {
+            assume(&!initial.contains(f));
+        }
+        let last = free[FREE_FDS - 1].clone();
+        let named = free.clone();
+        ledger::for_all_fds(p, move |k| {
+            let below_last = k.ge(0) & k.lt(&last);
+            let other = !Bool::any(named.iter().map(|f| k.eq(f)));
+            (below_last & other).implies(&initial.contains(k))
+        });
+        ledger::set_free_fds(p, free);
+    }
+}
+
+/// Distinct keys, first occurrence first.
+fn distinct(keys: &[Int]) -> Vec<Int> {
+    let mut out: Vec<Int> = Vec::new();
+    for k in keys {
+        if !out.iter().any(|o| o.0 == k.0) {
+            out.push(k.clone());
+        }
+    }
+    out
+}
+
+/// The lowest fd not open in process `p`. It branches rather than building an `if`-term: a
+/// side is usually infeasible (a re-written open fd is never a free one), so paths rarely
+/// split, and conditions and the analyzer's quantified query stay small.
+pub fn lowest_free_fd(s: &PosixState, p: usize) -> Int {
+    let map = &s.proc(p).fd_map;
+    let free = ledger::free_fds(p);
+    let (last, named) = free.split_last().expect("FREE_FDS > 0");
+    // The first named free fd of the initial table that is still free. Bounded model: only
+    // call sets of three or more calls can take all of them.
+    let mut best = last.clone();
+    for f in named {
+        if (!map.contains(f)).branch() {
+            best = f.clone();
+            break;
+        }
+    }
+    assume(&!map.contains(&best));
+    // An fd closed earlier on this path may be lower.
+    for w in distinct(map.written_keys()) {
+        if (w.ge(0) & !map.contains(&w) & w.lt(&best)).branch() {
+            best = w;
+        }
+    }
+    best
+}
+
+/// Any fd not open in process `p` (`O_ANYFD`): the implementation's choice.
+pub fn any_free_fd(s: &PosixState, p: usize) -> Int {
+    let fd = Int::internal("fd");
+    assume(&(fd.ge(0) & !s.fd_contains(p, &fd)));
+    fd
+}
+
+/// A fresh inode number: no directory entry and no file fd of either process refers to it.
+pub fn fresh_inode(s: &PosixState) -> Inum {
+    let ino = Inum::internal("inum");
+    let dir = s.root_dir.clone();
+    let target = ino.clone();
+    ledger::for_all_names(move |n| !(dir.contains(n) & dir.get(n).sym_eq(&target)));
+    for p in 0..PROCESSES {
+        let fds = s.proc(p).fd_map.clone();
+        let target = ino.clone();
+        ledger::for_all_fds(p, move |k| {
+            !(fds.contains(k) & fds.get(k).is_file_of(&target))
+        });
+    }
+    ino
+}
+
+/// A fresh pipe: no fd of either process is one of its ends.
+pub fn fresh_pipe(s: &PosixState) -> PipeId {
+    let pipe = PipeId::internal("pipe");
+    for p in 0..PROCESSES {
+        let fds = s.proc(p).fd_map.clone();
+        let target = pipe.clone();
+        ledger::for_all_fds(p, move |k| {
+            !(fds.contains(k) & fds.get(k).ispipe.clone() & fds.get(k).pipeid.sym_eq(&target))
+        });
+    }
+    pipe
+}
+
+/// Whether an fd of either process is an end of `pipe` (its write end when `writer`).
+pub fn pipe_end_open(s: &PosixState, pipe: &PipeId, writer: bool) -> bool {
+    let tag = fresh_name("pipe_end_open");
+    let open: Bool = fresh_value(&tag);
+    if open.branch() {
+        let witness: Int = fresh_value(&format!("{tag}.fd"));
+        let in_proc0: Bool = fresh_value(&format!("{tag}.in_proc0"));
+        let is_end =
+            |p: usize| s.fd_contains(p, &witness) & s.fd_get(p, &witness).is_end_of(pipe, writer);
+        assume(&(in_proc0.clone() & is_end(0) | !&in_proc0 & is_end(1)));
+        true
+    } else {
+        for p in 0..PROCESSES {
+            let fds = s.proc(p).fd_map.clone();
+            let target = pipe.clone();
+            ledger::for_all_fds(p, move |k| {
+                !(fds.contains(k) & fds.get(k).is_end_of(&target, writer))
+            });
+        }
+        false
+    }
+}

@@ -1,0 +1,132 @@
+//! Universal facts about maps, instantiated at exactly the keys a path touches.
+//!
+//! The model needs statements over *all* keys of a map: "no directory entry names the fresh
+//! inode", "no fd of either process is an end of the fresh pipe", "the lowest free fds of the
+//! initial table are f0 < f1 < ...". The original Commuter asserted them with `forall`, its main
+//! source of slow queries and solver unknowns, and a quantifier inside a path condition also
+//! nests under the analyzer's `forall internals` query.
+//!
+//! Here a fact is a function from a key to a condition. The ledger remembers every key of
+//! `root_dir` and of each fd table that the path has read or written (in any order of the call
+//! set: the ledger lives for one run of the analyzer's walk) and assumes every fact at every
+//! such key, whichever comes first. That is exact: the path condition and the comparisons read
+//! a map only at touched keys (the engine compares maps at written keys, and writes go through
+//! the same accessors), so any model of the instantiated facts can be changed at untouched keys
+//! to satisfy the facts everywhere without changing the value of anything on the path.
+//!
+//! The ledger is per thread and reset by `PosixModel::initial_state`, which the analyzer calls
+//! once at the start of every run; re-execution of a path touches the same keys in the same
+//! order, so it rebuilds the same assumptions.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use commuter_engine::z3::ast::Dynamic;
+use commuter_engine::{Bool, Int, Key, assume, exploring};
+
+use super::state::{FileName, PROCESSES};
+
+/// A universal fact about one map, as a condition on a key.
+pub type Fact<K> = Rc<dyn Fn(&K) -> Bool>;
+
+struct Facts<K: Key> {
+    keys: Vec<K>,
+    seen: HashSet<Dynamic>,
+    facts: Vec<Fact<K>>,
+}
+
+impl<K: Key> Default for Facts<K> {
+    fn default() -> Self {
+        Facts {
+            keys: Vec::new(),
+            seen: HashSet::new(),
+            facts: Vec::new(),
+        }
+    }
+}
+
+impl<K: Key> Facts<K> {
+    /// Record `k`; the facts to assume at it if it is new.
+    fn touch(&mut self, k: &K) -> Vec<Fact<K>> {
+        if self.seen.insert(k.key_ast()) {
+            self.keys.push(k.clone());
+            self.facts.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Record `fact`; the keys to assume it at.
+    fn add(&mut self, fact: Fact<K>) -> Vec<K> {
+        self.facts.push(fact);
+        self.keys.clone()
+    }
+}
+
+#[derive(Default)]
+struct Ledger {
+    names: Facts<FileName>,
+    fds: [Facts<Int>; PROCESSES],
+    /// The lowest free fds of each process's initial table, ascending.
+    free_fds: [Vec<Int>; PROCESSES],
+}
+
+thread_local! {
+    static LEDGER: RefCell<Ledger> = RefCell::new(Ledger::default());
+}
+
+/// Forget the previous run's keys and facts.
+pub fn reset() {
+    LEDGER.with(|l| *l.borrow_mut() = Ledger::default());
+}
+
+fn assume_at<K: Key>(facts: &[Fact<K>], keys: &[K]) {
+    for f in facts {
+        for k in keys {
+            assume(&f(k));
+        }
+    }
+}
+
+/// A key of `root_dir` that the path reads or writes.
+pub fn touch_name(name: &FileName) {
+    if !exploring() {
+        return;
+    }
+    let facts = LEDGER.with(|l| l.borrow_mut().names.touch(name));
+    assume_at(&facts, std::slice::from_ref(name));
+}
+
+/// A key of process `p`'s fd table that the path reads or writes.
+pub fn touch_fd(p: usize, fd: &Int) {
+    if !exploring() {
+        return;
+    }
+    let facts = LEDGER.with(|l| l.borrow_mut().fds[p].touch(fd));
+    assume_at(&facts, std::slice::from_ref(fd));
+}
+
+/// Assume `fact` at every key of `root_dir`.
+pub fn for_all_names(fact: impl Fn(&FileName) -> Bool + 'static) {
+    let fact: Fact<FileName> = Rc::new(fact);
+    let keys = LEDGER.with(|l| l.borrow_mut().names.add(fact.clone()));
+    assume_at(&[fact], &keys);
+}
+
+/// Assume `fact` at every key of process `p`'s fd table.
+pub fn for_all_fds(p: usize, fact: impl Fn(&Int) -> Bool + 'static) {
+    let fact: Fact<Int> = Rc::new(fact);
+    let keys = LEDGER.with(|l| l.borrow_mut().fds[p].add(fact.clone()));
+    assume_at(&[fact], &keys);
+}
+
+/// Record the lowest free fds of process `p`'s initial table.
+pub fn set_free_fds(p: usize, fds: Vec<Int>) {
+    LEDGER.with(|l| l.borrow_mut().free_fds[p] = fds);
+}
+
+/// The lowest free fds of process `p`'s initial table, ascending.
+pub fn free_fds(p: usize) -> Vec<Int> {
+    LEDGER.with(|l| l.borrow().free_fds[p].clone())
+}

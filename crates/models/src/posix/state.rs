@@ -1,0 +1,246 @@
+//! The state of the POSIX model (see the design document "posix-model"), its custom equalities,
+//! and the accessors every call goes through.
+//!
+//! All reads and writes of `root_dir` and of the fd maps go through the accessors below: they
+//! register the key with the [`ledger`](super::ledger), which instantiates the model's
+//! universal facts about those maps at exactly the keys a path touches. That keeps every
+//! query quantifier-free (see the ledger's documentation for why this is exact).
+
+use commuter_engine::{
+    Bool, Int, PartialMap, SmallList, SymEq, Symbolic, TotalMap, Value, assume, fresh_value,
+};
+
+use super::ledger;
+
+commuter_engine::uninterpreted!(
+    /// A file name in the root directory.
+    pub FileName
+);
+commuter_engine::uninterpreted!(
+    /// An inode number.
+    pub Inum
+);
+commuter_engine::uninterpreted!(
+    /// One page of data (4096 bytes); only equality between pages matters.
+    pub DataVal
+);
+commuter_engine::uninterpreted!(
+    /// A virtual page.
+    pub Va
+);
+commuter_engine::uninterpreted!(
+    /// A pipe.
+    pub PipeId
+);
+
+/// Bytes in one data value: `read`/`write` move one page at a time.
+pub const PAGE: i64 = 4096;
+/// Pages a file or a pipe can hold in the model.
+pub const MAX_PAGES: usize = 8;
+/// Processes calls can run in.
+pub const PROCESSES: usize = 2;
+
+/// Linux errno values (asm-generic/errno-base.h) and the signals of memory accesses.
+pub mod errno {
+    pub const ENOENT: i64 = 2;
+    pub const EBADF: i64 = 9;
+    pub const EAGAIN: i64 = 11;
+    pub const ENOMEM: i64 = 12;
+    pub const EEXIST: i64 = 17;
+    pub const ENODEV: i64 = 19;
+    pub const EINVAL: i64 = 22;
+    pub const ESPIPE: i64 = 29;
+    pub const EPIPE: i64 = 32;
+    /// Signal numbers, returned as the `Err` of `memread`/`memwrite`.
+    pub const SIGBUS: i64 = 7;
+    pub const SIGSEGV: i64 = 11;
+}
+
+/// A call's error: a Linux errno (or, for memory accesses, a signal number).
+pub type Errno = i64;
+
+pub type Pages = SmallList<DataVal, MAX_PAGES>;
+
+#[derive(Clone, Debug, Symbolic, Value)]
+pub struct Inode {
+    pub data: Pages,
+    pub nlink: Int,
+    pub atime: Int,
+    pub mtime: Int,
+    pub ctime: Int,
+}
+
+#[derive(Clone, Debug, Symbolic, Value)]
+pub struct Pipe {
+    pub data: Pages,
+}
+
+/// A file descriptor: a pipe end (`pipeid`, `pipewriter`) or an open file (`inum`, `off`).
+#[derive(Clone, Debug, Symbolic, Value)]
+#[symbolic(eq = fd_eq)]
+pub struct Fd {
+    pub ispipe: Bool,
+    pub pipeid: PipeId,
+    pub pipewriter: Bool,
+    pub inum: Inum,
+    pub off: Int,
+}
+
+/// Only the fields of the fd's kind are observable.
+fn fd_eq(a: &Fd, b: &Fd) -> Bool {
+    let pipe = a.pipeid.sym_eq(&b.pipeid) & a.pipewriter.iff(&b.pipewriter);
+    let file = a.inum.sym_eq(&b.inum) & a.off.eq(&b.off);
+    a.ispipe.iff(&b.ispipe) & (a.ispipe.clone() & pipe | !&a.ispipe & file)
+}
+
+impl Fd {
+    pub fn file(inum: &Inum, off: impl Into<Int>) -> Fd {
+        Fd {
+            ispipe: Bool::lit(false),
+            pipeid: unused("pipeid"),
+            pipewriter: Bool::lit(false),
+            inum: inum.clone(),
+            off: off.into(),
+        }
+    }
+
+    pub fn pipe_end(pipe: &PipeId, writer: bool) -> Fd {
+        Fd {
+            ispipe: Bool::lit(true),
+            pipeid: pipe.clone(),
+            pipewriter: Bool::lit(writer),
+            inum: unused("inum"),
+            off: Int::lit(0),
+        }
+    }
+
+    /// True for an fd that is an end of `pipe` (its write end when `writer`).
+    pub fn is_end_of(&self, pipe: &PipeId, writer: bool) -> Bool {
+        let end = if writer {
+            self.pipewriter.clone()
+        } else {
+            !&self.pipewriter
+        };
+        self.ispipe.clone() & self.pipeid.sym_eq(pipe) & end
+    }
+
+    /// True for a file fd of inode `inum`.
+    pub fn is_file_of(&self, inum: &Inum) -> Bool {
+        !&self.ispipe & self.inum.sym_eq(inum)
+    }
+}
+
+/// A memory mapping: anonymous (`anondata`) or of a file (`inum`, page offset `off`).
+#[derive(Clone, Debug, Symbolic, Value)]
+#[symbolic(eq = vma_eq)]
+pub struct Vma {
+    pub anon: Bool,
+    pub writable: Bool,
+    pub anondata: DataVal,
+    pub inum: Inum,
+    pub off: Int,
+}
+
+/// Only the fields of the mapping's kind are observable.
+fn vma_eq(a: &Vma, b: &Vma) -> Bool {
+    let anon = a.anondata.sym_eq(&b.anondata);
+    let file = a.inum.sym_eq(&b.inum) & a.off.eq(&b.off);
+    a.anon.iff(&b.anon) & a.writable.iff(&b.writable) & (a.anon.clone() & anon | !&a.anon & file)
+}
+
+/// A field of the other kind of fd or vma: never compared, so any fixed value will do.
+pub fn unused<T: Value>(what: &str) -> T {
+    fresh_value(&format!("unused_{what}"))
+}
+
+#[derive(Clone, Debug, Symbolic)]
+pub struct Proc {
+    pub fd_map: PartialMap<Int, Fd>,
+    pub va_map: PartialMap<Va, Vma>,
+}
+
+#[derive(Clone, Debug, Symbolic)]
+pub struct PosixState {
+    pub root_dir: PartialMap<FileName, Inum>,
+    pub i_map: TotalMap<Inum, Inode>,
+    pub pipes: TotalMap<PipeId, Pipe>,
+    pub proc0: Proc,
+    pub proc1: Proc,
+    /// What survives a reboot (only the sync/fsync/reboot extension uses these).
+    pub durable_root_dir: PartialMap<FileName, Inum>,
+    pub durable_i_map: TotalMap<Inum, Inode>,
+}
+
+impl PosixState {
+    pub fn proc(&self, p: usize) -> &Proc {
+        if p == 0 { &self.proc0 } else { &self.proc1 }
+    }
+
+    pub fn proc_mut(&mut self, p: usize) -> &mut Proc {
+        if p == 0 {
+            &mut self.proc0
+        } else {
+            &mut self.proc1
+        }
+    }
+
+    // ------------------------------------------------------------------ root directory
+
+    pub fn dir_contains(&self, name: &FileName) -> Bool {
+        ledger::touch_name(name);
+        self.root_dir.contains(name)
+    }
+
+    pub fn dir_get(&self, name: &FileName) -> Inum {
+        ledger::touch_name(name);
+        self.root_dir.get(name)
+    }
+
+    pub fn dir_insert(&mut self, name: &FileName, inum: &Inum) {
+        ledger::touch_name(name);
+        self.root_dir.insert(name, inum);
+    }
+
+    pub fn dir_remove(&mut self, name: &FileName) {
+        ledger::touch_name(name);
+        self.root_dir.remove(name);
+    }
+
+    // ------------------------------------------------------------------------ fd tables
+
+    pub fn fd_contains(&self, p: usize, fd: &Int) -> Bool {
+        ledger::touch_fd(p, fd);
+        self.proc(p).fd_map.contains(fd)
+    }
+
+    /// The fd at `fd` (check presence first); file offsets are never negative.
+    pub fn fd_get(&self, p: usize, fd: &Int) -> Fd {
+        ledger::touch_fd(p, fd);
+        let f = self.proc(p).fd_map.get(fd);
+        assume(&(f.ispipe.clone() | f.off.ge(0)));
+        f
+    }
+
+    pub fn fd_insert(&mut self, p: usize, fd: &Int, v: &Fd) {
+        ledger::touch_fd(p, fd);
+        self.proc_mut(p).fd_map.insert(fd, v);
+    }
+
+    pub fn fd_remove(&mut self, p: usize, fd: &Int) {
+        ledger::touch_fd(p, fd);
+        self.proc_mut(p).fd_map.remove(fd);
+    }
+
+    // --------------------------------------------------------------------------- inodes
+
+    /// A fresh time: the implementation's choice (the clock's value at the update). Only a
+    /// created inode's times are bounded below (see `fs::create`), as the reference model says.
+    pub fn fresh_time() -> Int {
+        Int::internal("time")
+    }
+}
+
+/// The process a call runs in (the analyzer has already assumed `0 <= pid < 2`).
+pub fn proc_of(pid: &Int) -> usize {
+    if pid.eq(0).branch() { 0 } else { 1 }
+}

@@ -1,0 +1,145 @@
+//! Virtual memory: `mmap`, `munmap`, `mprotect`, and memory accesses.
+
+use commuter_engine::{Bool, Int, PartialMap, Symbolic, Value, assume};
+
+use super::fs::open_fd;
+use super::state::errno::*;
+use super::state::{DataVal, Errno, PosixState, Va, Vma, proc_of, unused};
+
+#[derive(Clone, Debug, Symbolic)]
+pub struct MmapArgs {
+    pub anon: Bool,
+    pub writable: Bool,
+    pub fixed: Bool,
+    pub va: Va,
+    pub fd: Int,
+    /// Offset in pages (so always page aligned).
+    pub off: Int,
+    pub pid: Int,
+}
+
+#[derive(Clone, Debug, Symbolic)]
+pub struct VaArgs {
+    pub va: Va,
+    pub pid: Int,
+}
+
+#[derive(Clone, Debug, Symbolic)]
+pub struct MprotectArgs {
+    pub va: Va,
+    pub writable: Bool,
+    pub pid: Int,
+}
+
+#[derive(Clone, Debug, Symbolic)]
+pub struct MemwriteArgs {
+    pub va: Va,
+    pub data: DataVal,
+    pub pid: Int,
+}
+
+/// Without `MAP_FIXED` the page is the implementation's choice among the unmapped ones.
+pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
+    let p = proc_of(&a.pid);
+    let va = if a.fixed.branch() {
+        a.va.clone()
+    } else {
+        let va = Va::internal("va");
+        assume(&!s.proc(p).va_map.contains(&va));
+        va
+    };
+    let vma = if a.anon.branch() {
+        Vma {
+            anon: Bool::lit(true),
+            writable: a.writable.clone(),
+            anondata: DataVal::internal("anondata"),
+            inum: unused("inum"),
+            off: Int::lit(0),
+        }
+    } else {
+        file_vma(s, p, a)?
+    };
+    s.proc_mut(p).va_map.insert(&va, &vma);
+    Ok(va)
+}
+
+/// A mapping of the file open at `a.fd` (`ENODEV` for a pipe, as Linux).
+fn file_vma(s: &PosixState, p: usize, a: &MmapArgs) -> Result<Vma, Errno> {
+    let f = open_fd(s, p, &a.fd)?;
+    if f.ispipe.branch() {
+        return Err(ENODEV);
+    }
+    assume(&a.off.ge(0));
+    Ok(Vma {
+        anon: Bool::lit(false),
+        writable: a.writable.clone(),
+        anondata: unused("anondata"),
+        inum: f.inum,
+        off: a.off.clone(),
+    })
+}
+
+/// The mapping at `va` (check presence first); file offsets are never negative.
+fn vma_at(map: &PartialMap<Va, Vma>, va: &Va) -> Vma {
+    let vma = map.get(va);
+    assume(&(vma.anon.clone() | vma.off.ge(0)));
+    vma
+}
+
+pub fn munmap(s: &mut PosixState, a: &VaArgs) -> Result<(), Errno> {
+    let p = proc_of(&a.pid);
+    s.proc_mut(p).va_map.remove(&a.va);
+    Ok(())
+}
+
+pub fn mprotect(s: &mut PosixState, a: &MprotectArgs) -> Result<(), Errno> {
+    let p = proc_of(&a.pid);
+    let map = &mut s.proc_mut(p).va_map;
+    if (!map.contains(&a.va)).branch() {
+        return Err(ENOMEM);
+    }
+    let mut vma = map.get(&a.va);
+    vma.writable = a.writable.clone();
+    map.insert(&a.va, &vma);
+    Ok(())
+}
+
+/// `Err(SIGSEGV)` unmapped; `Err(SIGBUS)` past the end of a mapped file. No atime update.
+pub fn memread(s: &mut PosixState, a: &VaArgs) -> Result<DataVal, Errno> {
+    let map = &s.proc(proc_of(&a.pid)).va_map;
+    if (!map.contains(&a.va)).branch() {
+        return Err(SIGSEGV);
+    }
+    let vma = vma_at(map, &a.va);
+    if vma.anon.branch() {
+        return Ok(vma.anondata);
+    }
+    let data = s.i_map.get(&vma.inum).data;
+    if vma.off.ge(data.len()).branch() {
+        return Err(SIGBUS);
+    }
+    Ok(data.get(&vma.off))
+}
+
+/// `Err(SIGSEGV)` unmapped or read-only; `Err(SIGBUS)` past the end of a mapped file. No time
+/// update.
+pub fn memwrite(s: &mut PosixState, a: &MemwriteArgs) -> Result<(), Errno> {
+    let p = proc_of(&a.pid);
+    let map = &s.proc(p).va_map;
+    if (!map.contains(&a.va) | !&map.get(&a.va).writable).branch() {
+        return Err(SIGSEGV);
+    }
+    let mut vma = vma_at(map, &a.va);
+    if vma.anon.branch() {
+        vma.anondata = a.data.clone();
+        s.proc_mut(p).va_map.insert(&a.va, &vma);
+        return Ok(());
+    }
+    let mut inode = s.i_map.get(&vma.inum);
+    if vma.off.ge(inode.data.len()).branch() {
+        return Err(SIGBUS);
+    }
+    inode.data.set(&vma.off, &a.data);
+    s.i_map.set(&vma.inum, &inode);
+    Ok(())
+}
