@@ -14,6 +14,7 @@
 mod analyze;
 mod common;
 mod output;
+mod run;
 mod testgen;
 
 use std::ffi::OsString;
@@ -44,6 +45,8 @@ enum Command {
     Testgen(testgen::TestgenArgs),
     /// Statistics of a `tests.json`, or the difference between two.
     Profile(testgen::ProfileArgs),
+    /// Run a test suite on a real kernel under the tracer: conflicts.json, summary, heatmap.svg.
+    Run(run::RunArgs),
 }
 
 /// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
@@ -118,6 +121,7 @@ where
         Command::Analyze(args) => analyze::run(&registry, &args),
         Command::Testgen(args) => testgen::run(&registry, &args),
         Command::Profile(args) => testgen::profile(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

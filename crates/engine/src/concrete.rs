@@ -146,6 +146,21 @@ impl<'m> Concretizer<'m> {
         Ok(self.int(i))
     }
 
+    /// The constants of the path's model whose names start with `prefix`, in name order: how a
+    /// model finds the witnesses it named for "there is some ..." (e.g. an open pipe end)
+    /// so that the test's setup can create them.
+    pub fn constants_with_prefix(&self, prefix: &str) -> Vec<Dynamic> {
+        let mut found: Vec<(String, Dynamic)> = self
+            .model
+            .iter()
+            .filter(|decl| decl.arity() == 0)
+            .map(|decl| (decl.name(), decl.apply(&[])))
+            .filter(|(name, _)| name.starts_with(prefix))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.into_iter().map(|(_, c)| c).collect()
+    }
+
     /// One term per distinct value met in `namespace`, in order of first appearance.
     pub fn known(&self, namespace: &str) -> Vec<Dynamic> {
         self.namespaces

@@ -206,6 +206,8 @@ pub enum Whence {
     Cur,
     /// SEEK_END.
     End,
+    /// No valid origin (the model's "no whence flag"): passes 999, which Linux rejects.
+    Invalid,
 }
 
 /// A system call (or memory access) with concrete arguments.

@@ -7,3 +7,4 @@
 
 pub mod initramfs;
 pub mod linux;
+pub mod posix;

@@ -120,8 +120,19 @@ impl LinuxConfig {
         guest: PathBuf,
         work_dir: PathBuf,
     ) -> Result<LinuxConfig, LinuxError> {
-        let kernel = std::env::var_os(KERNEL_ENV)
-            .map(PathBuf::from)
+        Self::locate_with_kernel(repo, None, plugin, guest, work_dir)
+    }
+
+    /// Like [`LinuxConfig::locate`], with the kernel image given explicitly when `Some`.
+    pub fn locate_with_kernel(
+        repo: &Path,
+        kernel: Option<PathBuf>,
+        plugin: PathBuf,
+        guest: PathBuf,
+        work_dir: PathBuf,
+    ) -> Result<LinuxConfig, LinuxError> {
+        let kernel = kernel
+            .or_else(|| std::env::var_os(KERNEL_ENV).map(PathBuf::from))
             .unwrap_or_else(|| repo.join(".cache/linux/vmlinuz"));
         let cfg = LinuxConfig {
             qemu: find_in_path(QEMU).ok_or(LinuxError::QemuNotFound)?,

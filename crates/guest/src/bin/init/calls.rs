@@ -198,6 +198,7 @@ fn whence_flag(w: Whence) -> i32 {
         Whence::Set => libc::SEEK_SET,
         Whence::Cur => libc::SEEK_CUR,
         Whence::End => libc::SEEK_END,
+        Whence::Invalid => 999,
     }
 }
 
