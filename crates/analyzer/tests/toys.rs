@@ -178,14 +178,26 @@ fn upipe_known_answers() {
         .iter()
         .find(|p| !p.commutes)
         .expect("empty pipe diverges");
-    assert!(empty.condition.as_deref().is_some_and(|c| c.starts_with("s.elems.len == 0")), "{empty:?}");
+    assert!(
+        empty
+            .condition
+            .as_deref()
+            .is_some_and(|c| c.starts_with("s.elems.len == 0")),
+        "{empty:?}"
+    );
     let rr = set(&a, "read/read");
     let single = rr
         .path_list
         .iter()
         .find(|p| !p.commutes)
         .expect("one element diverges");
-    assert!(single.condition.as_deref().is_some_and(|c| c.starts_with("s.elems.len == 1")), "{single:?}");
+    assert!(
+        single
+            .condition
+            .as_deref()
+            .is_some_and(|c| c.starts_with("s.elems.len == 1")),
+        "{single:?}"
+    );
     assert_eq!(rr.commutative_paths, 2);
     assert_eq!(a.total_unknowns(), 0);
 }

@@ -6,8 +6,9 @@
 //!   determined). The current table differs from the initial one only at its written keys W, so
 //!   its lowest free fd is the least of: the first `fj` still free, and the keys of W that are
 //!   free now and not negative. That is exact as long as some `fj` is still free, which holds
-//!   for every pair (at most 3 fds of one process are taken before an allocation: pipe, pipe). The ledger instantiates "every fd in `[0, f_last)` other than
-//!   the `fj` is open" at each fd the path touches.
+//!   for every pair (at most 3 fds of one process are taken before an allocation: pipe, pipe).
+//!   The ledger instantiates "every fd in `[0, f_last)` other than the `fj` is open" at each fd
+//!   the path touches.
 //! * Fresh inode / fresh pipe: an internal choice, with "no directory entry / no fd of either
 //!   process refers to it" (in the state at the time of the call) as ledger facts.
 //! * Whether some fd of either process is an end of a pipe: a branch on a fresh boolean; the
@@ -120,9 +121,12 @@ pub fn fresh_pipe(s: &PosixState) -> PipeId {
     pipe
 }
 
+/// The name prefix of the witness fds of [`pipe_end_open`] (test generation creates them).
+pub const PIPE_END_WITNESS: &str = "pipe_end_open";
+
 /// Whether an fd of either process is an end of `pipe` (its write end when `writer`).
 pub fn pipe_end_open(s: &PosixState, pipe: &PipeId, writer: bool) -> bool {
-    let tag = fresh_name("pipe_end_open");
+    let tag = fresh_name(PIPE_END_WITNESS);
     let open: Bool = fresh_value(&tag);
     if open.branch() {
         let witness: Int = fresh_value(&format!("{tag}.fd"));

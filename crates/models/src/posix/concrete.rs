@@ -183,6 +183,7 @@ fn mmap_args(cx: &mut Concretizer, a: &MmapArgs) -> Result<Json, PoolExhausted> 
 
 /// The initial state the test's calls see, in the guest plan's setup shape.
 pub fn concrete_state(s: &PosixState, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+    label_pipe_end_witnesses(cx)?;
     let names = names(s, cx)?;
     let procs = (0..PROCESSES)
         .map(|p| -> Result<Json, PoolExhausted> {
@@ -204,6 +205,32 @@ pub fn concrete_state(s: &PosixState, cx: &mut Concretizer) -> Result<Json, Pool
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({"inodes": inodes, "names": names, "pipes": pipes, "procs": procs}))
+}
+
+/// Where the path says "some fd of either process is an end of this pipe", the model named a
+/// witness fd (`alloc::pipe_end_open`): the setup must create it, or Linux would see no such end.
+fn label_pipe_end_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
+    for fd_term in cx.constants_with_prefix(super::alloc::PIPE_END_WITNESS) {
+        let Some(tag) = fd_term
+            .to_string()
+            .trim_matches('|')
+            .strip_suffix(".fd")
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let in_proc0 = cx
+            .constants_with_prefix(&format!("{tag}.in_proc0"))
+            .first()
+            .and_then(|c| c.as_bool())
+            .map(Bool);
+        let p = match in_proc0 {
+            Some(b) if !cx.bool(&b) => 1,
+            _ => 0,
+        };
+        cx.label(&format!("fd{p}"), &Int::from_key_ast(fd_term))?;
+    }
+    Ok(())
 }
 
 fn known<K: Key>(cx: &Concretizer, namespace: &str) -> Vec<K> {
