@@ -12,6 +12,7 @@
 //! ```
 
 mod analyze;
+mod check;
 mod common;
 mod output;
 mod run;
@@ -47,6 +48,8 @@ enum Command {
     Profile(testgen::ProfileArgs),
     /// Run a test suite on a real kernel under the tracer: conflicts.json, summary, heatmap.svg.
     Run(run::RunArgs),
+    /// The main job: analyze, generate tests, run them on the stock kernel, report.
+    Check(check::CheckArgs),
 }
 
 /// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
@@ -122,6 +125,7 @@ where
         Command::Testgen(args) => testgen::run(&registry, &args),
         Command::Profile(args) => testgen::profile(&args),
         Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::check(&registry, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

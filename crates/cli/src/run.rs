@@ -35,15 +35,22 @@ pub enum TargetKind {
 pub struct RunArgs {
     /// The test suite (`commuter testgen -m posix`).
     pub tests: PathBuf,
-    /// Where to run the tests.
-    #[arg(long, value_enum, default_value = "linux")]
-    pub target: TargetKind,
     /// Where to write the conflicts (JSON); `heatmap.svg` goes beside it.
     #[arg(short, long, default_value = "conflicts.json")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// How to run a suite (shared by `run` and `check`).
+#[derive(Args)]
+pub struct RunOptions {
+    /// Where to run the tests.
+    #[arg(long, value_enum, default_value = "linux")]
+    pub target: TargetKind,
     /// VMs to run at once (each uses three virtual CPUs).
-    #[arg(short, long, default_value_t = 1)]
-    pub jobs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub vms: usize,
     /// Tests per VM boot.
     #[arg(long, default_value_t = 400)]
     pub batch: usize,
@@ -89,28 +96,34 @@ struct Manifest {
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    if args.jobs == 0 || args.batch == 0 {
-        return Err(UsageError("--jobs and --batch must be at least 1".into()).into());
-    }
     let bytes = std::fs::read(&args.tests)
         .map_err(|e| UsageError(format!("cannot read `{}`: {e}", args.tests.display())))?;
     let suite = parse_suite(&args.tests.display().to_string(), &bytes)
         .map_err(|e| UsageError(e.to_string()))?;
-    check_suite(&suite)?;
-    let out = AtomicOutput::prepare(&args.output)?;
-    let heatmap_path = args.output.with_file_name("heatmap.svg");
+    execute(&suite, &bytes, &args.options, &args.output)
+}
+
+/// Run `suite` (whose file content is `bytes`, for resuming) and write `output` and the heat
+/// map beside it.
+pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path) -> Result<()> {
+    if args.vms == 0 || args.batch == 0 {
+        return Err(UsageError("--vms and --batch must be at least 1".into()).into());
+    }
+    check_suite(suite)?;
+    let out = AtomicOutput::prepare(output)?;
+    let heatmap_path = output.with_file_name("heatmap.svg");
     let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
     let root = project_root();
     let cfg = linux_config(args, &root)?;
     let symbols = open_symbols(args, &root);
-    let items = translate(&suite);
+    let items = translate(suite);
     let runnable: Vec<&Item> = items.iter().filter(|i| i.plan.is_ok()).collect();
     let batches: Vec<&[&Item]> = runnable.chunks(args.batch).collect();
     let work = args
         .work_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.work", args.output.display())));
-    prepare_work_dir(&work, &bytes, args, batches.len())?;
+        .unwrap_or_else(|| PathBuf::from(format!("{}.work", output.display())));
+    prepare_work_dir(&work, bytes, args, batches.len())?;
     let target = Target {
         name: "linux".into(),
         version: kernel_version(&cfg.kernel),
@@ -121,7 +134,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         &cfg,
         &work,
         &batches,
-        args.jobs,
+        args.vms,
         &target,
         symbols.as_ref(),
         &bar,
@@ -138,18 +151,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         },
         tests,
     };
-    let pairs = pair_counts(&suite);
+    let pairs = pair_counts(suite);
     print!(
         "{}",
         commuter_report::terminal(&conflicts, &pairs, args.top)
     );
     out.commit(conflicts.to_json().as_bytes())?;
     heatmap_out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
-    println!(
-        "wrote {} and {}",
-        args.output.display(),
-        heatmap_path.display()
-    );
+    println!("wrote {} and {}", output.display(), heatmap_path.display());
     Ok(())
 }
 
@@ -187,7 +196,7 @@ fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn linux_config(args: &RunArgs, root: &Path) -> Result<LinuxConfig> {
+fn linux_config(args: &RunOptions, root: &Path) -> Result<LinuxConfig> {
     let plugin = args
         .plugin
         .clone()
@@ -206,7 +215,7 @@ fn linux_config(args: &RunArgs, root: &Path) -> Result<LinuxConfig> {
     Ok(cfg)
 }
 
-fn open_symbols(args: &RunArgs, root: &Path) -> Option<Symbols> {
+fn open_symbols(args: &RunOptions, root: &Path) -> Option<Symbols> {
     let path = args
         .vmlinux
         .clone()
@@ -289,7 +298,7 @@ fn digest(bytes: &[u8]) -> String {
     format!("{hash:016x}")
 }
 
-fn prepare_work_dir(work: &Path, suite: &[u8], args: &RunArgs, batches: usize) -> Result<()> {
+fn prepare_work_dir(work: &Path, suite: &[u8], args: &RunOptions, batches: usize) -> Result<()> {
     let manifest = Manifest {
         tests_digest: digest(suite),
         batch: args.batch,

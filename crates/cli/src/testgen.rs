@@ -19,12 +19,8 @@ use crate::{Registry, UsageError};
 pub struct TestgenArgs {
     #[command(flatten)]
     selection: SelectionArgs,
-    /// Stop enumerating a commutative path after this many tests (the paper used 500).
-    #[arg(long, default_value_t = 500)]
-    max_tests_per_path: usize,
-    /// Stop generating for a call set after this many tests.
-    #[arg(long)]
-    max_testcases: Option<usize>,
+    #[command(flatten)]
+    generation: GenerationArgs,
     /// Where to write the tests (JSON).
     #[arg(short, long, default_value = "tests.json")]
     output: PathBuf,
@@ -38,16 +34,38 @@ pub struct ProfileArgs {
     other: Option<PathBuf>,
 }
 
+#[derive(Args)]
+pub struct GenerationArgs {
+    /// Stop enumerating a commutative path after this many tests (the paper used 500).
+    #[arg(long, default_value_t = 500)]
+    pub max_tests_per_path: usize,
+    /// Stop generating for a call set after this many tests.
+    #[arg(long)]
+    pub max_testcases: Option<usize>,
+}
+
 pub fn run(registry: &Registry, args: &TestgenArgs) -> Result<()> {
-    let selected = args.selection.resolve(registry)?;
     let out = AtomicOutput::prepare(&args.output)?;
+    let (suite, _) = generate(registry, &args.selection, &args.generation)?;
+    out.commit(&to_json(&suite)?)?;
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
+
+/// Analyze and generate tests with a progress bar, print the summary; shared with `check`.
+pub fn generate(
+    registry: &Registry,
+    selection: &SelectionArgs,
+    generation: &GenerationArgs,
+) -> Result<(TestSuite, Vec<CallSetOutcome>)> {
+    let selected = selection.resolve(registry)?;
     let opts = TestgenOptions {
         analyze: AnalyzeOptions {
-            explore: args.selection.explore_options(),
+            explore: selection.explore_options(),
             print_conds: false,
         },
-        max_tests_per_path: args.max_tests_per_path,
-        max_testcases: args.max_testcases,
+        max_tests_per_path: generation.max_tests_per_path,
+        max_testcases: generation.max_testcases,
     };
     let bar = progress_bar(selected.sets.len() as u64);
     let started = Instant::now();
@@ -56,7 +74,7 @@ pub fn run(registry: &Registry, args: &TestgenArgs) -> Result<()> {
             selected.model,
             &selected.sets,
             &opts,
-            args.selection.functions.as_deref(),
+            selection.functions.as_deref(),
             &|o: &CallSetOutcome| {
                 bar.set_message(o.tests.name());
                 bar.inc(1);
@@ -66,9 +84,7 @@ pub fn run(registry: &Registry, args: &TestgenArgs) -> Result<()> {
     bar.finish_and_clear();
     let times: Vec<Duration> = outcomes.iter().map(|o| o.time).collect();
     print_summary(&suite, Some(&times), started.elapsed());
-    out.commit(&to_json(&suite)?)?;
-    println!("wrote {}", args.output.display());
-    Ok(())
+    Ok((suite, outcomes))
 }
 
 fn load(path: &PathBuf) -> Result<TestSuite> {
