@@ -523,37 +523,43 @@ fn key_namespace<K: Key>() -> String {
     K::key_sort().to_string()
 }
 
+/// An object with an entry per key of `K` the test has met so far, labelled as the key
+/// concretizes; `entry` gives the value, or `None` to leave the key out.
+fn keyed<K: Key + Concrete>(
+    cx: &mut Concretizer,
+    mut entry: impl FnMut(&K, &mut Concretizer) -> Result<Option<serde_json::Value>, PoolExhausted>,
+) -> Result<serde_json::Value, PoolExhausted> {
+    let mut entries = serde_json::Map::new();
+    for term in cx.known(&key_namespace::<K>()) {
+        let k = K::from_key_ast(term);
+        if let Some(value) = entry(&k, cx)? {
+            let label = k.concrete(cx)?;
+            let key = label
+                .as_str()
+                .map_or_else(|| label.to_string(), str::to_string);
+            entries.insert(key, value);
+        }
+    }
+    Ok(serde_json::Value::Object(entries))
+}
+
 impl<K: Key + Concrete, V: Value + Concrete> Concrete for PartialMap<K, V> {
     /// The entries at the keys the test has met so far.
     fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
-        let mut entries = serde_json::Map::new();
-        for term in cx.known(&key_namespace::<K>()) {
-            let k = K::from_key_ast(term);
-            if cx.bool(&self.contains(&k)) {
-                let label = k.concrete(cx)?;
-                let key = label
-                    .as_str()
-                    .map_or_else(|| label.to_string(), str::to_string);
-                entries.insert(key, self.get(&k).concrete(cx)?);
+        keyed(cx, |k: &K, cx| {
+            if cx.bool(&self.contains(k)) {
+                self.get(k).concrete(cx).map(Some)
+            } else {
+                Ok(None)
             }
-        }
-        Ok(serde_json::Value::Object(entries))
+        })
     }
 }
 
 impl<K: Key + Concrete, V: Value + Concrete> Concrete for TotalMap<K, V> {
     /// The values at the keys the test has met so far.
     fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
-        let mut entries = serde_json::Map::new();
-        for term in cx.known(&key_namespace::<K>()) {
-            let k = K::from_key_ast(term);
-            let label = k.concrete(cx)?;
-            let key = label
-                .as_str()
-                .map_or_else(|| label.to_string(), str::to_string);
-            entries.insert(key, self.get(&k).concrete(cx)?);
-        }
-        Ok(serde_json::Value::Object(entries))
+        keyed(cx, |k: &K, cx| self.get(k).concrete(cx).map(Some))
     }
 }
 
@@ -583,15 +589,9 @@ impl<T: Key + Concrete> Concrete for Set<T> {
 impl<T: Key + Concrete> Concrete for Bag<T> {
     /// The total count and the counts of the elements the test has met so far.
     fn concrete(&self, cx: &mut Concretizer) -> Result<serde_json::Value, PoolExhausted> {
-        let mut counts = serde_json::Map::new();
-        for term in cx.known(&key_namespace::<T>()) {
-            let x = T::from_key_ast(term);
-            let label = x.concrete(cx)?;
-            let key = label
-                .as_str()
-                .map_or_else(|| label.to_string(), str::to_string);
-            counts.insert(key, serde_json::json!(cx.int(&self.count(&x))));
-        }
+        let counts = keyed(cx, |x: &T, cx| {
+            Ok(Some(serde_json::json!(cx.int(&self.count(x)))))
+        })?;
         Ok(serde_json::json!({ "len": cx.int(&self.len), "counts": counts }))
     }
 }
