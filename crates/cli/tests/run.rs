@@ -1,0 +1,132 @@
+//! `commuter run` through the real binary on the stock kernel: result checking, a hung VM, and
+//! resuming a killed run. Needs `./scripts/setup`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn commuter(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_commuter"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("commuter runs")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
+}
+
+/// A small stat/stat suite in a fresh directory.
+fn suite(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("commuter-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    ok(&commuter(
+        &[
+            "testgen",
+            "-m",
+            "posix",
+            "-f",
+            "stat/stat",
+            "-o",
+            "tests.json",
+        ],
+        &dir,
+    ));
+    dir
+}
+
+#[test]
+fn a_wrong_expectation_is_reported_as_a_mismatch() {
+    let dir = suite("mismatch");
+    let mut tests = json(&dir.join("tests.json"));
+    let victim = tests["call_sets"][0]["tests"][0].clone();
+    let id = victim["id"].as_str().expect("id").to_string();
+    // Claim that call A fails with EBADF, which stat never returns.
+    for e in tests["call_sets"][0]["tests"][0]["expected"]
+        .as_array_mut()
+        .expect("expected")
+    {
+        if e["order"] == "a" {
+            e["result"] = serde_json::json!({"err": 9});
+        }
+    }
+    std::fs::write(dir.join("tests.json"), tests.to_string()).expect("write");
+    let stdout = ok(&commuter(&["run", "tests.json"], &dir));
+    assert!(stdout.contains("result mismatches"), "{stdout}");
+    assert!(stdout.contains(&id), "{stdout}");
+    let conflicts = json(&dir.join("conflicts.json"));
+    let mismatched: Vec<&Value> = conflicts["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .filter(|t| t["mismatches"].as_array().is_some_and(|m| !m.is_empty()))
+        .collect();
+    assert_eq!(mismatched.len(), 1, "{mismatched:?}");
+    assert_eq!(mismatched[0]["id"], id.as_str());
+}
+
+#[test]
+fn a_hung_vm_marks_its_tests_and_the_run_goes_on() {
+    let dir = suite("hung");
+    let stdout = ok(&commuter(&["run", "tests.json", "--timeout", "1"], &dir));
+    let conflicts = json(&dir.join("conflicts.json"));
+    let tests = conflicts["tests"].as_array().expect("tests");
+    assert!(!tests.is_empty());
+    for t in tests {
+        assert_eq!(t["status"], "unknown", "{t}");
+        assert_eq!(t["errors"][0]["kind"], "vm", "{t}");
+    }
+    assert!(dir.join("heatmap.svg").is_file(), "{stdout}");
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_finished_batches() {
+    let dir = suite("resume");
+    ok(&commuter(&["run", "tests.json", "--batch", "3"], &dir));
+    let work = dir.join("conflicts.json.work");
+    let first = json(&dir.join("conflicts.json"));
+    // Pretend the run was killed during the second batch.
+    std::fs::remove_file(work.join("batch-00001.json")).expect("second batch saved");
+    let kept = std::fs::metadata(work.join("batch-00000.json"))
+        .and_then(|m| m.modified())
+        .expect("first batch saved");
+    ok(&commuter(
+        &["run", "tests.json", "--batch", "3", "--resume"],
+        &dir,
+    ));
+    let again = std::fs::metadata(work.join("batch-00000.json"))
+        .and_then(|m| m.modified())
+        .expect("first batch kept");
+    assert_eq!(kept, again, "the finished batch was not run again");
+    assert!(
+        work.join("batch-00001.json").is_file(),
+        "the missing batch ran"
+    );
+    let second = json(&dir.join("conflicts.json"));
+    let ids = |c: &Value| -> Vec<Value> {
+        c["tests"]
+            .as_array()
+            .expect("tests")
+            .iter()
+            .map(|t| t["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), ids(&second));
+    // Another suite with the same work directory is refused rather than mixed in.
+    let out = commuter(&["run", "tests.json", "--batch", "2", "--resume"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to another run"));
+}
