@@ -2,17 +2,28 @@
 //! object, so that the driver can pick them out of kernel messages.
 //!
 //! ```text
-//! @@commuter {"event":"start","version":1,"tests":3}
-//! @@commuter {"event":"result","test":0,"call":0,"ok":true,"mismatches":[],"actual":{"ret":0,...}}
+//! @@commuter {"event":"start","version":1,"report":2,"tests":3}
+//! @@commuter {"event":"result","test":0,"call":0,"ok":true,"mismatches":[],"actual":{"ret":0,...},"elapsed_ns":81234}
 //! @@commuter {"event":"error","test":2,"message":"setup: open __i0: ..."}
 //! @@commuter {"event":"done","tests":3}
 //! ```
+//!
+//! The format is versioned by [`REPORT_VERSION`], announced in the start line. Changes only add
+//! optional fields, so a driver reads lines of every version: version 1 (no `report` field in
+//! the start line) had no `elapsed_ns`; version 2 added it.
 
 use crate::plan::{Expect, Ret};
 use serde::{Deserialize, Serialize};
 
 /// Marks the guest's lines on the console.
 pub const PREFIX: &str = "@@commuter ";
+/// Version of the console format this guest writes (see the module documentation).
+pub const REPORT_VERSION: u32 = 2;
+
+/// The report version of a start line without one: guests from before the field existed.
+fn report_v1() -> u32 {
+    1
+}
 
 /// One console event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +33,9 @@ pub enum GuestLine {
     Start {
         /// Plan version.
         version: u32,
+        /// Console format version ([`REPORT_VERSION`] of the guest that wrote it).
+        #[serde(default = "report_v1")]
+        report: u32,
         /// Number of tests.
         tests: usize,
     },
@@ -37,6 +51,11 @@ pub enum GuestLine {
         mismatches: Vec<String>,
         /// What the call did.
         actual: Actual,
+        /// Nanoseconds the call took, by the guest's monotonic clock read right around the
+        /// system call (inside the tracer's call markers, so a traced run includes the cost of
+        /// recording it). Absent from report version 1 and for calls that faulted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elapsed_ns: Option<u64>,
     },
     /// A test (or the whole run, when `test` is absent) could not be run.
     Error {
@@ -208,6 +227,46 @@ mod tests {
         assert_eq!(GuestLine::parse(&text).unwrap().unwrap(), l);
         assert!(GuestLine::parse("Run /init as init process").is_none());
         assert!(GuestLine::parse("@@commuter {broken").unwrap().is_err());
+    }
+
+    #[test]
+    fn result_lines_carry_the_call_time_and_older_lines_still_parse() {
+        let timed = "@@commuter {\"event\":\"result\",\"test\":1,\"call\":0,\"ok\":true,\
+                     \"mismatches\":[],\"actual\":{\"ret\":0},\"elapsed_ns\":81234}";
+        match GuestLine::parse(timed).unwrap().unwrap() {
+            GuestLine::Result { elapsed_ns, .. } => assert_eq!(elapsed_ns, Some(81234)),
+            other => panic!("not a result line: {other:?}"),
+        }
+        // Version 1 guests wrote neither the call time nor the report version.
+        let v1 = "@@commuter {\"event\":\"result\",\"test\":1,\"call\":0,\"ok\":true,\
+                  \"mismatches\":[],\"actual\":{\"ret\":0}}";
+        match GuestLine::parse(v1).unwrap().unwrap() {
+            GuestLine::Result { elapsed_ns, .. } => assert_eq!(elapsed_ns, None),
+            other => panic!("not a result line: {other:?}"),
+        }
+        let start = "@@commuter {\"event\":\"start\",\"version\":1,\"tests\":3}";
+        assert_eq!(
+            GuestLine::parse(start).unwrap().unwrap(),
+            GuestLine::Start {
+                version: 1,
+                report: 1,
+                tests: 3
+            }
+        );
+        // A result without a time (a faulted call) leaves the field out rather than writing null.
+        let untimed = GuestLine::Result {
+            test: 0,
+            call: 1,
+            ok: true,
+            mismatches: vec![],
+            actual: Actual::default(),
+            elapsed_ns: None,
+        };
+        assert!(!untimed.to_line().contains("elapsed_ns"));
+        assert_eq!(
+            GuestLine::parse(&untimed.to_line()).unwrap().unwrap(),
+            untimed
+        );
     }
 
     #[test]

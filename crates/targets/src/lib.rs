@@ -2,8 +2,8 @@
 //!
 //! The Linux target ([`linux`]) packs the guest runner and a plan into an initramfs
 //! ([`initramfs`]), boots Debian's stock kernel under `qemu-system-x86_64` with the tracer
-//! plugin loaded, and returns per test the guest's result checks and the tracer's conflict
-//! record.
+//! plugin loaded (or without it, as the baseline of the plugin's overhead), and returns per
+//! test the guest's result checks, call times and the tracer's conflict record.
 
 pub mod initramfs;
 pub mod linux;

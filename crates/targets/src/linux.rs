@@ -1,6 +1,7 @@
 //! The Linux target: boot Debian's stock kernel under `qemu-system-x86_64` (TCG, three vCPUs)
 //! with the tracer plugin, run a guest plan, and collect the guest's result lines and the
-//! tracer's per-test records.
+//! tracer's per-test records. Without a plugin ([`LinuxConfig::plugin`] `None`) the same plan
+//! runs under plain TCG: results and call times, no records (the tracer's overhead baseline).
 
 use crate::initramfs::{InitramfsError, linux_initramfs};
 use commuter_guest::plan::Plan;
@@ -96,8 +97,9 @@ pub struct LinuxConfig {
     pub qemu: PathBuf,
     /// Kernel image (bzImage/vmlinuz).
     pub kernel: PathBuf,
-    /// The tracer plugin (`libcommuter_tracer.so`).
-    pub plugin: PathBuf,
+    /// The tracer plugin (`libcommuter_tracer.so`); `None` boots plain TCG, which checks
+    /// results and times calls but records nothing.
+    pub plugin: Option<PathBuf>,
     /// The static guest binary that becomes `/init`.
     pub guest: PathBuf,
     /// Directory for the initramfs, console log, plugin log and trace.
@@ -131,6 +133,27 @@ impl LinuxConfig {
         guest: PathBuf,
         work_dir: PathBuf,
     ) -> Result<LinuxConfig, LinuxError> {
+        Self::locate_inner(repo, kernel, Some(plugin), guest, work_dir)
+    }
+
+    /// Like [`LinuxConfig::locate_with_kernel`] without the tracer plugin: plain TCG, the
+    /// baseline against which the plugin's overhead is measured.
+    pub fn locate_untraced(
+        repo: &Path,
+        kernel: Option<PathBuf>,
+        guest: PathBuf,
+        work_dir: PathBuf,
+    ) -> Result<LinuxConfig, LinuxError> {
+        Self::locate_inner(repo, kernel, None, guest, work_dir)
+    }
+
+    fn locate_inner(
+        repo: &Path,
+        kernel: Option<PathBuf>,
+        plugin: Option<PathBuf>,
+        guest: PathBuf,
+        work_dir: PathBuf,
+    ) -> Result<LinuxConfig, LinuxError> {
         let kernel = kernel
             .or_else(|| std::env::var_os(KERNEL_ENV).map(PathBuf::from))
             .unwrap_or_else(|| repo.join(".cache/linux/vmlinuz"));
@@ -148,13 +171,13 @@ impl LinuxConfig {
         Ok(cfg)
     }
 
-    /// Checks that the kernel, plugin and guest exist.
+    /// Checks that the kernel, plugin (if any) and guest exist.
     pub fn check(&self) -> Result<(), LinuxError> {
         if !self.kernel.is_file() {
             return Err(LinuxError::KernelNotFound(self.kernel.clone()));
         }
-        if !self.plugin.is_file() {
-            return Err(LinuxError::PluginNotFound(self.plugin.clone()));
+        if let Some(plugin) = self.plugin.as_ref().filter(|p| !p.is_file()) {
+            return Err(LinuxError::PluginNotFound(plugin.clone()));
         }
         if !self.guest.is_file() {
             return Err(LinuxError::GuestNotFound(self.guest.clone()));
@@ -179,6 +202,10 @@ pub struct CallOutcome {
     pub mismatches: Vec<String>,
     /// What the call returned.
     pub actual: Actual,
+    /// How long the call took by the guest's clock, measured around the system call alone
+    /// (inside the tracer's markers when traced). `None` from older guests and for calls that
+    /// faulted.
+    pub elapsed: Option<Duration>,
 }
 
 /// Everything known about one test after a run.
@@ -192,7 +219,7 @@ pub struct TestOutcome {
     pub calls: [Option<CallOutcome>; 2],
     /// Errors the guest reported for this test.
     pub errors: Vec<String>,
-    /// The tracer's record (None if the tracer wrote none).
+    /// The tracer's record (None if the tracer wrote none, or ran without the plugin).
     pub trace: Option<TestRecord>,
 }
 
@@ -269,7 +296,10 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
         });
     }
     let console = read(&cfg.work_dir.join(CONSOLE))?;
-    let trace = record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?;
+    let trace = match cfg.plugin {
+        Some(_) => record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?,
+        None => Vec::new(),
+    };
     let tests = collect(plan, &console, trace)?;
     Ok(LinuxRun {
         tests,
@@ -318,10 +348,6 @@ pub fn kernel_cmdline(cpus: [u32; 2]) -> String {
 fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
     let dir = &cfg.work_dir;
     let vcpus = plan.cpus.iter().max().map_or(3, |m| m + 1).max(3);
-    let mut plugin = format!("{},out={}", cfg.plugin.display(), dir.join(TRACE).display());
-    if cfg.raw_log {
-        write!(plugin, ",raw={}", dir.join("raw.txt").display()).ok();
-    }
     let stderr = std::fs::File::create(dir.join(QEMU_LOG)).map_err(|e| io("create", dir, e))?;
     let mut c = Command::new(&cfg.qemu);
     // Multi-threaded TCG (the default): with thread=single QEMU 10.0 reports wrong vCPU indexes.
@@ -346,13 +372,19 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
     .arg("-initrd")
     .arg(dir.join("initramfs.cpio"))
     .args(["-append", &kernel_cmdline(plan.cpus)])
-    // The plugin's messages only reach the log with `-d plugin`.
-    .args(["-d", "plugin", "-D"])
-    .arg(dir.join(PLUGIN_LOG))
-    .args(["-plugin", &plugin])
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(stderr);
+    if let Some(path) = &cfg.plugin {
+        let mut plugin = format!("{},out={}", path.display(), dir.join(TRACE).display());
+        if cfg.raw_log {
+            write!(plugin, ",raw={}", dir.join("raw.txt").display()).ok();
+        }
+        // The plugin's messages only reach the log with `-d plugin`.
+        c.args(["-d", "plugin", "-D"])
+            .arg(dir.join(PLUGIN_LOG))
+            .args(["-plugin", &plugin]);
+    }
     Ok(c)
 }
 
@@ -462,6 +494,7 @@ fn apply(tests: &mut [TestOutcome], line: GuestLine) -> Result<bool, LinuxError>
             ok,
             mismatches,
             actual,
+            elapsed_ns,
         } => {
             let slot = tests
                 .get_mut(test)
@@ -471,6 +504,7 @@ fn apply(tests: &mut [TestOutcome], line: GuestLine) -> Result<bool, LinuxError>
                 ok,
                 mismatches,
                 actual,
+                elapsed: elapsed_ns.map(Duration::from_nanos),
             });
         }
     }
@@ -528,6 +562,8 @@ mod tests {
 @@commuter {\"event\":\"done\",\"tests\":2}\r\n";
         let t = collect(&plan(2), console, vec![record(0)]).unwrap();
         assert_eq!(t[0].calls[1].as_ref().unwrap().actual.ret, 5);
+        // A version 1 guest line: no call time.
+        assert_eq!(t[0].calls[1].as_ref().unwrap().elapsed, None);
         assert!(t[0].calls[0].is_none());
         assert_eq!(t[0].conflict_free(), Some(true));
         assert_eq!(t[1].errors, vec!["setup: boom".to_string()]);
@@ -553,6 +589,26 @@ mod tests {
     }
 
     #[test]
+    fn result_lines_give_the_call_time() {
+        let console = "\
+@@commuter {\"event\":\"start\",\"version\":1,\"report\":2,\"tests\":1}\r
+@@commuter {\"event\":\"result\",\"test\":0,\"call\":0,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":0},\"elapsed_ns\":1500}\r
+@@commuter {\"event\":\"result\",\"test\":0,\"call\":1,\"ok\":false,\"mismatches\":[\"x\"],\"actual\":{\"ret\":-1,\"signal\":\"SIGSEGV\"}}\r
+@@commuter {\"event\":\"done\",\"tests\":1}\r\n";
+        // Without the plugin there are no records; the times are all there is.
+        let t = collect(&plan(1), console, vec![]).unwrap();
+        let calls: Vec<&CallOutcome> = t[0].calls.iter().flatten().collect();
+        assert_eq!(calls[0].elapsed, Some(Duration::from_nanos(1500)));
+        assert_eq!(calls[1].elapsed, None, "a faulted call has no time");
+        assert_eq!(t[0].trace, None);
+        let bad = console.replace("1500", "-3");
+        assert!(matches!(
+            collect(&plan(1), &bad, vec![]),
+            Err(LinuxError::GuestLine { .. })
+        ));
+    }
+
+    #[test]
     fn cmdline_isolates_the_test_cpus() {
         let c = kernel_cmdline([1, 2]);
         assert!(c.contains("isolcpus=1,2") && c.contains("nokaslr") && c.contains("console=ttyS0"));
@@ -563,7 +619,7 @@ mod tests {
         let cfg = LinuxConfig {
             qemu: "qemu".into(),
             kernel: "/nonexistent/vmlinuz".into(),
-            plugin: "p.so".into(),
+            plugin: Some("p.so".into()),
             guest: "g".into(),
             work_dir: "w".into(),
             timeout: Duration::from_secs(1),
@@ -572,5 +628,15 @@ mod tests {
         };
         let msg = cfg.check().unwrap_err().to_string();
         assert!(msg.contains("scripts/install-linux-target"), "{msg}");
+        // Without a plugin, a missing plugin file is no problem; the next missing input is named.
+        let untraced = LinuxConfig {
+            kernel: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
+            plugin: None,
+            ..cfg
+        };
+        assert!(matches!(
+            untraced.check(),
+            Err(LinuxError::GuestNotFound(_))
+        ));
     }
 }

@@ -131,6 +131,8 @@ fn checked(index: usize) -> &'static TestOutcome {
             .as_ref()
             .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
         assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
+        // Only its presence: values depend on the host (bench/tracer-overhead measures them).
+        assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
     }
     let trace = t
         .trace
@@ -194,6 +196,34 @@ fn creating_two_names_in_one_directory_conflicts() {
     let t = checked(CREAT_SAME_DIR);
     assert_eq!(t.conflict_free(), Some(false));
     assert!(t.trace.as_ref().unwrap().shared.len() > 1, "{:?}", t.trace);
+}
+
+/// The plain-TCG baseline of `bench/tracer-overhead`: the same plan boots without the plugin,
+/// every call still returns what the plan expects and is timed, and nothing is recorded.
+#[test]
+fn the_plan_runs_without_the_plugin() {
+    let guest = build_guest().unwrap_or_else(|e| panic!("{e}"));
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("linux-smoke-untraced");
+    let cfg =
+        LinuxConfig::locate_untraced(&repo(), None, guest, work).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.plugin.is_none());
+    let run = linux::run(&cfg, &plan()).unwrap_or_else(|e| panic!("{e}"));
+    for t in &run.tests {
+        assert!(
+            t.errors.is_empty(),
+            "{}: guest errors {:?}",
+            t.name,
+            t.errors
+        );
+        assert_eq!(t.trace, None, "{}: a record without the plugin", t.name);
+        for (i, c) in t.calls.iter().enumerate() {
+            let c = c
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
+            assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
+            assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
+        }
+    }
 }
 
 /// With the debug vmlinux (`scripts/install-linux-target --symbols`), the shared locations of

@@ -70,12 +70,15 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    /// Runs the call inside begin/end-call markers when `marked`.
+    /// Runs the call inside begin/end-call markers when `marked`, timing it.
     pub fn run(&mut self, slot: usize, marked: bool) -> RawResult {
         let cpu = crate::sys::current_cpu();
         if marked {
             marker::<BEGIN_CALL>(slot as u64);
         }
+        // The clock is read inside the markers: the time then includes what recording the call
+        // costs (the tracer's memory callbacks) but not the markers' own bookkeeping.
+        let start = crate::sys::monotonic_ns();
         let ret = self.invoke();
         // Read errno before anything else can change it.
         let errno = if ret < 0 {
@@ -83,10 +86,13 @@ impl<'a> Prepared<'a> {
         } else {
             0
         };
+        let end = crate::sys::monotonic_ns();
         if marked {
             marker::<END_CALL>(slot as u64);
         }
-        self.result(ret, errno, cpu)
+        let mut r = self.result(ret, errno, cpu);
+        r.elapsed_ns = start.zip(end).map(|(s, e)| e.saturating_sub(s));
+        r
     }
 
     fn invoke(&mut self) -> i64 {

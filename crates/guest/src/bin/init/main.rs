@@ -11,7 +11,7 @@ mod state;
 mod sys;
 
 use commuter_guest::plan::{PLAN_VERSION, Plan};
-use commuter_guest::report::GuestLine;
+use commuter_guest::report::{GuestLine, REPORT_VERSION};
 use runner::{Runner, emit};
 
 const PLAN_PATH: &str = "/plan.json";
@@ -37,6 +37,7 @@ fn run() -> Result<(), String> {
     std::env::set_current_dir(WORK_DIR).map_err(|e| format!("chdir {WORK_DIR}: {e}"))?;
     emit(&GuestLine::Start {
         version: PLAN_VERSION,
+        report: REPORT_VERSION,
         tests: plan.tests.len(),
     });
     let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;

@@ -34,7 +34,7 @@ impl Runner {
         }
     }
 
-    /// Runs test `index` twice and reports the second run.
+    /// Runs test `index` twice and reports the second run (results and call times).
     pub fn run_test(&mut self, index: usize, test: &Test) {
         for marked in [false, true] {
             match self.run_once(index, test, marked) {
@@ -52,12 +52,17 @@ impl Runner {
         }
     }
 
-    fn run_once(&mut self, index: usize, test: &Test, marked: bool) -> Result<[Actual; 2], String> {
+    fn run_once(
+        &mut self,
+        index: usize,
+        test: &Test,
+        marked: bool,
+    ) -> Result<[(Actual, Option<u64>); 2], String> {
         self.generation += 1;
         let fs = state::create(&test.setup).map_err(|e| format!("setup: {e}"));
         let outcome = fs.and_then(|fs| {
             let r = self.run_processes(index, test, marked, &fs);
-            r.map(|raw| raw.map(|r| to_actual(&r, &fs)))
+            r.map(|raw| raw.map(|r| (to_actual(&r, &fs), r.elapsed_ns)))
         });
         let cleaned = state::clean().map_err(|e| format!("cleanup: {e}"));
         let actual = outcome?;
@@ -270,8 +275,8 @@ fn to_actual(r: &RawResult, fs: &state::Fs) -> Actual {
     }
 }
 
-fn report_results(index: usize, test: &Test, results: &[Actual; 2]) {
-    for (call, actual) in results.iter().enumerate() {
+fn report_results(index: usize, test: &Test, results: &[(Actual, Option<u64>); 2]) {
+    for (call, (actual, elapsed_ns)) in results.iter().enumerate() {
         let mismatches = report::check(&test.calls[call].expect, actual);
         emit(&GuestLine::Result {
             test: index,
@@ -279,6 +284,7 @@ fn report_results(index: usize, test: &Test, results: &[Actual; 2]) {
             ok: mismatches.is_empty(),
             mismatches,
             actual: actual.clone(),
+            elapsed_ns: *elapsed_ns,
         });
     }
 }

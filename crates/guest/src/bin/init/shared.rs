@@ -26,6 +26,8 @@ pub struct RawResult {
     pub nlink: u64,
     /// CPU the call actually ran on.
     pub cpu: i32,
+    /// Nanoseconds the call took (None when it faulted or the clock failed).
+    pub elapsed_ns: Option<u64>,
 }
 
 const ERR_LEN: usize = 480;
