@@ -428,6 +428,18 @@ pub fn uninterpreted_sort<T: 'static>(name: &str) -> Sort {
 #[macro_export]
 macro_rules! uninterpreted {
     ($(#[$meta:meta])* $vis:vis $name:ident) => {
+        $crate::uninterpreted!($(#[$meta])* $vis $name, custom_concrete);
+        impl $crate::Concrete for $name {
+            fn concrete(
+                &self,
+                cx: &mut $crate::Concretizer,
+            ) -> ::std::result::Result<$crate::serde_json::Value, $crate::PoolExhausted> {
+                $crate::concrete_label(stringify!($name), self, cx)
+            }
+        }
+    };
+    // The model writes its own `Concrete` impl (how the values appear in concrete tests).
+    ($(#[$meta:meta])* $vis:vis $name:ident, custom_concrete) => {
         $(#[$meta])*
         #[derive(Clone, Debug)]
         $vis struct $name(pub $crate::z3::ast::Dynamic);
@@ -439,14 +451,6 @@ macro_rules! uninterpreted {
         impl $crate::Symbolic for $name {
             fn fresh(name: &str) -> Self {
                 $crate::fresh_value(name)
-            }
-        }
-        impl $crate::Concrete for $name {
-            fn concrete(
-                &self,
-                cx: &mut $crate::Concretizer,
-            ) -> ::std::result::Result<$crate::serde_json::Value, $crate::PoolExhausted> {
-                $crate::concrete_label(stringify!($name), self, cx)
             }
         }
         $crate::__scalar_value!(

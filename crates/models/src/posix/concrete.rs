@@ -3,7 +3,7 @@
 //!
 //! Namespaces and pools: file names `__f0..__f5`; inodes 0..5 (a target makes one file per
 //! inode and links the names to it); fds 10..19 per process; pipes 0..4; pages 0..3 per
-//! process; data values 1..16 (a page whose bytes all equal the value; not part of a test's
+//! process; data values 1..16, and 0 for the zero page (a page whose bytes all equal the value; not part of a test's
 //! class: which page holds which bytes does not change what the calls share); file offsets in
 //! bytes, whose equality pattern per inode is part of the class.
 //!
@@ -14,13 +14,15 @@
 use std::any::Any;
 
 use commuter_engine::serde_json::{Map, Value as Json, json};
-use commuter_engine::{Bool, Concretizer, Int, Key, Pool, PoolExhausted};
+use commuter_engine::{Bool, Concrete, Concretizer, Int, Key, Pool, PoolExhausted, SymEq};
 
 use super::fs::{
     FdArgs, LinkArgs, LseekArgs, NameArgs, OpenArgs, PreadArgs, PwriteArgs, RenameArgs, WriteArgs,
 };
 use super::pipe::PidArgs;
-use super::state::{DataVal, FileName, Inum, PAGE, PROCESSES, Pages, PipeId, PosixState, Va};
+use super::state::{
+    DataVal, FileName, Inum, PAGE, PROCESSES, Pages, PipeId, PosixState, Va, zero_page,
+};
 use super::vm::{MemwriteArgs, MmapArgs, MprotectArgs, VaArgs};
 
 const NAMES: usize = 6;
@@ -57,7 +59,17 @@ fn inode(cx: &mut Concretizer, i: &Inum) -> Result<usize, PoolExhausted> {
 }
 
 fn data(cx: &mut Concretizer, d: &DataVal) -> Result<Json, PoolExhausted> {
-    Ok(json!(cx.label("DataVal", d)? + 1))
+    d.concrete(cx)
+}
+
+impl Concrete for DataVal {
+    /// The byte every byte of the page equals: 0 for the zero page, else 1..=16.
+    fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+        if cx.quietly(|cx| cx.bool(&self.sym_eq(&zero_page()))) {
+            return Ok(json!(0));
+        }
+        Ok(json!(cx.label("DataVal", self)? + 1))
+    }
 }
 
 fn process(cx: &mut Concretizer, pid: &Int) -> usize {

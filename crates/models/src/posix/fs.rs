@@ -247,6 +247,12 @@ pub fn fstat(s: &mut PosixState, a: &FdArgs) -> Result<Option<StatResult>, Errno
 pub fn lseek(s: &mut PosixState, a: &LseekArgs) -> Result<Int, Errno> {
     let p = proc_of(&a.pid);
     let mut f = open_fd(s, p, &a.fd)?;
+    // Linux checks the origin before the file: no valid whence is EINVAL even on a pipe
+    // (measured on the stock kernel); a pipe with a valid one is ESPIPE.
+    let whence = [&a.whence_set, &a.whence_cur, &a.whence_end];
+    if !Bool::any(whence.iter().map(|w| (*w).clone())).branch() {
+        return Err(EINVAL);
+    }
     if f.ispipe.branch() {
         return Err(ESPIPE);
     }
@@ -254,10 +260,8 @@ pub fn lseek(s: &mut PosixState, a: &LseekArgs) -> Result<Int, Errno> {
         Int::lit(0)
     } else if a.whence_cur.branch() {
         f.off.clone()
-    } else if a.whence_end.branch() {
-        s.i_map.get(&f.inum).data.len()
     } else {
-        return Err(EINVAL);
+        s.i_map.get(&f.inum).data.len()
     };
     let off = base + &a.off;
     if off.lt(0).branch() {

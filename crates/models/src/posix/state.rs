@@ -21,9 +21,18 @@ commuter_engine::uninterpreted!(
     pub Inum
 );
 commuter_engine::uninterpreted!(
-    /// One page of data (4096 bytes); only equality between pages matters.
-    pub DataVal
+    /// One page of data (4096 bytes); only equality between pages matters. In concrete tests
+    /// a page is the byte all its bytes equal: 0 for the zero page, 1..=16 for the others
+    /// (see `concrete`).
+    pub DataVal,
+    custom_concrete
 );
+
+/// The page a new anonymous mapping holds: zeros (POSIX: "initialized to zero"; the design
+/// document's "fresh data value" would let a test expect any content, where Linux gives zeros).
+pub fn zero_page() -> DataVal {
+    fresh_value("zero_page")
+}
 commuter_engine::uninterpreted!(
     /// A virtual page.
     pub Va
@@ -46,6 +55,7 @@ pub mod errno {
     pub const EBADF: i64 = 9;
     pub const EAGAIN: i64 = 11;
     pub const ENOMEM: i64 = 12;
+    pub const EACCES: i64 = 13;
     pub const EEXIST: i64 = 17;
     pub const ENODEV: i64 = 19;
     pub const EINVAL: i64 = 22;

@@ -4,7 +4,7 @@ use commuter_engine::{Bool, Int, PartialMap, Symbolic, Value, assume};
 
 use super::fs::open_fd;
 use super::state::errno::*;
-use super::state::{DataVal, Errno, PosixState, Va, Vma, proc_of, unused};
+use super::state::{DataVal, Errno, PosixState, Va, Vma, proc_of, unused, zero_page};
 
 #[derive(Clone, Debug, Symbolic)]
 pub struct MmapArgs {
@@ -52,7 +52,7 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
         Vma {
             anon: Bool::lit(true),
             writable: a.writable.clone(),
-            anondata: DataVal::internal("anondata"),
+            anondata: zero_page(),
             inum: unused("inum"),
             off: Int::lit(0),
         }
@@ -63,10 +63,15 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
     Ok(va)
 }
 
-/// A mapping of the file open at `a.fd` (`ENODEV` for a pipe, as Linux).
+/// A shared mapping of the file open at `a.fd`. For a pipe the design document says `ENODEV`;
+/// Linux (`do_mmap`) first refuses an end that is not readable, or a writable mapping of an end
+/// that is not writable, with `EACCES` (measured on the stock kernel), as the model does.
 fn file_vma(s: &PosixState, p: usize, a: &MmapArgs) -> Result<Vma, Errno> {
     let f = open_fd(s, p, &a.fd)?;
     if f.ispipe.branch() {
+        if f.pipewriter.branch() || a.writable.branch() {
+            return Err(EACCES);
+        }
         return Err(ENODEV);
     }
     assume(&a.off.ge(0));
