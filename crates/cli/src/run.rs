@@ -114,8 +114,14 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
     let heatmap_path = output.with_file_name("heatmap.svg");
     let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
     let root = project_root();
-    let cfg = linux_config(args, &root)?;
+    let mut cfg = linux_config(args, &root)?;
     let symbols = open_symbols(args, &root);
+    // The plugin names slab caches with the layout read from the same debug vmlinux.
+    cfg.slab = symbols.as_ref().and_then(|s| {
+        s.slab_layout()
+            .map_err(|e| eprintln!("note: heap objects are not named by slab cache ({e})"))
+            .ok()
+    });
     let items = translate(suite);
     let runnable: Vec<&Item> = items.iter().filter(|i| i.plan.is_ok()).collect();
     let batches: Vec<&[&Item]> = runnable.chunks(args.batch).collect();

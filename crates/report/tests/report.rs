@@ -45,7 +45,8 @@ fn dentry_ref(addr: u64) -> Location {
     Location {
         addr,
         size: 8,
-        what: What::Dynamic {
+        what: What::Slab {
+            cache: "dentry".into(),
             vaddr: 0xffff_8880_0000_0000 + addr,
         },
         a: Access {
@@ -187,7 +188,8 @@ fn summary_counts_per_pair() {
     assert_eq!(s[2].fraction(), None);
     let top = top_sites(&conflicts(), 10);
     assert_eq!(top[0].tests, 3);
-    assert_eq!(top[0].what, "heap");
+    // The shared heap object is named by its slab cache.
+    assert_eq!(top[0].what, "slab:dentry");
 }
 
 #[test]

@@ -9,14 +9,17 @@
 //! own categories. Symbols come from an ELF image with DWARF ([`Symbols`]; for Linux, the
 //! `vmlinux` of Debian's `-dbg` package); without one the locations stay unnamed.
 //!
-//! Not done: naming the slab cache of a heap object. The record holds only physical addresses;
-//! the cache is recorded in guest memory (`struct slab`), so it would have to be read by the
-//! plugin while the VM runs (QEMU's plugin API can read guest memory) and carried in the record.
+//! Heap objects are named by their slab cache (`dentry`, `kmalloc-64`): the cache is recorded
+//! only in guest memory (`struct slab`), so the tracer plugin reads it at the end of each test,
+//! with the structure layout [`slab_layout`] reads from the image's DWARF, and carries it in the
+//! record; the scanner turns such a location into [`schema::What::Slab`].
 
+pub mod layout;
 pub mod scan;
 pub mod schema;
 pub mod symbols;
 
+pub use layout::{LayoutError, slab_layout};
 pub use scan::{CallCheck, TestRun, scan};
 pub use schema::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile};
 pub use symbols::{Symbols, SymbolsError};

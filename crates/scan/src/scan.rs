@@ -5,7 +5,7 @@ use crate::schema::{
     Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ConflictsFile, ErrorKind, Location,
     Mismatch, Status, Target, TestConflicts, TestError, What, natural_cmp,
 };
-use crate::symbols::Symbols;
+use crate::symbols::{DIRECT_MAP_BASE, Symbols};
 use commuter_trace_format::record::{Side, TestRecord};
 use std::collections::HashMap;
 
@@ -122,13 +122,13 @@ fn locations(rec: &TestRecord, namer: &mut Namer<'_>) -> (Vec<Location>, Vec<Loc
     let mut shared: Vec<Location> = rec
         .shared
         .iter()
-        .map(|s| namer.location(s.addr, s.size, &s.a, &s.b))
+        .map(|s| namer.location(s.addr, s.size, &s.a, &s.b, s.cache.as_deref()))
         .collect();
     let line = u32::try_from(commuter_trace_format::record::CACHE_LINE).unwrap_or(64);
     let mut false_sharing: Vec<Location> = rec
         .false_sharing
         .iter()
-        .map(|f| namer.location(f.line, line, &f.a, &f.b))
+        .map(|f| namer.location(f.line, line, &f.a, &f.b, f.cache.as_deref()))
         .collect();
     shared.sort_by_key(|l| (l.addr, l.size));
     false_sharing.sort_by_key(|l| l.addr);
@@ -149,10 +149,23 @@ impl<'a> Namer<'a> {
         }
     }
 
-    fn location(&mut self, addr: u64, size: u32, a: &Side, b: &Side) -> Location {
-        let what = match self.symbols {
-            Some(s) => s.data(addr),
-            None => What::Unknown,
+    fn location(
+        &mut self,
+        addr: u64,
+        size: u32,
+        a: &Side,
+        b: &Side,
+        cache: Option<&str>,
+    ) -> Location {
+        let what = match (cache, self.symbols) {
+            // The tracer found a slab page there: heap memory, whatever else is known. Slab
+            // pages come from the page allocator, so they are always in the direct map.
+            (Some(cache), _) => What::Slab {
+                cache: cache.to_owned(),
+                vaddr: DIRECT_MAP_BASE.wrapping_add(addr),
+            },
+            (None, Some(s)) => s.data(addr),
+            (None, None) => What::Unknown,
         };
         Location {
             addr,

@@ -7,16 +7,19 @@
 //! integers many JSON readers use.
 //!
 //! ```json
-//! {"schema":"commuter.conflicts","version":1,
+//! {"schema":"commuter.conflicts","version":2,
 //!  "target":{"name":"linux","version":"6.12.95+deb12-amd64","symbols":"vmlinux-6.12.95+deb12-amd64"},
 //!  "tests":[{"id":"stat_stat_0_0","calls":["stat","stat"],"status":"conflicted",
 //!    "shared":[{"addr":"0x2a4c1a8","size":4,
-//!      "what":{"kind":"dynamic","vaddr":"0xffff888002a4c1a8"},
+//!      "what":{"kind":"slab","cache":"dentry","vaddr":"0xffff888002a4c1a8"},
 //!      "a":{"rw":"rw","sites":[{"pc":"0xffffffff8137a1c2","symbol":"lockref_get_not_dead",
 //!        "offset":"0x22","frames":[{"function":"lockref_get_not_dead","file":"lib/lockref.c","line":137}]}]},
 //!      "b":{...}}],
 //!    "false_sharing":[],"mismatches":[],"errors":[]}]}
 //! ```
+//!
+//! Version 2 added `what.kind` `"slab"` (a heap object in a named slab cache); version 1
+//! readers, which refuse unknown kinds, would misread it, hence the bump.
 
 use commuter_trace_format::record::{Rw, hex};
 use serde::{Deserialize, Serialize};
@@ -25,7 +28,7 @@ use std::cmp::Ordering;
 /// Value of the `schema` field.
 pub const CONFLICTS_SCHEMA: &str = "commuter.conflicts";
 /// Version of the schema; bumped on incompatible changes.
-pub const CONFLICTS_VERSION: u32 = 1;
+pub const CONFLICTS_VERSION: u32 = 2;
 
 /// A whole `conflicts.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,8 +134,18 @@ pub enum What {
         #[serde(with = "hex")]
         vaddr: u64,
     },
-    /// Dynamically allocated memory (slab, page allocator, per-CPU areas, freed init memory);
-    /// `vaddr` is its address in the kernel's direct map.
+    /// An object of a slab cache (the tracer read the cache from the guest's `struct slab`
+    /// while the test's objects existed).
+    Slab {
+        /// The cache's name, e.g. `dentry`, `shmem_inode_cache`, `kmalloc-64`.
+        cache: String,
+        /// The direct-map virtual address.
+        #[serde(with = "hex")]
+        vaddr: u64,
+    },
+    /// Other dynamically allocated memory (page allocator, per-CPU areas, freed init memory,
+    /// or slab memory whose cache is not known); `vaddr` is its address in the kernel's direct
+    /// map.
     Dynamic {
         /// The direct-map virtual address.
         #[serde(with = "hex")]
@@ -239,7 +252,7 @@ impl CodeSite {
 }
 
 impl What {
-    /// A one-line label: `jiffies+0x8`, `.data+0x40`, `heap`, `?`.
+    /// A one-line label: `jiffies+0x8`, `.data+0x40`, `slab:dentry`, `heap`, `?`.
     pub fn label(&self) -> String {
         match self {
             What::Static { symbol, offset, .. } if *offset == 0 => symbol.clone(),
@@ -247,6 +260,7 @@ impl What {
             What::Section {
                 section, offset, ..
             } => format!("{section}+{offset:#x}"),
+            What::Slab { cache, .. } => format!("slab:{cache}"),
             What::Dynamic { .. } => "heap".into(),
             What::Unknown => "?".into(),
         }

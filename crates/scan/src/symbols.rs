@@ -23,11 +23,14 @@
 //! allocator, and the `.data..percpu` segment (linked at virtual address 0) is only the
 //! template the per-CPU areas are copied from. Both are treated as dynamic memory.
 //!
-//! Heap objects are not typed: which slab cache an object belongs to is recorded in its
-//! `struct slab` inside guest memory, which no longer exists when the trace is scanned. Doing
-//! it would take the plugin reading guest memory at test end (see the crate docs).
+//! Which slab cache a heap object belongs to is recorded only in guest memory (its `struct
+//! slab`), which no longer exists when the trace is scanned: the plugin reads it at test end
+//! with the layout [`Symbols::slab_layout`] gives, and the scanner takes the name from the
+//! record (see the crate docs).
 
+use crate::layout::LayoutError;
 use crate::schema::{CodeSite, Frame, What};
+use commuter_trace_format::slab::SlabLayout;
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 use std::path::{Path, PathBuf};
 
@@ -92,6 +95,8 @@ struct Segment {
 /// The symbol and address tables of an image, plus its DWARF for code locations.
 pub struct Symbols {
     name: String,
+    /// The image, re-read for [`Symbols::slab_layout`].
+    path: PathBuf,
     dwarf: addr2line::Loader,
     syms: Vec<Sym>,
     sections: Vec<Section>,
@@ -139,6 +144,7 @@ impl Symbols {
         drop(file);
         let mut me = Symbols {
             name: file_name(path),
+            path: path.to_owned(),
             dwarf,
             syms,
             sections,
@@ -148,6 +154,12 @@ impl Symbols {
         };
         me.prefix = me.build_prefix();
         Ok(me)
+    }
+
+    /// The kernel's slab layout from this image's DWARF, for the tracer plugin to name the slab
+    /// cache of heap memory (see [`crate::layout`]).
+    pub fn slab_layout(&self) -> Result<SlabLayout, LayoutError> {
+        crate::layout::slab_layout(&self.path)
     }
 
     /// The image's file name (recorded in `conflicts.json`).

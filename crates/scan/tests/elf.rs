@@ -2,7 +2,9 @@
 //! against binutils' `addr2line` and `nm` (an independent DWARF and symbol-table reader).
 
 use commuter_scan::schema::{ErrorKind, Status, Target, What};
-use commuter_scan::{CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, scan};
+use commuter_scan::{
+    CONFLICTS_VERSION, CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, scan,
+};
 use commuter_trace_format::record::{RECORD_VERSION, Rw, SharedLocation, Side, TestRecord};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -227,6 +229,7 @@ fn runs() -> Vec<TestRun> {
         size: 8,
         a: side(work + 1, Rw::Rw),
         b: side(work + 1, Rw::R),
+        cache: None,
     };
     let ok = Some(CallCheck {
         ok: true,
@@ -303,9 +306,35 @@ fn conflicts_files_of_other_schemas_or_versions_are_refused() {
     let file = scan(Target::default(), &runs()[..1], None);
     assert_eq!(file.tests[0].shared[0].what, What::Unknown);
     let json = file.to_json();
-    let newer = json.replace("\"version\": 1", "\"version\": 2");
+    let current = format!("\"version\": {CONFLICTS_VERSION}");
+    let newer = json.replace(&current, "\"version\": 99");
     let e = ConflictsFile::from_json(&newer).unwrap_err().to_string();
-    assert!(e.contains("version 2"), "{e}");
+    assert!(e.contains("version 99"), "{e}");
     let other = json.replace("commuter.conflicts", "commuter.tests");
     assert!(ConflictsFile::from_json(&other).is_err());
+}
+
+#[test]
+fn a_location_the_tracer_found_in_a_slab_cache_is_named_by_it() {
+    let mut runs = runs();
+    let rec = runs[0].record.as_mut().unwrap();
+    // A heap address (not in the image), as the plugin reports it after reading `struct slab`.
+    rec.shared[0].addr = 0x2a4_c1a8;
+    rec.shared[0].cache = Some("dentry".into());
+    let b = built();
+    for symbols in [Some(&b.symbols), None] {
+        let file = scan(Target::default(), &runs[..1], symbols);
+        let what = &file.tests[0].shared[0].what;
+        assert_eq!(
+            what,
+            &What::Slab {
+                cache: "dentry".into(),
+                vaddr: 0xffff_8880_02a4_c1a8
+            }
+        );
+        assert_eq!(what.label(), "slab:dentry");
+        let json = file.to_json();
+        assert!(json.contains("\"kind\": \"slab\""), "{json}");
+        assert_eq!(ConflictsFile::from_json(&json).unwrap(), file);
+    }
 }

@@ -7,6 +7,7 @@ use crate::initramfs::{InitramfsError, linux_initramfs};
 use commuter_guest::plan::Plan;
 use commuter_guest::report::{Actual, GuestLine};
 use commuter_trace_format::record::{self, TestRecord};
+use commuter_trace_format::slab::SlabLayout;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -110,6 +111,10 @@ pub struct LinuxConfig {
     pub memory_mib: u32,
     /// Also ask the plugin for the raw access log (`raw.txt`; large).
     pub raw_log: bool,
+    /// The kernel's slab layout (from the debug vmlinux: `commuter_scan::slab_layout`), passed
+    /// to the plugin so that it names the slab cache of shared heap locations; `None` leaves
+    /// them unnamed.
+    pub slab: Option<SlabLayout>,
 }
 
 impl LinuxConfig {
@@ -166,6 +171,7 @@ impl LinuxConfig {
             timeout: Duration::from_secs(90),
             memory_mib: 512,
             raw_log: false,
+            slab: None,
         };
         cfg.check()?;
         Ok(cfg)
@@ -379,6 +385,9 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
         let mut plugin = format!("{},out={}", path.display(), dir.join(TRACE).display());
         if cfg.raw_log {
             write!(plugin, ",raw={}", dir.join("raw.txt").display()).ok();
+        }
+        if let Some(slab) = &cfg.slab {
+            write!(plugin, ",{}", slab.plugin_arg()).ok();
         }
         // The plugin's messages only reach the log with `-d plugin`.
         c.args(["-d", "plugin", "-D"])
@@ -625,6 +634,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             memory_mib: 512,
             raw_log: false,
+            slab: None,
         };
         let msg = cfg.check().unwrap_err().to_string();
         assert!(msg.contains("scripts/install-linux-target"), "{msg}");

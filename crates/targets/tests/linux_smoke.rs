@@ -97,7 +97,12 @@ fn boot() -> Result<LinuxRun, String> {
     let plugin = build_plugin()?;
     let guest = build_guest()?;
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("linux-smoke");
-    let cfg = LinuxConfig::locate(&repo(), plugin, guest, work).map_err(|e| e.to_string())?;
+    let mut cfg = LinuxConfig::locate(&repo(), plugin, guest, work).map_err(|e| e.to_string())?;
+    // With the debug vmlinux the plugin also names slab caches (as `commuter run` does).
+    cfg.slab = vmlinux()
+        .map(|v| commuter_scan::slab_layout(&v))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let run = linux::run(&cfg, &plan()).map_err(|e| e.to_string())?;
     eprintln!(
         "linux smoke boot: {:.1} s (outputs in {})",
@@ -105,6 +110,11 @@ fn boot() -> Result<LinuxRun, String> {
         run.work_dir.display()
     );
     Ok(run)
+}
+
+/// The debug vmlinux, if `scripts/install-linux-target --symbols` fetched it.
+fn vmlinux() -> Option<PathBuf> {
+    Some(repo().join(".cache/linux/vmlinux")).filter(|p| p.is_file())
 }
 
 /// One boot shared by every test in this file.
@@ -230,12 +240,11 @@ fn the_plan_runs_without_the_plugin() {
 /// the real run are named: the spike found the dentry's lockref for stat of one name.
 #[test]
 fn conflicts_are_symbolised_against_the_debug_kernel() {
-    use commuter_scan::schema::{Status, Target};
-    let vmlinux = repo().join(".cache/linux/vmlinux");
-    if !vmlinux.is_file() {
+    use commuter_scan::schema::{Status, Target, What};
+    let Some(vmlinux) = vmlinux() else {
         eprintln!("SKIPPED: no .cache/linux/vmlinux (scripts/install-linux-target --symbols)");
         return;
-    }
+    };
     let t = checked(STAT_SAME);
     let run = t.to_scan("stat-same".into(), ["stat".into(), "stat".into()]);
     let syms = commuter_scan::Symbols::open(&vmlinux).unwrap();
@@ -259,5 +268,54 @@ fn conflicts_are_symbolised_against_the_debug_kernel() {
     assert!(
         labels.iter().any(|l| l.contains("lockref")),
         "no lockref site among {labels:#?}"
+    );
+    // The lockref is in the dentry, and conflicts.json says so.
+    assert!(
+        test.shared.iter().any(|l| l.what
+            == What::Slab {
+                cache: "dentry".into(),
+                vaddr: commuter_scan::symbols::DIRECT_MAP_BASE + l.addr
+            }
+            && l.a.sites.iter().any(|s| s.label().contains("lockref"))),
+        "{:#?}",
+        test.shared
+    );
+}
+
+fn caches(t: &TestOutcome) -> Vec<&str> {
+    let trace = t.trace.as_ref().unwrap();
+    trace
+        .shared
+        .iter()
+        .filter_map(|s| s.cache.as_deref())
+        .collect()
+}
+
+/// With the slab layout from the debug vmlinux, the plugin names the slab cache of shared heap
+/// memory: the one name two stats look up is a dentry, and two creations in one directory
+/// share (at least) the directory's objects, which are slab objects too.
+#[test]
+fn shared_heap_objects_are_named_by_slab_cache() {
+    if vmlinux().is_none() {
+        eprintln!("SKIPPED: no .cache/linux/vmlinux (scripts/install-linux-target --symbols)");
+        return;
+    }
+    let stat = checked(STAT_SAME);
+    assert!(
+        caches(stat).contains(&"dentry"),
+        "stat-same: {:?}",
+        caches(stat)
+    );
+    let creat = checked(CREAT_SAME_DIR);
+    eprintln!(
+        "slab caches shared: stat-same {:?}, creat-same-dir {:?}",
+        caches(stat),
+        caches(creat)
+    );
+    // The directory both creations write is a tmpfs inode.
+    assert!(
+        caches(creat).contains(&"shmem_inode_cache"),
+        "creat-same-dir: {:?}",
+        caches(creat)
     );
 }

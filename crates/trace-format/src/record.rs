@@ -11,6 +11,11 @@
 //!  "pcs":["0xffffffff8137a1c2"]},"b":{...}}],"false_sharing":[{"line":"0x2a4c1c0",...}],
 //!  "errors":[]}
 //! ```
+//!
+//! A location in a slab object also names its cache (`"cache":"dentry"`) when the plugin was
+//! given the kernel's slab layout ([`crate::slab`]). The field is optional in both directions
+//! (left out when unknown, ignored by readers that predate it), so it did not change
+//! [`RECORD_VERSION`].
 
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +114,10 @@ pub struct SharedLocation {
     pub a: Side,
     /// Call B's accesses to the range.
     pub b: Side,
+    /// The slab cache of the object holding the range (`dentry`, `kmalloc-64`), read from
+    /// guest memory at the end of the test; `None` when not slab memory or not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 /// A cache line both calls touched, at least one writing, but with no byte in common.
@@ -121,6 +130,9 @@ pub struct FalseSharing {
     pub a: Side,
     /// Call B's accesses to the line.
     pub b: Side,
+    /// The slab cache of the line's memory, as for [`SharedLocation::cache`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 /// Parses a JSON Lines file of records; errors name the offending line.
@@ -230,6 +242,7 @@ mod tests {
                 size: 8,
                 a: side(0xffff_ffff_8100_0000, Rw::W),
                 b: side(0xffff_ffff_8100_0010, Rw::R),
+                cache: None,
             }],
             false_sharing: vec![],
             errors: vec![],
@@ -260,6 +273,18 @@ mod tests {
             parse_jsonl("{}\n"),
             Err(ParseError::Json { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn the_cache_name_is_optional_both_ways() {
+        let mut r = record();
+        let plain = serde_json::to_string(&r).unwrap();
+        assert!(!plain.contains("cache"), "{plain}");
+        r.shared[0].cache = Some("dentry".into());
+        let named = serde_json::to_string(&r).unwrap();
+        assert!(named.contains("\"cache\":\"dentry\""), "{named}");
+        assert_eq!(parse_jsonl(&named).unwrap()[0], r);
+        assert_eq!(parse_jsonl(&plain).unwrap()[0].shared[0].cache, None);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! | `raw=PATH` | optional: also write every kept access as a text line (large) |
 //! | `max-accesses=N` | accesses kept per call (default 1048576); more are counted as dropped |
 //! | `lazy=on\|off` | instrument memory only after the first begin-test (default on) |
+//! | `slab=LAYOUT` | optional: the kernel's slab layout ([`SlabLayout`], from its DWARF), to name the slab cache of shared heap locations |
 
+use commuter_trace_format::slab::SlabLayout;
 use std::path::PathBuf;
 
 /// Default bound on the accesses kept per call: 24 MiB of buffer per vCPU.
@@ -23,6 +25,8 @@ pub struct Config {
     pub max_accesses: usize,
     /// Whether memory instrumentation waits for the first begin-test marker.
     pub lazy: bool,
+    /// The kernel's slab layout; without it heap locations are not named.
+    pub slab: Option<SlabLayout>,
 }
 
 /// A bad plugin argument.
@@ -32,7 +36,7 @@ pub enum ConfigError {
     #[error("plugin argument `{0}` is not of the form key=value")]
     NotKeyValue(String),
     /// The key is not known.
-    #[error("unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy)")]
+    #[error("unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab)")]
     UnknownKey(String),
     /// The value does not parse.
     #[error("plugin argument `{key}` has a bad value `{value}`: {expected}")]
@@ -58,6 +62,7 @@ impl Config {
             raw: None,
             max_accesses: DEFAULT_MAX_ACCESSES,
             lazy: true,
+            slab: None,
         };
         for arg in args {
             let arg = arg.as_ref();
@@ -70,6 +75,12 @@ impl Config {
                 "out" | "raw" => return Err(bad(key, value, "a file path")),
                 "max-accesses" => cfg.max_accesses = parse_count(key, value)?,
                 "lazy" => cfg.lazy = parse_bool(key, value)?,
+                "slab" => {
+                    let layout = value.parse().map_err(|_| {
+                        bad(key, value, "the slab layout (7 colon-separated 0x numbers)")
+                    })?;
+                    cfg.slab = Some(layout);
+                }
                 _ => return Err(ConfigError::UnknownKey(key.to_owned())),
             }
         }
@@ -111,7 +122,10 @@ mod tests {
             Config::parse(&["out=t.jsonl", "raw=r.txt", "max-accesses=10", "lazy=off"]).unwrap();
         assert_eq!(c.out, PathBuf::from("t.jsonl"));
         assert_eq!(c.raw, Some(PathBuf::from("r.txt")));
-        assert_eq!((c.max_accesses, c.lazy), (10, false));
+        assert_eq!((c.max_accesses, c.lazy, c.slab), (10, false, None));
+        let layout = "0xffffffff825d4598:0x40:0x8:0x30:0xf5:0x8:0x60";
+        let c = Config::parse(&["out=t", &format!("slab={layout}")]).unwrap();
+        assert_eq!(c.slab, Some(layout.parse().unwrap()));
     }
 
     #[test]
@@ -128,6 +142,10 @@ mod tests {
         );
         assert!(matches!(
             Config::parse(&["out=x", "max-accesses=0"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            Config::parse(&["out=x", "slab=0x1:0x2"]),
             Err(ConfigError::BadValue { .. })
         ));
         assert!(matches!(

@@ -160,6 +160,7 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
                     size: len,
                     a: ua.side(mask),
                     b: ub.side(mask),
+                    cache: None,
                 });
             }
         } else if (ua.written != 0 && ub.any() != 0) || (ub.written != 0 && ua.any() != 0) {
@@ -167,6 +168,7 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
                 line: line * LINE,
                 a: ua.side(u64::MAX),
                 b: ub.side(u64::MAX),
+                cache: None,
             });
         }
     }

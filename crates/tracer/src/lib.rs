@@ -14,6 +14,7 @@
 pub mod config;
 pub mod conflict;
 pub mod session;
+pub mod slab;
 
 // The plugin calls symbols that only exist inside a QEMU process, so it is left out of unit-test
 // binaries (which are executables and would fail to link).

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::conflict::Access;
 use crate::session::{CallBuffer, TestSession, is_kernel_pc};
+use crate::slab::{self, GuestMemory};
 use commuter_trace_format::marker::{self, Command};
 use commuter_trace_format::record::TestRecord;
 use qemu_plugin_sys::*;
@@ -34,6 +35,8 @@ struct Vcpu {
     buffer: CallBuffer,
     rdi: *mut qemu_plugin_register,
     regbuf: *mut GByteArray,
+    /// Buffer for guest memory reads (slab cache names).
+    membuf: *mut GByteArray,
 }
 
 struct VcpuCell(UnsafeCell<Vcpu>);
@@ -57,6 +60,8 @@ struct Plugin {
     instrument: AtomicBool,
     /// All blocks translated before `instrument` was set have been flushed.
     instrumented: AtomicBool,
+    /// Guest memory could not be read to name slab caches (said once on the log).
+    slab_unreadable: AtomicBool,
 }
 
 static PLUGIN: OnceLock<Plugin> = OnceLock::new();
@@ -198,16 +203,57 @@ fn handle_marker(v: &mut Vcpu, idx: c_uint, cmd: Command, arg: u64) {
                 Err(e) => s.add_error(e),
             }
         }
-        Command::EndTest => end_test(p, arg),
+        Command::EndTest => end_test(p, v, arg),
     }
 }
 
-fn end_test(p: &Plugin, test: u64) {
+fn end_test(p: &Plugin, v: &mut Vcpu, test: u64) {
     let mut s = lock(&p.session);
     let raw = p.cfg.raw.is_some().then(|| s.raw_lines(test));
-    let rec = s.end_test(test);
+    let mut rec = s.end_test(test);
     drop(s);
+    if let Some(layout) = &p.cfg.slab {
+        // Now, while the objects exist: after the marker the guest tears the test down, and their
+        // pages may be freed or reused.
+        let stats = slab::name_record(layout, &mut VcpuMemory(v), &mut rec);
+        if stats.no_vmemmap && !p.slab_unreadable.swap(true, Ordering::Relaxed) {
+            outs(
+                "cannot read the kernel's vmemmap_base from the end-test marker: heap locations are not named by slab cache",
+            );
+        }
+    }
     write_record(p, &rec, raw);
+}
+
+/// Guest memory as the vCPU running the end-test marker sees it. Kernel addresses (the page
+/// array, slab caches) are mapped in every address space of the guest, including the user
+/// process that executes the marker, unless page-table isolation hides them (then reads fail
+/// and nothing is named).
+struct VcpuMemory<'a>(&'a mut Vcpu);
+
+impl GuestMemory for VcpuMemory<'_> {
+    fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool {
+        if buf.is_empty() {
+            return true;
+        }
+        let v = &mut *self.0;
+        // SAFETY: called on the vCPU's own thread inside a callback (the API's vCPU context);
+        // the byte array is ours and QEMU grows it to `len` on success.
+        unsafe {
+            if v.membuf.is_null() {
+                v.membuf = g_byte_array_new();
+            }
+            g_byte_array_set_size(v.membuf, 0);
+            if !qemu_plugin_read_memory_vaddr(vaddr, v.membuf, buf.len()) {
+                return false;
+            }
+            if ((*v.membuf).len as usize) < buf.len() {
+                return false;
+            }
+            std::ptr::copy_nonoverlapping((*v.membuf).data, buf.as_mut_ptr(), buf.len());
+        }
+        true
+    }
 }
 
 fn write_record(p: &Plugin, rec: &TestRecord, raw: Option<String>) {
@@ -383,6 +429,7 @@ fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<
                 buffer: CallBuffer::new(cfg.max_accesses),
                 rdi: std::ptr::null_mut(),
                 regbuf: std::ptr::null_mut(),
+                membuf: std::ptr::null_mut(),
             }))
         })
         .collect();
@@ -395,6 +442,7 @@ fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<
         outputs: Mutex::new(outputs),
         instrument: AtomicBool::new(!lazy),
         instrumented: AtomicBool::new(!lazy),
+        slab_unreadable: AtomicBool::new(false),
     };
     PLUGIN
         .set(p)

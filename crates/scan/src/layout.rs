@@ -1,0 +1,276 @@
+//! The kernel's slab layout ([`SlabLayout`]) read from an image's DWARF, for the tracer plugin
+//! to name the slab cache of heap memory while the guest runs (see
+//! [`commuter_trace_format::slab`] for the walk it drives).
+//!
+//! Nothing is taken from a copy of the kernel headers: sizes, member offsets (through the
+//! anonymous unions and structs of `struct page` and `struct slab`) and `PGTY_slab` come from
+//! the image's own type information, and `vmemmap_base` from its symbol table. The types are
+//! looked up in the compilation unit of `mm/slub.c` first, which defines all of them, then in
+//! every unit.
+
+use addr2line::gimli;
+use commuter_trace_format::slab::SlabLayout;
+use gimli::{AttributeValue, DebuggingInformationEntry, EndianSlice, RunTimeEndian, Unit};
+use object::{Object, ObjectSection, ObjectSymbol};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+/// Why the layout could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The image.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not an ELF image, or its DWARF does not parse.
+    #[error("cannot read the DWARF of {}: {message}", path.display())]
+    Dwarf {
+        /// The image.
+        path: PathBuf,
+        /// The reader's message.
+        message: String,
+    },
+    /// Something the walk needs is not in the image (no debug info, another allocator, a
+    /// kernel before 6.12's page types).
+    #[error("{} has no {what}", path.display())]
+    Missing {
+        /// The image.
+        path: PathBuf,
+        /// What is missing, e.g. `struct slab member slab_cache`.
+        what: String,
+    },
+}
+
+type R<'a> = EndianSlice<'a, RunTimeEndian>;
+
+/// Reads the slab layout of the kernel image at `path`.
+pub fn slab_layout(path: &Path) -> Result<SlabLayout, LayoutError> {
+    let io = |source| LayoutError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dwarf_err = |message: String| LayoutError::Dwarf {
+        path: path.to_owned(),
+        message,
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: read-only, for the duration of this function (see `Symbols::open`).
+    let data = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+    let file = object::File::parse(&*data).map_err(|e| dwarf_err(e.to_string()))?;
+    let missing = |what: &str| LayoutError::Missing {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    };
+    let vmemmap_base = file
+        .symbol_by_name("vmemmap_base")
+        .filter(|s| s.size() == 8)
+        .ok_or_else(|| missing("symbol vmemmap_base"))?
+        .address();
+    let endian = if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, object::Error> {
+        match file.section_by_name(id.name()) {
+            Some(s) => s.uncompressed_data(),
+            None => Ok(Cow::Borrowed(&[])),
+        }
+    })
+    .map_err(|e| dwarf_err(e.to_string()))?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
+    let mut found = Found::default();
+    search(&dwarf, &mut found, true).map_err(|e| dwarf_err(e.to_string()))?;
+    if !found.complete() {
+        search(&dwarf, &mut found, false).map_err(|e| dwarf_err(e.to_string()))?;
+    }
+    let page = found.page.ok_or_else(|| missing("DWARF struct page"))?;
+    let need = |v: Option<u64>, what: &str| v.ok_or_else(|| missing(what));
+    Ok(SlabLayout {
+        vmemmap_base,
+        page_size: page.size,
+        compound_head: need(page.compound_head, "struct page member compound_head")?,
+        page_type: need(page.page_type, "struct page member page_type")?,
+        slab_type: found
+            .slab_type
+            .ok_or_else(|| missing("enumerator PGTY_slab (enum pagetype)"))?,
+        slab_cache: need(found.slab_cache, "DWARF struct slab member slab_cache")?,
+        cache_name: need(found.cache_name, "DWARF struct kmem_cache member name")?,
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Page {
+    size: u64,
+    compound_head: Option<u64>,
+    page_type: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Found {
+    page: Option<Page>,
+    slab_type: Option<u8>,
+    slab_cache: Option<u64>,
+    cache_name: Option<u64>,
+}
+
+impl Found {
+    fn complete(&self) -> bool {
+        self.page
+            .is_some_and(|p| p.compound_head.is_some() && p.page_type.is_some())
+            && self.slab_type.is_some()
+            && self.slab_cache.is_some()
+            && self.cache_name.is_some()
+    }
+}
+
+/// Scans compilation units (only `mm/slub.c` when `slub_only`) until everything is found.
+fn search(dwarf: &gimli::Dwarf<R<'_>>, found: &mut Found, slub_only: bool) -> gimli::Result<()> {
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        if found.complete() {
+            break;
+        }
+        let unit = dwarf.unit(header)?;
+        if slub_only {
+            let name = unit.name.map(|n| n.slice()).unwrap_or_default();
+            if !(name == b"mm/slub.c" || name.ends_with(b"/mm/slub.c")) {
+                continue;
+            }
+        }
+        search_unit(dwarf, &unit, found)?;
+    }
+    Ok(())
+}
+
+fn search_unit(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    found: &mut Found,
+) -> gimli::Result<()> {
+    let mut cursor = unit.entries();
+    while let Some((_, entry)) = cursor.next_dfs()? {
+        let tag = entry.tag();
+        if tag != gimli::DW_TAG_structure_type && tag != gimli::DW_TAG_enumeration_type {
+            continue;
+        }
+        if entry.attr_value(gimli::DW_AT_declaration)?.is_some() {
+            continue;
+        }
+        let Some(name) = name(dwarf, unit, entry)? else {
+            continue;
+        };
+        let offset = entry.offset();
+        match (tag, name.as_slice()) {
+            (gimli::DW_TAG_structure_type, b"page") if found.page.is_none() => {
+                let Some(size) = udata(entry.attr_value(gimli::DW_AT_byte_size)?) else {
+                    continue;
+                };
+                found.page = Some(Page {
+                    size,
+                    compound_head: member(dwarf, unit, offset, b"compound_head", 0)?,
+                    page_type: member(dwarf, unit, offset, b"page_type", 0)?,
+                });
+            }
+            (gimli::DW_TAG_structure_type, b"slab") if found.slab_cache.is_none() => {
+                found.slab_cache = member(dwarf, unit, offset, b"slab_cache", 0)?;
+            }
+            (gimli::DW_TAG_structure_type, b"kmem_cache") if found.cache_name.is_none() => {
+                found.cache_name = member(dwarf, unit, offset, b"name", 0)?;
+            }
+            (gimli::DW_TAG_enumeration_type, b"pagetype") if found.slab_type.is_none() => {
+                found.slab_type = enumerator(dwarf, unit, offset, b"PGTY_slab")?
+                    .and_then(|v| u8::try_from(v).ok());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn name(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    entry: &DebuggingInformationEntry<'_, '_, R<'_>>,
+) -> gimli::Result<Option<Vec<u8>>> {
+    match entry.attr_value(gimli::DW_AT_name)? {
+        Some(v) => Ok(Some(dwarf.attr_string(unit, v)?.slice().to_vec())),
+        None => Ok(None),
+    }
+}
+
+fn udata(v: Option<AttributeValue<R<'_>>>) -> Option<u64> {
+    match v? {
+        AttributeValue::Udata(x) => Some(x),
+        AttributeValue::Data1(x) => Some(x.into()),
+        AttributeValue::Data2(x) => Some(x.into()),
+        AttributeValue::Data4(x) => Some(x.into()),
+        AttributeValue::Data8(x) => Some(x),
+        AttributeValue::Sdata(x) => u64::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+/// Depth of anonymous struct/union nesting followed; `struct page` needs three.
+const MAX_NESTING: u32 = 8;
+
+/// Offset of member `want` in the struct or union at `offset`, also inside anonymous
+/// members (C11 anonymous structs and unions, whose members belong to the enclosing type).
+fn member(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    offset: gimli::UnitOffset,
+    want: &[u8],
+    depth: u32,
+) -> gimli::Result<Option<u64>> {
+    if depth > MAX_NESTING {
+        return Ok(None);
+    }
+    let mut tree = unit.entries_tree(Some(offset))?;
+    let root = tree.root()?;
+    let mut children = root.children();
+    while let Some(child) = children.next()? {
+        let e = child.entry();
+        if e.tag() != gimli::DW_TAG_member {
+            continue;
+        }
+        // Union members have no location: they start at the union's start.
+        let at = udata(e.attr_value(gimli::DW_AT_data_member_location)?).unwrap_or(0);
+        match name(dwarf, unit, e)? {
+            Some(n) if n == want => return Ok(Some(at)),
+            Some(_) => {}
+            None => {
+                let Some(AttributeValue::UnitRef(ty)) = e.attr_value(gimli::DW_AT_type)? else {
+                    continue;
+                };
+                if let Some(inner) = member(dwarf, unit, ty, want, depth + 1)? {
+                    return Ok(Some(at + inner));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The value of enumerator `want` of the enumeration at `offset`.
+fn enumerator(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    offset: gimli::UnitOffset,
+    want: &[u8],
+) -> gimli::Result<Option<u64>> {
+    let mut tree = unit.entries_tree(Some(offset))?;
+    let root = tree.root()?;
+    let mut children = root.children();
+    while let Some(child) = children.next()? {
+        let e = child.entry();
+        if e.tag() == gimli::DW_TAG_enumerator && name(dwarf, unit, e)?.as_deref() == Some(want) {
+            return Ok(udata(e.attr_value(gimli::DW_AT_const_value)?));
+        }
+    }
+    Ok(None)
+}
