@@ -30,7 +30,7 @@ pub struct SelectionArgs {
     /// Worker threads (default: all cores).
     #[arg(short, long)]
     pub jobs: Option<usize>,
-    /// Seconds one solver query may take before it counts as `unknown`.
+    /// Seconds one solver query may take before it counts as `unknown` (0: no limit).
     #[arg(long, default_value_t = 60)]
     pub solver_timeout: u64,
     /// Stop exploring a call set after this many paths (the report says so).
@@ -84,7 +84,8 @@ impl SelectionArgs {
 
     pub fn explore_options(&self) -> ExploreOptions {
         ExploreOptions {
-            solver_timeout: Some(Duration::from_secs(self.solver_timeout)),
+            solver_timeout: (self.solver_timeout > 0)
+                .then(|| Duration::from_secs(self.solver_timeout)),
             max_paths: self.max_paths,
             use_saved_models: !self.no_saved_models,
         }
