@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use select::{CallSet, SelectError, select_call_sets};
+pub use select::{CallSet, SelectError, select_call_sets, select_model_call_sets};
 pub use sim::{PathOutcome, Verdict, slot_name};
 
 /// The schema identifier and version of [`Analysis`] as written to `analysis.json`.

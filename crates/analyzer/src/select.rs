@@ -267,6 +267,18 @@ pub fn select_call_sets(
     Ok(selected)
 }
 
+/// [`select_call_sets`] over a model's calls and default call set.
+pub fn select_model_call_sets(
+    model: &dyn commuter_engine::DynModel,
+    spec: Option<&str>,
+    n: usize,
+) -> Result<Vec<CallSet>, SelectError> {
+    let info = model.call_info();
+    let names: Vec<&str> = info.iter().map(|c| c.name).collect();
+    let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
+    select_call_sets(&names, &defaults, spec, n)
+}
+
 /// Sorted multisets of size `n` drawn from `pool` (itself sorted), in lexicographic order.
 fn combinations_with_repetition(pool: &[usize], n: usize) -> impl Iterator<Item = CallSet> + '_ {
     let mut idx = vec![0usize; n];

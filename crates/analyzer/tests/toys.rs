@@ -1,16 +1,13 @@
 //! Known answers of the toy models (after the original Commuter's models and the paper).
 
 use commuter_analyzer::{
-    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_call_sets,
+    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_model_call_sets,
 };
 use commuter_models::find_model;
 
 fn run(model: &str, functions: Option<&str>) -> Analysis {
     let m = find_model(model).expect("built-in model");
-    let info = m.call_info();
-    let names: Vec<&str> = info.iter().map(|c| c.name).collect();
-    let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
-    let sets = select_call_sets(&names, &defaults, functions, 2).expect("valid selection");
+    let sets = select_model_call_sets(m.as_ref(), functions, 2).expect("valid selection");
     let opts = AnalyzeOptions {
         print_conds: true,
         ..Default::default()
@@ -209,13 +206,7 @@ fn three_call_sets_walk_the_subset_lattice() {
         print_conds: true,
         ..Default::default()
     };
-    let sets = select_call_sets(
-        &["inc", "dec", "iszero"],
-        &[true; 3],
-        Some("inc/inc/iszero"),
-        3,
-    )
-    .expect("set");
+    let sets = select_model_call_sets(m.as_ref(), Some("inc/inc/iszero"), 3).expect("set");
     let a = analyze(m.as_ref(), &sets, &opts, None, &|_| {}).expect("runs");
     let cs = &a.call_sets[0];
     assert_eq!(cs.calls, ["inc", "inc", "iszero"]);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use commuter_analyzer::{CallSet, select_call_sets};
+use commuter_analyzer::{CallSet, select_model_call_sets};
 use commuter_engine::{DynModel, ExploreOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -67,10 +67,7 @@ impl SelectionArgs {
     /// Look up the model and call sets; bad input is a usage error.
     pub fn resolve<'r>(&self, registry: &'r Registry) -> Result<Selected<'r>> {
         let model = lookup_model(registry, &self.model)?;
-        let info = model.call_info();
-        let names: Vec<&str> = info.iter().map(|c| c.name).collect();
-        let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
-        let sets = select_call_sets(&names, &defaults, self.functions.as_deref(), self.ncomb)
+        let sets = select_model_call_sets(model, self.functions.as_deref(), self.ncomb)
             .map_err(|e| UsageError(e.to_string()))?;
         if self.jobs == Some(0) {
             return Err(UsageError("--jobs must be at least 1".into()).into());

@@ -7,7 +7,7 @@
 //! must not).
 
 use commuter_analyzer::{
-    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_call_sets,
+    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_model_call_sets,
 };
 use commuter_engine::{Bool, Call, DynModel, Int, Model, SymEq, Symbolic, assume};
 use commuter_models::posix::PosixModel;
@@ -45,10 +45,7 @@ impl Model for Scenario {
 
 /// The analysis of `functions` (`None`: every pair of the default calls).
 fn run(model: &dyn DynModel, functions: Option<&str>) -> Analysis {
-    let info = model.call_info();
-    let names: Vec<&str> = info.iter().map(|c| c.name).collect();
-    let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
-    let sets = select_call_sets(&names, &defaults, functions, 2).expect("valid selection");
+    let sets = select_model_call_sets(model, functions, 2).expect("valid selection");
     let opts = AnalyzeOptions {
         print_conds: true,
         ..Default::default()

@@ -1,15 +1,12 @@
 //! Test generation on the toy models: counts, contents, caps, the file format.
 
-use commuter_analyzer::select_call_sets;
+use commuter_analyzer::select_model_call_sets;
 use commuter_models::find_model;
 use commuter_testgen::{LoadError, TestSuite, TestgenOptions, parse_suite, testgen};
 
 fn suite(model: &str, functions: Option<&str>, opts: &TestgenOptions) -> TestSuite {
     let m = find_model(model).expect("built-in model");
-    let info = m.call_info();
-    let names: Vec<&str> = info.iter().map(|c| c.name).collect();
-    let defaults: Vec<bool> = info.iter().map(|c| c.default).collect();
-    let sets = select_call_sets(&names, &defaults, functions, 2).expect("selection");
+    let sets = select_model_call_sets(m.as_ref(), functions, 2).expect("selection");
     testgen(m.as_ref(), &sets, opts, functions, &|_| {})
         .expect("testgen")
         .0
