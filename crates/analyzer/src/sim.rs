@@ -12,8 +12,8 @@ use std::any::Any;
 use std::collections::HashMap;
 
 use commuter_engine::{
-    AnyState, Bool, CallResult, Instance, assume, branch_exists_internals, holds_in_witness,
-    may_hold, set_current_thread,
+    AnyState, Bool, CallResult, Instance, assume, branch_exists_internals, may_hold,
+    set_current_thread,
 };
 
 /// The letter naming the call in slot `i` ("a", "b", ...; past "z": "s26", ...).
@@ -157,15 +157,17 @@ fn assume_processes(
     }
 }
 
-/// The comparisons that fail on this (diverging) path, by the path's witness when it has one.
+/// The comparisons that fail on this (diverging) path: those that fail whatever the path's
+/// inputs, else those that can fail. Decided by the solver (not read off one model), so the
+/// report does not depend on which model the solver returns.
 fn divergence_reasons(checks: &[(String, Bool)]) -> Vec<String> {
-    let by_witness: Vec<String> = checks
+    let always: Vec<String> = checks
         .iter()
-        .filter(|(_, c)| holds_in_witness(c) == Some(false))
+        .filter(|(_, c)| !may_hold(c))
         .map(|(label, _)| label.clone())
         .collect();
-    if !by_witness.is_empty() {
-        return by_witness;
+    if !always.is_empty() {
+        return always;
     }
     checks
         .iter()

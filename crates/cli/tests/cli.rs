@@ -145,7 +145,7 @@ fn testgen_writes_tests_and_profile_reads_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("rename/rename      38           17       65"),
+        stdout.contains("rename/rename      38           17       75"),
         "{stdout}"
     );
     let out = commuter(
@@ -165,7 +165,7 @@ fn testgen_writes_tests_and_profile_reads_them() {
     let out = commuter(&["profile", "t.json"], &dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("rename/rename      38           17       65       0       0")
+        text(&out.stdout).contains("rename/rename      38           17       75       0       0")
     );
 
     let out = commuter(&["profile", "t.json", "capped.json"], &dir);

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
-use z3::Model as ZModel;
 use z3::ast::{Ast, Bool as ZBool, Dynamic};
+use z3::{Model as ZModel, SatResult, Solver};
 
 use crate::value::{Bool, Int, Key};
 
@@ -41,6 +41,70 @@ impl Default for Pool {
     }
 }
 
+/// Integers tried, smallest first, for values that are not part of a test's class.
+const SMALL_INTS: i64 = 8;
+
+/// Makes the class a test gets independent of which model the solver happened to return:
+/// every fact the test reads is decided in reading order, `false` (or "a new value") whenever
+/// the facts decided before allow it. Z3's models differ between runs; these decisions do not.
+#[derive(Default)]
+pub struct Canonical {
+    decided: Vec<(ZBool, bool)>,
+    /// A decision contradicted the model in use: build the test again from a new model.
+    stale: bool,
+}
+
+impl Canonical {
+    /// Whether the last build read a fact against a decision (then call [`Canonical::model`]).
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// A model of `solver`'s assertions (the path condition and blocked classes) and every
+    /// decision so far.
+    pub fn model(&mut self, solver: &Solver) -> Option<ZModel> {
+        self.stale = false;
+        solver.push();
+        for (atom, v) in &self.decided {
+            solver.assert(if *v { atom.clone() } else { atom.not() });
+        }
+        let model = match solver.check() {
+            SatResult::Sat => solver.get_model(),
+            _ => None,
+        };
+        solver.pop(1);
+        model
+    }
+
+    /// Decide `atom`, which is `in_model` in the model in use; `prefer` wins where the
+    /// decisions so far allow it.
+    fn decide(&mut self, solver: &Solver, atom: &ZBool, in_model: bool, prefer: bool) {
+        if self.stale {
+            // The model in use contradicts a decision: what it says decides nothing more.
+            return;
+        }
+        if let Some((_, v)) = self.decided.iter().find(|(a, _)| a == atom) {
+            self.stale |= *v != in_model;
+            return;
+        }
+        if in_model == prefer {
+            self.decided.push((atom.clone(), prefer));
+            return;
+        }
+        // The model disagrees: the preferred value wins if the decisions so far allow it.
+        solver.push();
+        for (a, v) in &self.decided {
+            solver.assert(if *v { a.clone() } else { a.not() });
+        }
+        solver.assert(if prefer { atom.clone() } else { atom.not() });
+        let possible = solver.check() == SatResult::Sat;
+        solver.pop(1);
+        self.decided
+            .push((atom.clone(), if possible { prefer } else { in_model }));
+        self.stale |= possible;
+    }
+}
+
 /// Evaluates values in a model of the path condition and records the test's isomorphism class.
 pub struct Concretizer<'m> {
     model: &'m ZModel,
@@ -49,6 +113,7 @@ pub struct Concretizer<'m> {
     pool: &'m dyn Fn(&str) -> Pool,
     /// While set, nothing read counts for the class (see [`Concretizer::quietly`]).
     quiet: bool,
+    canonical: Option<(&'m mut Canonical, &'m Solver)>,
 }
 
 #[derive(Default)]
@@ -68,6 +133,27 @@ impl<'m> Concretizer<'m> {
             namespaces: BTreeMap::new(),
             pool,
             quiet: false,
+            canonical: None,
+        }
+    }
+
+    /// Like [`Concretizer::new`], deciding every fact through `canonical` on top of what
+    /// `solver` holds.
+    pub fn canonical(
+        model: &'m ZModel,
+        pool: &'m dyn Fn(&str) -> Pool,
+        canonical: &'m mut Canonical,
+        solver: &'m Solver,
+    ) -> Self {
+        Concretizer {
+            canonical: Some((canonical, solver)),
+            ..Concretizer::new(model, pool)
+        }
+    }
+
+    fn decide(&mut self, atom: &ZBool, in_model: bool, prefer: bool) {
+        if let Some((c, solver)) = self.canonical.as_mut() {
+            c.decide(solver, atom, in_model, prefer);
         }
     }
 
@@ -89,17 +175,56 @@ impl<'m> Concretizer<'m> {
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
         if b.0.as_bool().is_none() && !self.quiet {
+            self.decide(&b.0, v, false);
             self.facts.push((b.0.clone(), v));
         }
         v
     }
 
-    /// The value of an integer, not part of the class (data, lengths, times).
+    /// The value of a condition that is not part of the class (a data page being the zero
+    /// page), decided canonically (`prefer` where the decisions allow it).
+    pub fn incidental_bool(&mut self, b: &Bool, prefer: bool) -> bool {
+        let in_model = self
+            .model
+            .eval(&b.0, true)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if b.0.as_bool().is_none() {
+            self.decide(&b.0, in_model, prefer);
+        }
+        in_model
+    }
+
+    /// The value of an integer, not part of the class (data, lengths, times). With canonical
+    /// decisions the smallest of 0..=8 the decisions allow is taken, so incidental values do
+    /// not depend on the solver's model either (a larger value stays as the model has it).
     pub fn int(&mut self, i: &Int) -> i64 {
+        if i.as_const().is_none() && self.canonical.is_some() {
+            for candidate in 0..=SMALL_INTS {
+                let in_model = self.model_int(i) == candidate;
+                let atom = i.eq(candidate).0;
+                self.decide(&atom, in_model, true);
+                if self.is_decided(&atom) {
+                    break;
+                }
+            }
+        }
+        self.model_int(i)
+    }
+
+    fn model_int(&self, i: &Int) -> i64 {
         self.model
             .eval(&i.0, true)
             .and_then(|v| v.as_i64())
             .unwrap_or(0)
+    }
+
+    /// Whether `atom` was decided true (or the canonical build went stale).
+    fn is_decided(&self, atom: &ZBool) -> bool {
+        match &self.canonical {
+            Some((c, _)) => c.stale || c.decided.iter().any(|(a, v)| a == atom && *v),
+            None => true,
+        }
     }
 
     /// The index of `term`'s value among the distinct values met in `namespace` (0, 1, ...):
@@ -123,6 +248,32 @@ impl<'m> Concretizer<'m> {
             }
         };
         let counts = !self.quiet;
+        if counts {
+            // Decide "equal to the k-th value met" in order, up to the class the term joins:
+            // a new value where the class counts (more situations), an old one where it does
+            // not (fewer pool values: data pages).
+            let prefer_equal = !ns.enumerated;
+            let reps: Vec<(usize, Dynamic)> = ns.classes[..=index]
+                .iter()
+                .enumerate()
+                .filter_map(|(k, (_, terms))| {
+                    terms.iter().find(|(_, c)| *c).map(|(t, _)| (k, t.clone()))
+                })
+                .collect();
+            let joins = ns.classes[index].1.iter().any(|(t, c)| *c && *t == term);
+            if !joins {
+                for (k, rep) in &reps {
+                    self.decide(&Ast::eq(&term, rep), *k == index, prefer_equal);
+                    if *k == index {
+                        break;
+                    }
+                }
+            }
+        }
+        let ns = self
+            .namespaces
+            .get_mut(namespace)
+            .expect("namespace inserted above");
         let terms = &mut ns.classes[index].1;
         match terms.iter_mut().find(|(t, _)| *t == term) {
             Some(entry) => entry.1 |= counts,

@@ -21,7 +21,7 @@ use commuter_analyzer::{
 };
 use commuter_engine::z3::ast::{Ast, Dynamic};
 use commuter_engine::z3::{AstKind, DeclKind, Goal, Params, SatResult, Solver, Tactic};
-use commuter_engine::{Concretizer, ConstraintKind, DynModel, Path, PoolExhausted};
+use commuter_engine::{Canonical, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted};
 use rayon::prelude::*;
 
 pub use suite::{
@@ -165,11 +165,11 @@ fn enumerate_path(
             done.capped = true;
             break;
         }
-        let Some(model) = solver.get_model() else {
+        let Some(first) = solver.get_model() else {
             break;
         };
-        let mut cx = Concretizer::new(&model, &pool);
-        match build_test(x, path, &mut cx) {
+        let (built, class) = canonical_test(x, path, &solver, first, &pool, &is_relevant);
+        match built {
             Ok((setup, calls, expected)) => done.tests.push(TestCase {
                 id: format!("{path_id}_{}", done.tests.len()),
                 path: path_id.to_string(),
@@ -183,13 +183,44 @@ fn enumerate_path(
             }),
         }
         attempt += 1;
-        let class = cx.class_formula(&is_relevant);
         solver.assert(class.not());
     }
     done
 }
 
 type Built = (serde_json::Value, Vec<TestCall>, Vec<Expectation>);
+
+/// Rebuilding a test on a new model converges: each round decides at least one more fact.
+const MAX_CANONICAL_ROUNDS: usize = 64;
+
+/// Build the test of the class the canonical decisions pick (see `Canonical`), starting from
+/// the solver's `first` model; returns it with its class formula.
+fn canonical_test(
+    x: &ExploredCallSet,
+    path: &Path<PathOutcome>,
+    solver: &Solver,
+    first: commuter_engine::z3::Model,
+    pool: &dyn Fn(&str) -> commuter_engine::Pool,
+    is_relevant: &dyn Fn(&Dynamic) -> bool,
+) -> (Result<Built, PoolExhausted>, commuter_engine::z3::ast::Bool) {
+    let mut canonical = Canonical::default();
+    let mut model = first;
+    let mut rounds = 0;
+    loop {
+        let mut cx = Concretizer::canonical(&model, pool, &mut canonical, solver);
+        let built = build_test(x, path, &mut cx);
+        let class = cx.class_formula(is_relevant);
+        drop(cx);
+        rounds += 1;
+        if !canonical.is_stale() || rounds == MAX_CANONICAL_ROUNDS {
+            return (built, class);
+        }
+        match canonical.model(solver) {
+            Some(m) => model = m,
+            None => return (built, class),
+        }
+    }
+}
 
 fn build_test(
     x: &ExploredCallSet,

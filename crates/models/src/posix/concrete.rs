@@ -65,7 +65,7 @@ fn data(cx: &mut Concretizer, d: &DataVal) -> Result<Json, PoolExhausted> {
 impl Concrete for DataVal {
     /// The byte every byte of the page equals: 0 for the zero page, else 1..=16.
     fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
-        if cx.quietly(|cx| cx.bool(&self.sym_eq(&zero_page()))) {
+        if cx.incidental_bool(&self.sym_eq(&zero_page()), false) {
             return Ok(json!(0));
         }
         Ok(json!(cx.label("DataVal", self)? + 1))
