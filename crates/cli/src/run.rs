@@ -38,12 +38,15 @@ pub struct RunArgs {
     /// Where to write the conflicts (JSON); `heatmap.svg` goes beside it.
     #[arg(short, long, default_value = "conflicts.json")]
     pub output: PathBuf,
+    /// VMs to run at once (the same as --vms).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
     #[command(flatten)]
     pub options: RunOptions,
 }
 
 /// How to run a suite (shared by `run` and `check`).
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RunOptions {
     /// Where to run the tests.
     #[arg(long, value_enum, default_value = "linux")]
@@ -100,14 +103,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .map_err(|e| UsageError(format!("cannot read `{}`: {e}", args.tests.display())))?;
     let suite = parse_suite(&args.tests.display().to_string(), &bytes)
         .map_err(|e| UsageError(e.to_string()))?;
-    execute(&suite, &bytes, &args.options, &args.output)
+    let options = RunOptions {
+        vms: args.jobs.unwrap_or(args.options.vms),
+        ..args.options.clone()
+    };
+    execute(&suite, &bytes, &options, &args.output)
 }
 
 /// Run `suite` (whose file content is `bytes`, for resuming) and write `output` and the heat
 /// map beside it.
 pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path) -> Result<()> {
     if args.vms == 0 || args.batch == 0 {
-        return Err(UsageError("--vms and --batch must be at least 1".into()).into());
+        return Err(UsageError("--jobs/--vms and --batch must be at least 1".into()).into());
     }
     check_suite(suite)?;
     let out = AtomicOutput::prepare(output)?;

@@ -79,6 +79,20 @@ fn a_wrong_expectation_is_reported_as_a_mismatch() {
 }
 
 #[test]
+fn bad_run_options_are_refused_before_any_vm_boots() {
+    let dir = suite("options");
+    for args in [
+        ["run", "tests.json", "--jobs", "0"],
+        ["run", "tests.json", "--batch", "0"],
+    ] {
+        let out = commuter(&args, &dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("must be at least 1"));
+    }
+    assert!(!dir.join("conflicts.json").exists());
+}
+
+#[test]
 fn a_hung_vm_marks_its_tests_and_the_run_goes_on() {
     let dir = suite("hung");
     let stdout = ok(&commuter(&["run", "tests.json", "--timeout", "1"], &dir));
