@@ -65,15 +65,19 @@ impl Canonical {
     pub fn model(&mut self, solver: &Solver) -> Option<ZModel> {
         self.stale = false;
         solver.push();
-        for (atom, v) in &self.decided {
-            solver.assert(if *v { atom.clone() } else { atom.not() });
-        }
+        self.assert_decided(solver);
         let model = match solver.check() {
             SatResult::Sat => solver.get_model(),
             _ => None,
         };
         solver.pop(1);
         model
+    }
+
+    fn assert_decided(&self, solver: &Solver) {
+        for (atom, v) in &self.decided {
+            solver.assert(if *v { atom.clone() } else { atom.not() });
+        }
     }
 
     /// Decide `atom`, which is `in_model` in the model in use; `prefer` wins where the
@@ -93,9 +97,7 @@ impl Canonical {
         }
         // The model disagrees: the preferred value wins if the decisions so far allow it.
         solver.push();
-        for (a, v) in &self.decided {
-            solver.assert(if *v { a.clone() } else { a.not() });
-        }
+        self.assert_decided(solver);
         solver.assert(if prefer { atom.clone() } else { atom.not() });
         let possible = solver.check() == SatResult::Sat;
         solver.pop(1);

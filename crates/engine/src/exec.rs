@@ -422,13 +422,6 @@ pub fn may_hold(c: &crate::Bool) -> bool {
     with_executor("may_hold", |e| e.may_hold(&c.0))
 }
 
-/// Whether `c` holds in the path's current witness model, if one is known.
-pub fn holds_in_witness(c: &crate::Bool) -> Option<bool> {
-    with_executor("holds_in_witness", |e| {
-        e.model.as_ref()?.eval(&c.0, true)?.as_bool()
-    })
-}
-
 /// A deterministic unique name (the same in every re-execution of the same path).
 pub fn fresh_name(prefix: &str) -> String {
     with_executor("fresh_name", |e| {

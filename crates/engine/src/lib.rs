@@ -26,8 +26,8 @@ pub use concrete::{Canonical, Concrete, Concretizer, Pool, PoolExhausted, concre
 pub use error::EngineError;
 pub use exec::{
     Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, assume,
-    branch_exists_internals, current_thread, explore, exploring, fresh_name, holds_in_witness,
-    invariant, may_hold, set_current_thread, with_fresh_context,
+    branch_exists_internals, current_thread, explore, exploring, fresh_name, invariant, may_hold,
+    set_current_thread, with_fresh_context,
 };
 pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model};
 pub use pretty::{ConditionPrinter, render};

@@ -53,16 +53,6 @@ pub trait Value: Symbolic {
         exec::invariant(&v.invariant());
         v
     }
-    /// If-then-else on values: `cond ? then : otherwise`, without branching.
-    fn select(cond: &Bool, then: &Self, otherwise: &Self) -> Self {
-        let leaves: Vec<Dynamic> = then
-            .leaves()
-            .iter()
-            .zip(otherwise.leaves())
-            .map(|(t, o)| cond.0.ite(t, &o))
-            .collect();
-        Self::from_leaves(&mut leaves.into_iter())
-    }
 }
 
 /// A value of exactly one leaf that is not an array: usable as a map key or set element.

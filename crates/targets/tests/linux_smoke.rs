@@ -130,20 +130,7 @@ fn outcome(index: usize) -> &'static TestOutcome {
 /// the plan expected, and the tracer saw both calls on the two test CPUs.
 fn checked(index: usize) -> &'static TestOutcome {
     let t = outcome(index);
-    assert!(
-        t.errors.is_empty(),
-        "{}: guest errors {:?}",
-        t.name,
-        t.errors
-    );
-    for (i, c) in t.calls.iter().enumerate() {
-        let c = c
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
-        assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
-        // Only its presence: values depend on the host (bench/tracer-overhead measures them).
-        assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
-    }
+    assert_calls_ran(t);
     let trace = t
         .trace
         .as_ref()
@@ -219,20 +206,26 @@ fn the_plan_runs_without_the_plugin() {
     assert!(cfg.plugin.is_none());
     let run = linux::run(&cfg, &plan()).unwrap_or_else(|e| panic!("{e}"));
     for t in &run.tests {
-        assert!(
-            t.errors.is_empty(),
-            "{}: guest errors {:?}",
-            t.name,
-            t.errors
-        );
+        assert_calls_ran(t);
         assert_eq!(t.trace, None, "{}: a record without the plugin", t.name);
-        for (i, c) in t.calls.iter().enumerate() {
-            let c = c
-                .as_ref()
-                .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
-            assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
-            assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
-        }
+    }
+}
+
+/// No guest error, and both calls returned what the plan expected and were timed.
+fn assert_calls_ran(t: &TestOutcome) {
+    assert!(
+        t.errors.is_empty(),
+        "{}: guest errors {:?}",
+        t.name,
+        t.errors
+    );
+    for (i, c) in t.calls.iter().enumerate() {
+        let c = c
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
+        assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
+        // Only its presence: values depend on the host (bench/tracer-overhead measures them).
+        assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
     }
 }
 
