@@ -10,7 +10,9 @@
 //!
 //! The format is versioned by [`REPORT_VERSION`], announced in the start line. Changes only add
 //! optional fields, so a driver reads lines of every version: version 1 (no `report` field in
-//! the start line) had no `elapsed_ns`; version 2 added it.
+//! the start line) had no `elapsed_ns`; version 2 added it; version 3 added the start line's
+//! `platform` (the running kernel and its clocksource, which decide whether a run's conflicts
+//! are the kernel's own: see [`Platform`]).
 
 use crate::plan::{Expect, Ret};
 use serde::{Deserialize, Serialize};
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// Marks the guest's lines on the console.
 pub const PREFIX: &str = "@@commuter ";
 /// Version of the console format this guest writes (see the module documentation).
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
 
 /// The report version of a start line without one: guests from before the field existed.
 fn report_v1() -> u32 {
@@ -38,6 +40,9 @@ pub enum GuestLine {
         report: u32,
         /// Number of tests.
         tests: usize,
+        /// What the guest found out about the kernel it runs on (report version 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform: Option<Platform>,
     },
     /// One call's result in the traced (second) run of a test.
     Result {
@@ -88,6 +93,18 @@ impl GuestLine {
         let json = line[start + PREFIX.len()..].trim_end();
         Some(serde_json::from_str(json))
     }
+}
+
+/// The kernel the guest runs on, as it sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// `/proc/version`, trimmed: the release, builder and build date (the same text as the
+    /// image's `linux_banner`, which is how a debug vmlinux is matched to the running kernel).
+    pub version: String,
+    /// The current clocksource (`/sys/devices/system/clocksource/clocksource0`): reading time
+    /// through anything but the TSC writes or locks shared memory on some kernels (HPET), which
+    /// would show up as conflicts of every test.
+    pub clocksource: String,
 }
 
 /// What a call did.
@@ -250,9 +267,18 @@ mod tests {
             GuestLine::Start {
                 version: 1,
                 report: 1,
-                tests: 3
+                tests: 3,
+                platform: None,
             }
         );
+        let v3 = "@@commuter {\"event\":\"start\",\"version\":1,\"report\":3,\"tests\":3,\
+                  \"platform\":{\"version\":\"Linux version 6.1.0\",\"clocksource\":\"tsc\"}}";
+        match GuestLine::parse(v3).unwrap().unwrap() {
+            GuestLine::Start {
+                platform: Some(p), ..
+            } => assert_eq!(p.clocksource, "tsc"),
+            other => panic!("not a start line with a platform: {other:?}"),
+        }
         // A result without a time (a faulted call) leaves the field out rather than writing null.
         let untimed = GuestLine::Result {
             test: 0,

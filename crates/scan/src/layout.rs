@@ -3,13 +3,18 @@
 //! [`commuter_trace_format::slab`] for the walk it drives).
 //!
 //! Nothing is taken from a copy of the kernel headers: sizes, member offsets (through the
-//! anonymous unions and structs of `struct page` and `struct slab`) and `PGTY_slab` come from
-//! the image's own type information, and `vmemmap_base` from its symbol table. The types are
-//! looked up in the compilation unit of `mm/slub.c` first, which defines all of them, then in
-//! every unit.
+//! anonymous unions and structs of `struct page` and `struct slab`) and the constants that mark
+//! a slab page come from the image's own type information, and `vmemmap_base` from its symbol
+//! table. The types are looked up in the compilation unit of `mm/slub.c` first, which defines
+//! all of them, then in every unit.
+//!
+//! How a slab page is marked depends on the kernel version, and the image's enumerations say
+//! which applies ([`SlabMark`]): `PGTY_slab` of `enum pagetype` (6.12 and later), else
+//! `PG_slab` and `PAGE_TYPE_BASE` of `enum pagetype` (6.10, 6.11), else `PG_slab` of `enum
+//! pageflags` (earlier kernels, e.g. Debian's 6.1).
 
 use addr2line::gimli;
-use commuter_trace_format::slab::SlabLayout;
+use commuter_trace_format::slab::{SlabLayout, SlabMark};
 use gimli::{AttributeValue, DebuggingInformationEntry, EndianSlice, RunTimeEndian, Unit};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::borrow::Cow;
@@ -34,8 +39,7 @@ pub enum LayoutError {
         /// The reader's message.
         message: String,
     },
-    /// Something the walk needs is not in the image (no debug info, another allocator, a
-    /// kernel before 6.12's page types).
+    /// Something the walk needs is not in the image (no debug info, another allocator).
     #[error("{} has no {what}", path.display())]
     Missing {
         /// The image.
@@ -94,10 +98,12 @@ pub fn slab_layout(path: &Path) -> Result<SlabLayout, LayoutError> {
         vmemmap_base,
         page_size: page.size,
         compound_head: need(page.compound_head, "struct page member compound_head")?,
-        page_type: need(page.page_type, "struct page member page_type")?,
-        slab_type: found
-            .slab_type
-            .ok_or_else(|| missing("enumerator PGTY_slab (enum pagetype)"))?,
+        mark: found.mark().ok_or_else(|| {
+            missing(
+                "way to tell slab pages (enumerator PGTY_slab or PG_slab of enum pagetype, \
+                 or PG_slab of enum pageflags, with the struct page member it applies to)",
+            )
+        })?,
         slab_cache: need(found.slab_cache, "DWARF struct slab member slab_cache")?,
         cache_name: need(found.cache_name, "DWARF struct kmem_cache member name")?,
     })
@@ -108,23 +114,40 @@ struct Page {
     size: u64,
     compound_head: Option<u64>,
     page_type: Option<u64>,
+    flags: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 struct Found {
     page: Option<Page>,
-    slab_type: Option<u8>,
+    /// `PGTY_slab` of `enum pagetype` (6.12+).
+    pgty_slab: Option<u8>,
+    /// `PAGE_TYPE_BASE` and `PG_slab` of `enum pagetype` (6.10, 6.11).
+    type_bits: Option<(u32, u32)>,
+    /// `PG_slab` of `enum pageflags` (before 6.10).
+    flag_bit: Option<u8>,
     slab_cache: Option<u64>,
     cache_name: Option<u64>,
 }
 
 impl Found {
     fn complete(&self) -> bool {
-        self.page
-            .is_some_and(|p| p.compound_head.is_some() && p.page_type.is_some())
-            && self.slab_type.is_some()
+        self.page.is_some_and(|p| p.compound_head.is_some())
+            && self.mark().is_some()
             && self.slab_cache.is_some()
             && self.cache_name.is_some()
+    }
+
+    /// The newest marking the image knows: a kernel's headers define only the one it uses.
+    fn mark(&self) -> Option<SlabMark> {
+        let page = self.page?;
+        if let (Some(t), Some(at)) = (self.pgty_slab, page.page_type) {
+            return Some(SlabMark::page_type_byte(at, t));
+        }
+        if let (Some((base, bit)), Some(at)) = (self.type_bits, page.page_type) {
+            return Some(SlabMark::page_type_cleared_bit(at, base, bit));
+        }
+        SlabMark::flag(page.flags?, self.flag_bit?)
     }
 }
 
@@ -174,6 +197,7 @@ fn search_unit(
                     size,
                     compound_head: member(dwarf, unit, offset, b"compound_head", 0)?,
                     page_type: member(dwarf, unit, offset, b"page_type", 0)?,
+                    flags: member(dwarf, unit, offset, b"flags", 0)?,
                 });
             }
             (gimli::DW_TAG_structure_type, b"slab") if found.slab_cache.is_none() => {
@@ -182,9 +206,17 @@ fn search_unit(
             (gimli::DW_TAG_structure_type, b"kmem_cache") if found.cache_name.is_none() => {
                 found.cache_name = member(dwarf, unit, offset, b"name", 0)?;
             }
-            (gimli::DW_TAG_enumeration_type, b"pagetype") if found.slab_type.is_none() => {
-                found.slab_type = enumerator(dwarf, unit, offset, b"PGTY_slab")?
-                    .and_then(|v| u8::try_from(v).ok());
+            (gimli::DW_TAG_enumeration_type, b"pagetype") if found.pgty_slab.is_none() => {
+                let value = |name: &[u8]| enumerator(dwarf, unit, offset, name);
+                found.pgty_slab = value(b"PGTY_slab")?.and_then(|v| u8::try_from(v).ok());
+                let bits = (value(b"PAGE_TYPE_BASE")?, value(b"PG_slab")?);
+                if let (Some(base), Some(bit)) = bits {
+                    found.type_bits = as_u32(base).zip(as_u32(bit));
+                }
+            }
+            (gimli::DW_TAG_enumeration_type, b"pageflags") if found.flag_bit.is_none() => {
+                found.flag_bit =
+                    enumerator(dwarf, unit, offset, b"PG_slab")?.and_then(|v| u8::try_from(v).ok());
             }
             _ => {}
         }
@@ -256,20 +288,31 @@ fn member(
     Ok(None)
 }
 
+/// A 32-bit enumerator's bits: `PAGE_TYPE_BASE` (`0x80000000`) is stored as a negative
+/// number when the compiler gave the enumeration a signed type.
+fn as_u32(v: i64) -> Option<u32> {
+    u32::try_from(v)
+        .ok()
+        .or_else(|| i32::try_from(v).ok().map(|x| x as u32))
+}
+
 /// The value of enumerator `want` of the enumeration at `offset`.
 fn enumerator(
     dwarf: &gimli::Dwarf<R<'_>>,
     unit: &Unit<R<'_>>,
     offset: gimli::UnitOffset,
     want: &[u8],
-) -> gimli::Result<Option<u64>> {
+) -> gimli::Result<Option<i64>> {
     let mut tree = unit.entries_tree(Some(offset))?;
     let root = tree.root()?;
     let mut children = root.children();
     while let Some(child) = children.next()? {
         let e = child.entry();
         if e.tag() == gimli::DW_TAG_enumerator && name(dwarf, unit, e)?.as_deref() == Some(want) {
-            return Ok(udata(e.attr_value(gimli::DW_AT_const_value)?));
+            return Ok(match e.attr_value(gimli::DW_AT_const_value)? {
+                Some(AttributeValue::Sdata(x)) => Some(x),
+                other => udata(other).and_then(|x| i64::try_from(x).ok()),
+            });
         }
     }
     Ok(None)

@@ -4,12 +4,13 @@
 //! DWARF.
 
 use commuter_scan::{LayoutError, slab_layout};
-use commuter_trace_format::slab::SlabLayout;
+use commuter_trace_format::slab::{SlabLayout, SlabMark};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The shapes that matter in Linux 6.12's definitions: members inside anonymous unions of
-/// anonymous structs, a union member without a location, an enumeration constant.
+/// The shapes that matter in Linux's definitions: members inside anonymous unions of anonymous
+/// structs, a union member without a location, enumeration constants. `MARK` is replaced by
+/// one of the three ways kernels have marked slab pages (see [`marks`]).
 const SOURCE: &str = r#"
 #include <stddef.h>
 #include <stdio.h>
@@ -32,18 +33,49 @@ struct slab {
     union { struct { union { struct list_head slab_list; }; void *freelist; }; };
 };
 struct kmem_cache { void *cpu_slab; unsigned int flags; unsigned long min; unsigned int size, object_size; const char *name; };
-enum pagetype { PGTY_buddy = 0xf0, PGTY_offline, PGTY_table, PGTY_guard, PGTY_hugetlb, PGTY_slab };
+MARK
 unsigned long vmemmap_base = 0xffffea0000000000UL;
 int main(void)
 {
-    struct page p; struct slab s; struct kmem_cache k; enum pagetype t = PGTY_slab;
+    struct page p; struct slab s; struct kmem_cache k; MARK_USE;
     (void)p; (void)s; (void)k;
-    printf("%zu %zu %zu %d %zu %zu\n", sizeof(struct page), offsetof(struct page, compound_head),
-           offsetof(struct page, page_type), (int)t, offsetof(struct slab, slab_cache),
-           offsetof(struct kmem_cache, name));
+    printf("%zu %zu %zu %zu %zu %zu\n", sizeof(struct page), offsetof(struct page, compound_head),
+           offsetof(struct page, page_type), offsetof(struct page, flags),
+           offsetof(struct slab, slab_cache), offsetof(struct kmem_cache, name));
     return 0;
 }
 "#;
+
+/// Each kernel generation's enumerations, and the mark it implies given the printed
+/// `page_type` and `flags` offsets.
+#[allow(clippy::type_complexity)]
+fn marks() -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(u64, u64) -> SlabMark,
+)> {
+    vec![
+        (
+            "6.12",
+            "enum pagetype { PGTY_buddy = 0xf0, PGTY_offline, PGTY_table, PGTY_guard, PGTY_hugetlb, PGTY_slab };",
+            "enum pagetype t = PGTY_slab; (void)t",
+            |page_type, _| SlabMark::page_type_byte(page_type, 0xf5),
+        ),
+        (
+            "6.10",
+            "enum pagetype { PG_buddy = 0x40000000, PG_slab = 0x02000000, PAGE_TYPE_BASE = 0x80000000, PAGE_MAPCOUNT_RESERVE = ~0x0000ffff };",
+            "enum pagetype t = PG_slab; (void)t",
+            |page_type, _| SlabMark::page_type_cleared_bit(page_type, 0x8000_0000, 0x0200_0000),
+        ),
+        (
+            "6.1",
+            "enum pageflags { PG_locked, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_active, PG_workingset, PG_waiters, PG_error, PG_slab, PG_owner_priv_1 };",
+            "enum pageflags t = PG_slab; (void)t",
+            |_, flags| SlabMark::flag(flags, 9).unwrap(),
+        ),
+    ]
+}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -62,33 +94,34 @@ fn nm_address(elf: &Path, name: &str) -> u64 {
 
 #[test]
 fn layout_of_a_compiled_program_matches_its_offsetof() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scan-layout");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("slab.c"), SOURCE).unwrap();
-    // Named like the kernel file, so that the mm/slub.c fast path is what finds the types.
-    std::fs::create_dir_all(dir.join("mm")).unwrap();
-    std::fs::write(dir.join("mm/slub.c"), SOURCE).unwrap();
-    run(Command::new("gcc")
-        .current_dir(&dir)
-        .args(["-g", "-O0", "-o", "slab", "mm/slub.c"]));
-    let elf = dir.join("slab");
-    let printed: Vec<u64> = run(&mut Command::new(&elf))
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    let layout = slab_layout(&elf).unwrap();
-    assert_eq!(
-        layout,
-        SlabLayout {
-            vmemmap_base: nm_address(&elf, "vmemmap_base"),
-            page_size: printed[0],
-            compound_head: printed[1],
-            page_type: printed[2],
-            slab_type: u8::try_from(printed[3]).unwrap(),
-            slab_cache: printed[4],
-            cache_name: printed[5],
-        }
-    );
+    for (kernel, mark, mark_use, expected_mark) in marks() {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("scan-layout-{kernel}"));
+        // Named like the kernel file, so that the mm/slub.c fast path is what finds the types.
+        std::fs::create_dir_all(dir.join("mm")).unwrap();
+        let source = SOURCE.replace("MARK_USE", mark_use).replace("MARK", mark);
+        std::fs::write(dir.join("mm/slub.c"), source).unwrap();
+        run(Command::new("gcc")
+            .current_dir(&dir)
+            .args(["-g", "-O0", "-o", "slab", "mm/slub.c"]));
+        let elf = dir.join("slab");
+        let printed: Vec<u64> = run(&mut Command::new(&elf))
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let layout = slab_layout(&elf).unwrap();
+        assert_eq!(
+            layout,
+            SlabLayout {
+                vmemmap_base: nm_address(&elf, "vmemmap_base"),
+                page_size: printed[0],
+                compound_head: printed[1],
+                mark: expected_mark(printed[2], printed[3]),
+                slab_cache: printed[4],
+                cache_name: printed[5],
+            },
+            "{kernel}-style marks"
+        );
+    }
 }
 
 #[test]
@@ -120,45 +153,62 @@ fn gdb(elf: &Path, exprs: &[&str]) -> Option<Vec<u64>> {
     Some(values)
 }
 
-#[test]
-fn layout_of_the_real_vmlinux_matches_gdb() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/linux/vmlinux");
-    if !path.is_file() {
-        eprintln!(
-            "SKIPPED: no {} (run scripts/install-linux-target --symbols)",
-            path.display()
-        );
-        return;
-    }
-    let start = std::time::Instant::now();
-    let layout = slab_layout(&path).unwrap();
-    eprintln!(
-        "slab layout of the real vmlinux in {:.1} s: {layout}",
-        start.elapsed().as_secs_f64()
+/// A supported kernel's debug vmlinux, as `scripts/setup` installs it; its absence fails the
+/// test, since every supported kernel must be checked.
+fn vmlinux(series: &str) -> PathBuf {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/linux");
+    let path = match series {
+        "default" => cache.join("vmlinux"),
+        other => cache.join(other).join("vmlinux"),
+    };
+    assert!(
+        path.is_file(),
+        "no {} : run ./scripts/setup (it installs every supported kernel with its symbols)",
+        path.display()
     );
-    let exprs = [
+    path
+}
+
+/// The layout read from a real vmlinux against gdb's reading of the same DWARF; `mark` is what
+/// gdb must say about that kernel's marking.
+fn check_against_gdb(path: &Path, mark_exprs: &[&str], mark: fn(&[u64]) -> SlabMark) {
+    let layout = slab_layout(path).unwrap();
+    let mut exprs = vec![
         "(long)&vmemmap_base",
         "sizeof(struct page)",
         "(long)&((struct page *)0)->compound_head",
-        "(long)&((struct page *)0)->page_type",
-        "(int)PGTY_slab",
         "(long)&((struct slab *)0)->slab_cache",
         "(long)&((struct kmem_cache *)0)->name",
     ];
-    let Some(v) = gdb(&path, &exprs) else {
-        eprintln!("SKIPPED the gdb comparison: gdb is not installed");
-        return;
-    };
+    exprs.extend_from_slice(mark_exprs);
+    let v = gdb(path, &exprs).expect("gdb runs (Debian package gdb)");
     assert_eq!(
         layout,
         SlabLayout {
             vmemmap_base: v[0],
             page_size: v[1],
             compound_head: v[2],
-            page_type: v[3],
-            slab_type: u8::try_from(v[4]).unwrap(),
-            slab_cache: v[5],
-            cache_name: v[6],
+            mark: mark(&v[5..]),
+            slab_cache: v[3],
+            cache_name: v[4],
         }
+    );
+}
+
+#[test]
+fn layout_of_the_default_kernel_matches_gdb() {
+    check_against_gdb(
+        &vmlinux("default"),
+        &["(long)&((struct page *)0)->page_type", "(int)PGTY_slab"],
+        |v| SlabMark::page_type_byte(v[0], u8::try_from(v[1]).unwrap()),
+    );
+}
+
+#[test]
+fn layout_of_the_6_1_kernel_matches_gdb() {
+    check_against_gdb(
+        &vmlinux("6.1"),
+        &["(long)&((struct page *)0)->flags", "(int)PG_slab"],
+        |v| SlabMark::flag(v[0], u8::try_from(v[1]).unwrap()).unwrap(),
     );
 }

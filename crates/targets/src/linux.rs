@@ -5,7 +5,7 @@
 
 use crate::initramfs::{InitramfsError, linux_initramfs};
 use commuter_guest::plan::Plan;
-use commuter_guest::report::{Actual, GuestLine};
+use commuter_guest::report::{Actual, GuestLine, Platform};
 use commuter_trace_format::record::{self, TestRecord};
 use commuter_trace_format::slab::SlabLayout;
 use std::fmt::Write as _;
@@ -268,6 +268,8 @@ impl TestOutcome {
 pub struct LinuxRun {
     /// One entry per plan test, in plan order.
     pub tests: Vec<TestOutcome>,
+    /// The kernel and clocksource the guest saw (`None` from guests before report version 3).
+    pub platform: Option<Platform>,
     /// Wall-clock time of the boot.
     pub elapsed: Duration,
     /// Where the console log, plugin log and trace are.
@@ -306,9 +308,10 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
         Some(_) => record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?,
         None => Vec::new(),
     };
-    let tests = collect(plan, &console, trace)?;
+    let (tests, platform) = collect(plan, &console, trace)?;
     Ok(LinuxRun {
         tests,
+        platform,
         elapsed: start.elapsed(),
         work_dir: cfg.work_dir.clone(),
     })
@@ -341,13 +344,25 @@ fn prepare_work_dir(cfg: &LinuxConfig, plan: &Plan) -> Result<(), LinuxError> {
     std::fs::write(&path, image).map_err(|e| io("write", &path, e))
 }
 
+/// The clocksource the guest must use: reading the TSC is one instruction that touches no
+/// memory, as on the many-core machines whose scalability the tests stand for.
+pub const CLOCKSOURCE: &str = "tsc";
+
 /// Kernel command line: a quiet console on the serial port, no KASLR (stable addresses for
 /// symbolising), and the two test CPUs isolated from the scheduler, timer ticks and RCU
 /// callbacks so that the traced calls are not interleaved with housekeeping.
+///
+/// The clock: under TCG the kernel's clocksource watchdog may find the TSC unstable and fall
+/// back to the emulated HPET (Debian's 6.1 does), whose read takes a shared lock word, so every
+/// call that reads the time (file times, timestamps) would conflict on the virtual platform
+/// instead of the kernel. `tsc=reliable` skips the watchdog and `clocksource=tsc` selects it;
+/// QEMU's TSC is one counter for all vCPUs, so it is in fact reliable. The guest reports the
+/// clocksource it got ([`LinuxRun::platform`]).
 pub fn kernel_cmdline(cpus: [u32; 2]) -> String {
     let list = format!("{},{}", cpus[0], cpus[1]);
     format!(
-        "console=ttyS0 quiet panic=-1 nokaslr nohz_full={list} isolcpus={list} rcu_nocbs={list}"
+        "console=ttyS0 quiet panic=-1 nokaslr nohz_full={list} isolcpus={list} rcu_nocbs={list} \
+         clocksource={CLOCKSOURCE} tsc=reliable"
     )
 }
 
@@ -432,12 +447,13 @@ fn logs_tail(cfg: &LinuxConfig) -> String {
     s
 }
 
-/// Joins the guest's console lines and the tracer's records per test.
+/// Joins the guest's console lines and the tracer's records per test; also returns the
+/// platform the guest reported.
 pub fn collect(
     plan: &Plan,
     console: &str,
     trace: Vec<TestRecord>,
-) -> Result<Vec<TestOutcome>, LinuxError> {
+) -> Result<(Vec<TestOutcome>, Option<Platform>), LinuxError> {
     let mut tests: Vec<TestOutcome> = plan
         .tests
         .iter()
@@ -449,6 +465,7 @@ pub fn collect(
         })
         .collect();
     let mut done = false;
+    let mut platform = None;
     for line in console.lines() {
         let Some(parsed) = GuestLine::parse(line) else {
             continue;
@@ -457,6 +474,9 @@ pub fn collect(
             line: line.into(),
             source,
         })?;
+        if let GuestLine::Start { platform: p, .. } = &parsed {
+            platform.clone_from(p);
+        }
         done |= apply(&mut tests, parsed)?;
     }
     if !done {
@@ -476,7 +496,7 @@ pub fn collect(
             }
         }
     }
-    Ok(tests)
+    Ok((tests, platform))
 }
 
 /// Applies one guest line; true when it is the final `done` line.
@@ -569,7 +589,8 @@ mod tests {
 @@commuter {\"event\":\"result\",\"test\":0,\"call\":1,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":5}}\r
 @@commuter {\"event\":\"error\",\"test\":1,\"message\":\"setup: boom\"}\r
 @@commuter {\"event\":\"done\",\"tests\":2}\r\n";
-        let t = collect(&plan(2), console, vec![record(0)]).unwrap();
+        let (t, platform) = collect(&plan(2), console, vec![record(0)]).unwrap();
+        assert_eq!(platform, None, "a version 1 guest reports no platform");
         assert_eq!(t[0].calls[1].as_ref().unwrap().actual.ret, 5);
         // A version 1 guest line: no call time.
         assert_eq!(t[0].calls[1].as_ref().unwrap().elapsed, None);
@@ -605,7 +626,7 @@ mod tests {
 @@commuter {\"event\":\"result\",\"test\":0,\"call\":1,\"ok\":false,\"mismatches\":[\"x\"],\"actual\":{\"ret\":-1,\"signal\":\"SIGSEGV\"}}\r
 @@commuter {\"event\":\"done\",\"tests\":1}\r\n";
         // Without the plugin there are no records; the times are all there is.
-        let t = collect(&plan(1), console, vec![]).unwrap();
+        let (t, _) = collect(&plan(1), console, vec![]).unwrap();
         let calls: Vec<&CallOutcome> = t[0].calls.iter().flatten().collect();
         assert_eq!(calls[0].elapsed, Some(Duration::from_nanos(1500)));
         assert_eq!(calls[1].elapsed, None, "a faulted call has no time");
@@ -621,6 +642,7 @@ mod tests {
     fn cmdline_isolates_the_test_cpus() {
         let c = kernel_cmdline([1, 2]);
         assert!(c.contains("isolcpus=1,2") && c.contains("nokaslr") && c.contains("console=ttyS0"));
+        assert!(c.contains("clocksource=tsc tsc=reliable"), "{c}");
     }
 
     #[test]

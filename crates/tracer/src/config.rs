@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(c.out, PathBuf::from("t.jsonl"));
         assert_eq!(c.raw, Some(PathBuf::from("r.txt")));
         assert_eq!((c.max_accesses, c.lazy, c.slab), (10, false, None));
-        let layout = "0xffffffff825d4598:0x40:0x8:0x30:0xf5:0x8:0x60";
+        let layout = "0xffffffff825d4598:0x40:0x8:0x30:0xff000000:0xf5000000:0x8:0x60";
         let c = Config::parse(&["out=t", &format!("slab={layout}")]).unwrap();
         assert_eq!(c.slab, Some(layout.parse().unwrap()));
     }

@@ -90,9 +90,8 @@ impl Namer<'_> {
         if head & 1 == 1 {
             page = head - 1;
         }
-        let page_type = read_u32(self.mem, page.checked_add(l.page_type)?)?;
-        // The type is the top byte of the 32-bit field (`page_type >> 24` in page-flags.h).
-        if page_type >> 24 != u32::from(l.slab_type) {
+        let word = read_u64(self.mem, page.checked_add(l.mark.offset)?)?;
+        if !l.mark.matches(word) {
             return None;
         }
         let cache = read_u64(self.mem, page.checked_add(l.slab_cache)?)?;
@@ -112,11 +111,6 @@ impl Namer<'_> {
 fn read_u64(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<u64> {
     let mut b = [0u8; 8];
     mem.read(vaddr, &mut b).then(|| u64::from_le_bytes(b))
-}
-
-fn read_u32(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    mem.read(vaddr, &mut b).then(|| u32::from_le_bytes(b))
 }
 
 /// A NUL-terminated printable ASCII name of at most [`MAX_NAME`] bytes; anything else means the
@@ -146,6 +140,7 @@ fn read_c_string(mem: &mut dyn GuestMemory, mut vaddr: u64) -> Option<String> {
 mod tests {
     use super::*;
     use commuter_trace_format::record::{RECORD_VERSION, Rw, SharedLocation, Side};
+    use commuter_trace_format::slab::SlabMark;
 
     /// Sparse guest memory: mapped byte ranges.
     #[derive(Default)]
@@ -180,8 +175,11 @@ mod tests {
         vmemmap_base: 0x1000,
         page_size: 64,
         compound_head: 8,
-        page_type: 48,
-        slab_type: 0xf5,
+        mark: SlabMark {
+            offset: 48,
+            mask: 0xff00_0000,
+            value: 0xf500_0000,
+        },
         slab_cache: 8,
         cache_name: 96,
     };
@@ -253,6 +251,22 @@ mod tests {
                 no_vmemmap: false
             }
         );
+    }
+
+    #[test]
+    fn kernels_that_flag_slab_pages_name_them_too() {
+        // Before 6.10: bit 9 (PG_slab) of the flags word at offset 0, page_type meaningless.
+        let layout = SlabLayout {
+            mark: SlabMark::flag(0, 9).unwrap(),
+            ..LAYOUT
+        };
+        let mut m = memory();
+        m.put(page(5), &0x200u64.to_le_bytes());
+        let mut rec = record(&[5 << 12, 6 << 12, 7 << 12]);
+        name_record(&layout, &mut m, &mut rec);
+        let names: Vec<Option<&str>> = rec.shared.iter().map(|s| s.cache.as_deref()).collect();
+        let dentry = Some("dentry_with_a_long_name");
+        assert_eq!(names, [dentry, dentry, None]);
     }
 
     #[test]

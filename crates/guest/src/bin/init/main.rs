@@ -11,7 +11,7 @@ mod state;
 mod sys;
 
 use commuter_guest::plan::{PLAN_VERSION, Plan};
-use commuter_guest::report::{GuestLine, REPORT_VERSION};
+use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION};
 use runner::{Runner, emit};
 
 const PLAN_PATH: &str = "/plan.json";
@@ -39,6 +39,7 @@ fn run() -> Result<(), String> {
         version: PLAN_VERSION,
         report: REPORT_VERSION,
         tests: plan.tests.len(),
+        platform: Some(platform()),
     });
     let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;
     let mut runner = Runner::new(shared, plan.cpus);
@@ -54,6 +55,7 @@ fn run() -> Result<(), String> {
 fn mount_all() -> Result<(), String> {
     let mounts = [
         ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
         ("devtmpfs", "/dev", "devtmpfs"),
         ("tmpfs", WORK_DIR, "tmpfs"),
     ];
@@ -62,6 +64,20 @@ fn mount_all() -> Result<(), String> {
             .map_err(|e| format!("mount {fstype} on {target}: {e}"))?;
     }
     Ok(())
+}
+
+/// The running kernel and its clocksource; an unreadable file leaves its field empty (the
+/// driver then says it could not tell), since the tests can still run.
+fn platform() -> Platform {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    Platform {
+        version: read("/proc/version"),
+        clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+    }
 }
 
 fn check_cpus(plan: &Plan) -> Result<(), String> {
