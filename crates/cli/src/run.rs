@@ -129,6 +129,7 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
             .map_err(|e| eprintln!("note: heap objects are not named by slab cache ({e})"))
             .ok()
     });
+    cfg.percpu = symbols.as_ref().and_then(Symbols::percpu_layout);
     let items = translate(suite);
     let runnable: Vec<&Item> = items.iter().filter(|i| i.plan.is_ok()).collect();
     let batches: Vec<&[&Item]> = runnable.chunks(args.batch).collect();

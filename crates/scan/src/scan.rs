@@ -6,7 +6,7 @@ use crate::schema::{
     Mismatch, Status, Target, TestConflicts, TestError, What, natural_cmp,
 };
 use crate::symbols::{DIRECT_MAP_BASE, Symbols};
-use commuter_trace_format::record::{Side, TestRecord};
+use commuter_trace_format::record::{PercpuPlace, Side, TestRecord};
 use std::collections::HashMap;
 
 /// Everything a run knows about one test; the input of [`scan`].
@@ -122,17 +122,38 @@ fn locations(rec: &TestRecord, namer: &mut Namer<'_>) -> (Vec<Location>, Vec<Loc
     let mut shared: Vec<Location> = rec
         .shared
         .iter()
-        .map(|s| namer.location(s.addr, s.size, &s.a, &s.b, s.cache.as_deref()))
+        .map(|s| {
+            let seen = Seen {
+                cache: s.cache.as_deref(),
+                vaddr: s.vaddr,
+                percpu: s.percpu,
+            };
+            namer.location(s.addr, s.size, &s.a, &s.b, seen)
+        })
         .collect();
     let line = u32::try_from(commuter_trace_format::record::CACHE_LINE).unwrap_or(64);
     let mut false_sharing: Vec<Location> = rec
         .false_sharing
         .iter()
-        .map(|f| namer.location(f.line, line, &f.a, &f.b, f.cache.as_deref()))
+        .map(|f| {
+            let seen = Seen {
+                cache: f.cache.as_deref(),
+                vaddr: f.vaddr,
+                percpu: f.percpu,
+            };
+            namer.location(f.line, line, &f.a, &f.b, seen)
+        })
         .collect();
     shared.sort_by_key(|l| (l.addr, l.size));
     false_sharing.sort_by_key(|l| l.addr);
     (shared, false_sharing)
+}
+
+/// What the tracer found out about a location while the guest ran.
+struct Seen<'a> {
+    cache: Option<&'a str>,
+    vaddr: Option<u64>,
+    percpu: Option<PercpuPlace>,
 }
 
 /// Symbolises with a cache: tests of one run share most instructions and locations.
@@ -149,23 +170,22 @@ impl<'a> Namer<'a> {
         }
     }
 
-    fn location(
-        &mut self,
-        addr: u64,
-        size: u32,
-        a: &Side,
-        b: &Side,
-        cache: Option<&str>,
-    ) -> Location {
-        let what = match (cache, self.symbols) {
+    fn location(&mut self, addr: u64, size: u32, a: &Side, b: &Side, seen: Seen<'_>) -> Location {
+        let what = match (seen.cache, seen.percpu, self.symbols) {
             // The tracer found a slab page there: heap memory, whatever else is known. Slab
             // pages come from the page allocator, so they are always in the direct map.
-            (Some(cache), _) => What::Slab {
+            (Some(cache), _, _) => What::Slab {
                 cache: cache.to_owned(),
                 vaddr: DIRECT_MAP_BASE.wrapping_add(addr),
             },
-            (None, Some(s)) => s.data(addr),
-            (None, None) => What::Unknown,
+            (None, Some(place), Some(s)) => s.percpu(place),
+            (None, Some(place), None) => What::Percpu {
+                cpu: place.cpu,
+                symbol: None,
+                offset: place.offset,
+            },
+            (None, None, Some(s)) => s.data(addr, seen.vaddr),
+            (None, None, None) => What::Unknown,
         };
         Location {
             addr,

@@ -19,7 +19,10 @@
 //! ```
 //!
 //! Version 2 added `what.kind` `"slab"` (a heap object in a named slab cache); version 1
-//! readers, which refuse unknown kinds, would misread it, hence the bump.
+//! readers, which refuse unknown kinds, would misread it, hence the bump. Version 3 added
+//! `"percpu"` (a CPU's per-CPU area, with the static per-CPU variable when there is one) and the
+//! `region` of `"dynamic"` memory (direct map, vmalloc space, the page array, ...), and stopped
+//! naming memory the kernel gives back after boot after the image's symbols.
 
 use commuter_trace_format::record::{Rw, hex};
 use serde::{Deserialize, Serialize};
@@ -28,7 +31,7 @@ use std::cmp::Ordering;
 /// Value of the `schema` field.
 pub const CONFLICTS_SCHEMA: &str = "commuter.conflicts";
 /// Version of the schema; bumped on incompatible changes.
-pub const CONFLICTS_VERSION: u32 = 2;
+pub const CONFLICTS_VERSION: u32 = 3;
 
 /// A whole `conflicts.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,11 +146,22 @@ pub enum What {
         #[serde(with = "hex")]
         vaddr: u64,
     },
-    /// Other dynamically allocated memory (page allocator, per-CPU areas, freed init memory,
-    /// or slab memory whose cache is not known); `vaddr` is its address in the kernel's direct
-    /// map.
+    /// In one CPU's per-CPU area.
+    Percpu {
+        /// Whose area.
+        cpu: u32,
+        /// The static per-CPU variable (from the image's `.data..percpu`), or `None` in the
+        /// area's dynamic part.
+        symbol: Option<String>,
+        /// Byte offset into the variable, or into the area when there is none.
+        #[serde(with = "hex")]
+        offset: u64,
+    },
+    /// Other dynamically allocated memory: no static object, no slab cache, no per-CPU area.
     Dynamic {
-        /// The direct-map virtual address.
+        /// Which part of the kernel's address space call A reached it through.
+        region: Region,
+        /// That virtual address (the direct-map address when the tracer did not say).
         #[serde(with = "hex")]
         vaddr: u64,
     },
@@ -251,8 +265,60 @@ impl CodeSite {
     }
 }
 
+/// The part of the x86-64 kernel address space (4-level paging, no KASLR) a dynamic location
+/// was reached through; see the kernel's `Documentation/arch/x86/x86_64/mm.rst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    /// The direct map of all physical memory: page-allocator pages (page tables, page cache,
+    /// pipe buffers), memory given back after boot, slab memory of unknown cache.
+    DirectMap,
+    /// vmalloc and ioremap space (vmalloc'ed buffers, kernel stacks, per-CPU chunks beyond the
+    /// first).
+    Vmalloc,
+    /// The `struct page` array (vmemmap): page metadata such as reference counts.
+    PageMap,
+    /// The CPU entry area (per-CPU GDT, TSS and entry stacks).
+    CpuEntryArea,
+    /// Kernel modules.
+    Modules,
+    /// A user-space address (the kernel copying to or from user memory).
+    User,
+    /// An address outside every region above.
+    Other,
+}
+
+impl Region {
+    /// The region of a virtual address.
+    pub fn of(vaddr: u64) -> Region {
+        match vaddr {
+            0..=0x0000_7fff_ffff_ffff => Region::User,
+            0xffff_8880_0000_0000..=0xffff_c87f_ffff_ffff => Region::DirectMap,
+            0xffff_c900_0000_0000..=0xffff_e8ff_ffff_ffff => Region::Vmalloc,
+            0xffff_ea00_0000_0000..=0xffff_eaff_ffff_ffff => Region::PageMap,
+            0xffff_fe00_0000_0000..=0xffff_fe7f_ffff_ffff => Region::CpuEntryArea,
+            0xffff_ffff_a000_0000..=0xffff_ffff_feff_ffff => Region::Modules,
+            _ => Region::Other,
+        }
+    }
+
+    /// A short name: `direct-map`, `vmalloc`, `page-map`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::DirectMap => "direct-map",
+            Region::Vmalloc => "vmalloc",
+            Region::PageMap => "page-map",
+            Region::CpuEntryArea => "cpu-entry-area",
+            Region::Modules => "modules",
+            Region::User => "user",
+            Region::Other => "other",
+        }
+    }
+}
+
 impl What {
-    /// A one-line label: `jiffies+0x8`, `.data+0x40`, `slab:dentry`, `heap`, `?`.
+    /// A one-line label: `jiffies+0x8`, `.data+0x40`, `slab:dentry`, `percpu:runqueues+0x40`,
+    /// `percpu+0x1f000`, `direct-map`, `page-map`, `?`.
     pub fn label(&self) -> String {
         match self {
             What::Static { symbol, offset, .. } if *offset == 0 => symbol.clone(),
@@ -261,7 +327,18 @@ impl What {
                 section, offset, ..
             } => format!("{section}+{offset:#x}"),
             What::Slab { cache, .. } => format!("slab:{cache}"),
-            What::Dynamic { .. } => "heap".into(),
+            What::Percpu {
+                symbol: Some(s),
+                offset: 0,
+                ..
+            } => format!("percpu:{s}"),
+            What::Percpu {
+                symbol: Some(s),
+                offset,
+                ..
+            } => format!("percpu:{s}+{offset:#x}"),
+            What::Percpu { offset, .. } => format!("percpu+{offset:#x}"),
+            What::Dynamic { region, .. } => region.name().into(),
             What::Unknown => "?".into(),
         }
     }
@@ -305,6 +382,32 @@ mod tests {
         let mut v = vec!["t_10", "t_2", "t_1_3", "s", "t_02"];
         v.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(v, vec!["s", "t_1_3", "t_02", "t_2", "t_10"]);
+    }
+
+    #[test]
+    fn regions_follow_the_x86_64_memory_map() {
+        assert_eq!(Region::of(0x7fff_0000_0000), Region::User);
+        assert_eq!(Region::of(0xffff_8880_0200_0000), Region::DirectMap);
+        assert_eq!(Region::of(0xffff_c900_0001_0000), Region::Vmalloc);
+        assert_eq!(Region::of(0xffff_ea00_0008_0040), Region::PageMap);
+        assert_eq!(Region::of(0xffff_fe00_0000_1000), Region::CpuEntryArea);
+        assert_eq!(Region::of(0xffff_ffff_c000_0000), Region::Modules);
+        assert_eq!(
+            Region::of(0xffff_8000_0000_0000),
+            Region::Other,
+            "the guard hole"
+        );
+        let percpu = What::Percpu {
+            cpu: 1,
+            symbol: Some("runqueues".into()),
+            offset: 0x40,
+        };
+        assert_eq!(percpu.label(), "percpu:runqueues+0x40");
+        let page = What::Dynamic {
+            region: Region::PageMap,
+            vaddr: 0xffff_ea00_0008_0040,
+        };
+        assert_eq!(page.label(), "page-map");
     }
 
     #[test]

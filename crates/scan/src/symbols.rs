@@ -18,10 +18,14 @@
 //!   `0xffff888000000000` without KASLR and with 4-level paging (QEMU's default CPU has no
 //!   LA57): `vaddr = phys + 0xffff888000000000`. Such an address has no static symbol.
 //!
-//! Two parts of the image do not keep their static meaning at run time: the init sections
-//! between `__init_begin` and `__init_end` are freed after boot and reused by the page
-//! allocator, and the `.data..percpu` segment (linked at virtual address 0) is only the
-//! template the per-CPU areas are copied from. Both are treated as dynamic memory.
+//! Parts of the image do not keep their static meaning at run time: the init sections between
+//! `__init_begin` and `__init_end` are freed after boot and reused by the page allocator, so is
+//! everything past `__end_of_kernel_reserve` (the unused part of `.brk` and the `.init.scratch`
+//! of early boot, e.g. the 4 MiB `sme_workarea`), and the `.data..percpu` segment (linked at
+//! virtual address 0) is only the template the per-CPU areas are copied from. None of them is
+//! named after the image's symbols: such memory is classified by the virtual address the
+//! tracer saw ([`Region`]), and a per-CPU location the tracer placed in a CPU's area is named
+//! after the template's variable at that offset ([`Symbols::percpu`]).
 //!
 //! Which slab cache a heap object belongs to is recorded only in guest memory (its `struct
 //! slab`), which no longer exists when the trace is scanned: the plugin reads it at test end
@@ -29,7 +33,9 @@
 //! record (see the crate docs).
 
 use crate::layout::LayoutError;
-use crate::schema::{CodeSite, Frame, What};
+use crate::schema::{CodeSite, Frame, Region, What};
+use commuter_trace_format::percpu::PercpuLayout;
+use commuter_trace_format::record::PercpuPlace;
 use commuter_trace_format::slab::SlabLayout;
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 use std::path::{Path, PathBuf};
@@ -98,11 +104,14 @@ pub struct Symbols {
     /// The image, re-read for [`Symbols::slab_layout`].
     path: PathBuf,
     dwarf: addr2line::Loader,
+    /// Sized symbols of the image's virtual address space, sorted by address.
     syms: Vec<Sym>,
+    /// Sized symbols of the per-CPU template (`.data..percpu`, linked at 0), sorted by address.
+    percpu_syms: Vec<Sym>,
     sections: Vec<Section>,
     segments: Vec<Segment>,
-    /// Virtual range freed after boot (`__init_begin..__init_end`), empty if unknown.
-    freed: (u64, u64),
+    /// Virtual ranges of the image that the kernel gives back after boot.
+    freed: Freed,
     /// Build directory prefix stripped from DWARF paths (e.g. `/build/…/linux-6.12.95/`).
     prefix: Option<String>,
 }
@@ -139,14 +148,21 @@ impl Symbols {
             });
         }
         let dwarf = addr2line::Loader::new(path).map_err(|e| elf_err(e.to_string()))?;
-        let (syms, sections, segments) = (symbols(&file), sections(&file), segments(&file));
-        let freed = freed_range(&file);
+        let sections = sections(&file);
+        let (percpu_syms, syms): (Vec<Sym>, Vec<Sym>) = symbols(&file).into_iter().partition(|s| {
+            sections
+                .get(s.section)
+                .is_some_and(|sec| sec.name == ".data..percpu")
+        });
+        let segments = segments(&file);
+        let freed = Freed::of(&file);
         drop(file);
         let mut me = Symbols {
             name: file_name(path),
             path: path.to_owned(),
             dwarf,
             syms,
+            percpu_syms,
             sections,
             segments,
             freed,
@@ -160,6 +176,34 @@ impl Symbols {
     /// cache of heap memory (see [`crate::layout`]).
     pub fn slab_layout(&self) -> Result<SlabLayout, LayoutError> {
         crate::layout::slab_layout(&self.path)
+    }
+
+    /// Where the kernel keeps its per-CPU areas (the addresses of `__per_cpu_offset`,
+    /// `nr_cpu_ids` and `pcpu_unit_size`), for the tracer plugin to place locations in them;
+    /// `None` when the image lacks one of them.
+    pub fn percpu_layout(&self) -> Option<PercpuLayout> {
+        let addr = |name: &str| self.syms.iter().find(|s| s.name == name).map(|s| s.addr);
+        Some(PercpuLayout {
+            offsets: addr("__per_cpu_offset")?,
+            nr_cpu_ids: addr("nr_cpu_ids")?,
+            unit_size: addr("pcpu_unit_size")?,
+        })
+    }
+
+    /// Names a place in a CPU's per-CPU area after the template's variable at that offset.
+    pub fn percpu(&self, place: PercpuPlace) -> What {
+        match containing(&self.percpu_syms, place.offset) {
+            Some(s) => What::Percpu {
+                cpu: place.cpu,
+                symbol: Some(s.name.clone()),
+                offset: place.offset - s.addr,
+            },
+            None => What::Percpu {
+                cpu: place.cpu,
+                symbol: None,
+                offset: place.offset,
+            },
+        }
     }
 
     /// The image's file name (recorded in `conflicts.json`).
@@ -241,12 +285,19 @@ impl Symbols {
             .is_some_and(|s| s.name.starts_with(".text"))
     }
 
-    /// Names the memory at a physical address.
-    pub fn data(&self, phys: u64) -> What {
+    /// Names the memory at a physical address, which the tracer saw accessed through the
+    /// virtual address `seen` (if it said): a static symbol only where the image keeps it and
+    /// inside the symbol's extent, else the image section, else the region of `seen`.
+    pub fn data(&self, phys: u64, seen: Option<u64>) -> What {
+        let dynamic = || {
+            let vaddr = seen.unwrap_or_else(|| DIRECT_MAP_BASE.wrapping_add(phys));
+            What::Dynamic {
+                region: Region::of(vaddr),
+                vaddr,
+            }
+        };
         let Some(vaddr) = self.image_vaddr(phys) else {
-            return What::Dynamic {
-                vaddr: DIRECT_MAP_BASE.wrapping_add(phys),
-            };
+            return dynamic();
         };
         if let Some(s) = self.containing(vaddr) {
             return What::Static {
@@ -266,27 +317,18 @@ impl Symbols {
                 offset: vaddr - s.addr,
                 vaddr,
             },
-            None => What::Dynamic {
-                vaddr: DIRECT_MAP_BASE.wrapping_add(phys),
-            },
+            None => dynamic(),
         }
     }
 
     /// The image's virtual address for a physical one, if the image keeps it after boot.
     fn image_vaddr(&self, phys: u64) -> Option<u64> {
-        image_vaddr(&self.segments, self.freed, phys)
+        image_vaddr(&self.segments, &self.freed, phys)
     }
 
     /// The sized symbol containing `addr`, the closest one when they nest; ties by name.
     fn containing(&self, addr: u64) -> Option<&Sym> {
-        let end = self.syms.partition_point(|s| s.addr <= addr);
-        // Symbols are sorted by address; a containing one is at most a few entries back unless
-        // a huge symbol spans many small ones, which the window bounds.
-        self.syms[..end]
-            .iter()
-            .rev()
-            .take(256)
-            .find(|s| in_range(addr, s.addr, s.size))
+        containing(&self.syms, addr)
     }
 
     fn section_name(&self, index: usize) -> String {
@@ -297,16 +339,58 @@ impl Symbols {
     }
 }
 
+/// The sized symbol of `syms` (sorted by address) containing `addr`, the closest one when they
+/// nest; ties by name.
+fn containing(syms: &[Sym], addr: u64) -> Option<&Sym> {
+    let end = syms.partition_point(|s| s.addr <= addr);
+    // A containing symbol is at most a few entries back unless a huge symbol spans many small
+    // ones, which the window bounds.
+    syms[..end]
+        .iter()
+        .rev()
+        .take(256)
+        .find(|s| in_range(addr, s.addr, s.size))
+}
+
+/// The parts of the image's virtual range that the kernel gives back to the page allocator
+/// after boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Freed {
+    /// `__init_begin..__init_end`, empty if either is missing (not Linux).
+    init: (u64, u64),
+    /// `__end_of_kernel_reserve`: the kernel reserves its image only up to here (Linux 5.4 and
+    /// later); what follows (`.brk` beyond its used part, `.init.scratch`) is freed.
+    reserved_end: Option<u64>,
+}
+
+impl Freed {
+    fn of(file: &object::File<'_>) -> Freed {
+        let addr = |name: &str| file.symbol_by_name(name).map(|s| s.address());
+        let init = match (addr("__init_begin"), addr("__init_end")) {
+            (Some(lo), Some(hi)) if lo < hi => (lo, hi),
+            _ => (0, 0),
+        };
+        Freed {
+            init,
+            reserved_end: addr("__end_of_kernel_reserve"),
+        }
+    }
+
+    fn contains(&self, vaddr: u64) -> bool {
+        (self.init.0..self.init.1).contains(&vaddr) || self.reserved_end.is_some_and(|e| vaddr >= e)
+    }
+}
+
 /// Maps a physical address into the image through its load segments. A segment linked at
-/// virtual address 0 is Linux's per-CPU template (its live copies are dynamic), and `freed` is
-/// the init memory given back to the page allocator after boot: neither keeps a static name.
-fn image_vaddr(segments: &[Segment], freed: (u64, u64), phys: u64) -> Option<u64> {
+/// virtual address 0 is Linux's per-CPU template (its live copies are dynamic), and `freed`
+/// memory is given back to the page allocator after boot: neither keeps a static name.
+fn image_vaddr(segments: &[Segment], freed: &Freed, phys: u64) -> Option<u64> {
     let seg = segments
         .iter()
         .filter(|s| s.vaddr != 0)
         .find(|s| in_range(phys, s.paddr, s.size))?;
     let vaddr = phys - seg.paddr + seg.vaddr;
-    (!(freed.0..freed.1).contains(&vaddr)).then_some(vaddr)
+    (!freed.contains(vaddr)).then_some(vaddr)
 }
 
 fn in_range(x: u64, start: u64, size: u64) -> bool {
@@ -392,15 +476,6 @@ fn segments(file: &object::File<'_>) -> Vec<Segment> {
         .collect()
 }
 
-/// `__init_begin..__init_end` from the symbol table, empty if either is missing (not Linux).
-fn freed_range(file: &object::File<'_>) -> (u64, u64) {
-    let addr = |name: &str| file.symbol_by_name(name).map(|s| s.address());
-    match (addr("__init_begin"), addr("__init_end")) {
-        (Some(lo), Some(hi)) if lo < hi => (lo, hi),
-        _ => (0, 0),
-    }
-}
-
 /// Removes `.` components and folds `dir/..` (DWARF keeps the compiler's spelling, e.g.
 /// `arch/x86/mm/../include/asm/trace/./exceptions.h`).
 fn normalize(path: &str) -> String {
@@ -440,39 +515,48 @@ fn majority_dir(paths: &[String]) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// The load segments of Debian's 6.12.95 vmlinux (`readelf -l`), and its init range.
-    fn vmlinux() -> (Vec<Segment>, (u64, u64)) {
+    /// The load segments of Debian's 6.1.0-57 vmlinux (`readelf -l`), and its freed ranges
+    /// (`nm`: `__init_begin`, `__init_end`, `__end_of_kernel_reserve`).
+    fn vmlinux() -> (Vec<Segment>, Freed) {
         let seg = |vaddr, paddr, size| Segment { paddr, vaddr, size };
         let segs = vec![
-            seg(0xffff_ffff_8100_0000, 0x100_0000, 0x1b6_ce7c),
-            seg(0xffff_ffff_82c0_0000, 0x2c0_0000, 0x6f_d000),
-            seg(0, 0x32f_d000, 0x3_9000),
-            seg(0xffff_ffff_8333_6000, 0x333_6000, 0xeca_000),
+            seg(0xffff_ffff_8100_0000, 0x100_0000, 0x18e_acdc),
+            seg(0xffff_ffff_82a0_0000, 0x2a0_0000, 0x64_4000),
+            seg(0, 0x304_4000, 0x3_5000),
+            seg(0xffff_ffff_8307_9000, 0x307_9000, 0x198_7000),
         ];
-        (segs, (0xffff_ffff_832f_d000, 0xffff_ffff_8372_4000))
+        let freed = Freed {
+            init: (0xffff_ffff_8304_4000, 0xffff_ffff_8330_6000),
+            reserved_end: Some(0xffff_ffff_8440_0000),
+        };
+        (segs, freed)
     }
 
     #[test]
     fn kernel_image_maps_at_start_kernel_map() {
         let (segs, freed) = vmlinux();
-        // jiffies, in .data.
+        // .data.
         assert_eq!(
-            image_vaddr(&segs, freed, 0x2c0_79c0),
-            Some(0xffff_ffff_82c0_79c0)
+            image_vaddr(&segs, &freed, 0x2a0_79c0),
+            Some(0xffff_ffff_82a0_79c0)
         );
         // .bss lies after the init sections in the same segment.
         assert_eq!(
-            image_vaddr(&segs, freed, 0x372_f000),
+            image_vaddr(&segs, &freed, 0x372_f000),
             Some(0xffff_ffff_8372_f000)
         );
     }
 
     #[test]
-    fn percpu_template_freed_init_and_heap_are_not_static() {
+    fn percpu_template_freed_memory_and_heap_are_not_static() {
         let (segs, freed) = vmlinux();
-        assert_eq!(image_vaddr(&segs, freed, 0x330_0000), None);
-        assert_eq!(image_vaddr(&segs, freed, 0x340_0000), None);
-        assert_eq!(image_vaddr(&segs, freed, 0x1000_0000), None);
+        // The per-CPU template, init memory, the heap.
+        assert_eq!(image_vaddr(&segs, &freed, 0x305_0000), None);
+        assert_eq!(image_vaddr(&segs, &freed, 0x310_0000), None);
+        assert_eq!(image_vaddr(&segs, &freed, 0x1000_0000), None);
+        // `sme_workarea` in .init.scratch, past the reserved end: page-allocator memory now.
+        assert_eq!(image_vaddr(&segs, &freed, 0x4625_000), None);
+        assert!(image_vaddr(&segs, &freed, 0x43f_ffff).is_some());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Symbolisation against a small ELF with DWARF that the test compiles itself with gcc, checked
 //! against binutils' `addr2line` and `nm` (an independent DWARF and symbol-table reader).
 
-use commuter_scan::schema::{ErrorKind, Status, Target, What};
+use commuter_scan::schema::{ErrorKind, Region, Status, Target, What};
 use commuter_scan::{
     CONFLICTS_VERSION, CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, scan,
 };
-use commuter_trace_format::record::{RECORD_VERSION, Rw, SharedLocation, Side, TestRecord};
+use commuter_trace_format::record::{
+    PercpuPlace, RECORD_VERSION, Rw, SharedLocation, Side, TestRecord,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -162,7 +164,7 @@ fn static_data_resolves_to_symbol_and_offset() {
     let b = built();
     let (table, _) = nm(&b.elf, "table");
     let (counter, _) = nm(&b.elf, "counter");
-    let what = b.symbols.data(table + 24);
+    let what = b.symbols.data(table + 24, None);
     assert!(
         matches!(&what, What::Static { symbol, offset: 24, section, vaddr }
             if symbol == "table" && section == ".bss" && *vaddr == table + 24),
@@ -170,16 +172,25 @@ fn static_data_resolves_to_symbol_and_offset() {
     );
     assert_eq!(what.label(), "table+0x18");
     assert!(
-        matches!(b.symbols.data(counter), What::Static { ref symbol, offset: 0, ref section, .. }
+        matches!(b.symbols.data(counter, None), What::Static { ref symbol, offset: 0, ref section, .. }
             if symbol == "counter" && section == ".data")
     );
-    // Far from the image: allocated memory.
-    assert!(matches!(
-        b.symbols.data(0x7000_0000),
+    // Far from the image: allocated memory, in the region the tracer saw it through (the
+    // direct map when it did not say).
+    assert_eq!(
+        b.symbols.data(0x7000_0000, None),
         What::Dynamic {
+            region: Region::DirectMap,
             vaddr: 0xffff_8880_7000_0000
         }
-    ));
+    );
+    assert_eq!(
+        b.symbols.data(0x7000_0000, Some(0xffff_c900_0001_0000)),
+        What::Dynamic {
+            region: Region::Vmalloc,
+            vaddr: 0xffff_c900_0001_0000
+        }
+    );
 }
 
 #[test]
@@ -230,6 +241,8 @@ fn runs() -> Vec<TestRun> {
         a: side(work + 1, Rw::Rw),
         b: side(work + 1, Rw::R),
         cache: None,
+        vaddr: None,
+        percpu: None,
     };
     let ok = Some(CallCheck {
         ok: true,
@@ -312,6 +325,23 @@ fn conflicts_files_of_other_schemas_or_versions_are_refused() {
     assert!(e.contains("version 99"), "{e}");
     let other = json.replace("commuter.conflicts", "commuter.tests");
     assert!(ConflictsFile::from_json(&other).is_err());
+}
+
+#[test]
+fn a_location_the_tracer_placed_in_a_per_cpu_area_is_named_by_it() {
+    let mut runs = runs();
+    let rec = runs[0].record.as_mut().unwrap();
+    rec.shared[0].addr = 0x34_4040;
+    rec.shared[0].percpu = Some(PercpuPlace {
+        cpu: 2,
+        offset: 0x40,
+    });
+    let file = scan(Target::default(), &runs[..1], None);
+    let what = &file.tests[0].shared[0].what;
+    assert_eq!(what.label(), "percpu+0x40");
+    let json = file.to_json();
+    assert!(json.contains("\"kind\": \"percpu\""), "{json}");
+    assert_eq!(ConflictsFile::from_json(&json).unwrap(), file);
 }
 
 #[test]

@@ -1,26 +1,28 @@
-//! Symbolisation against the real debug vmlinux of the Linux target, when it is present
-//! (`scripts/install-linux-target --symbols` puts it in `.cache/linux/`; a 1 GB download, so
-//! this test says so and passes without it). Expected values come from binutils (`nm`), not
-//! from the code under test.
+//! Symbolisation against the real debug vmlinux of every supported kernel (Debian's 6.12 and
+//! 6.1, which `scripts/setup` installs with their symbols; a missing one fails the test).
+//! Expected values come from binutils (`nm`), not from the code under test.
 
 use commuter_scan::Symbols;
-use commuter_scan::schema::What;
+use commuter_scan::schema::{Region, What};
+use commuter_trace_format::record::PercpuPlace;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `__START_KERNEL_map`: the kernel image's virtual base on x86-64.
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 
-fn vmlinux() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/linux/vmlinux");
-    if p.is_file() {
-        return Some(p);
-    }
-    eprintln!(
-        "SKIPPED: no {} (run scripts/install-linux-target --symbols to test against the real kernel)",
+fn vmlinux(series: &str) -> PathBuf {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/linux");
+    let p = match series {
+        "default" => cache.join("vmlinux"),
+        other => cache.join(other).join("vmlinux"),
+    };
+    assert!(
+        p.is_file(),
+        "no {}: run ./scripts/setup (it installs every supported kernel with its symbols)",
         p.display()
     );
-    None
+    p
 }
 
 /// (address, size) of each named symbol according to binutils' nm.
@@ -42,30 +44,56 @@ fn nm(elf: &Path, names: &[&str]) -> Vec<(u64, u64)> {
         .collect()
 }
 
-#[test]
-fn real_vmlinux_names_kernel_code_and_data() {
-    let Some(path) = vmlinux() else { return };
+fn names_kernel_code_and_data(series: &str) {
+    let path = vmlinux(series);
     let start = std::time::Instant::now();
     let syms = Symbols::open(&path).unwrap();
-    let found = nm(&path, &["jiffies_64", "lockref_get_not_dead", "init_task"]);
-    let [(jiffies, _), (lockref, lockref_size), (init_task, _)] = found[..] else {
+    let found = nm(
+        &path,
+        &[
+            "jiffies_64",
+            "lockref_get_not_dead",
+            "init_task",
+            "runqueues",
+        ],
+    );
+    let [
+        (jiffies, _),
+        (lockref, lockref_size),
+        (init_task, _),
+        (runqueues, _),
+    ] = found[..]
+    else {
         unreachable!()
     };
 
     // Static data, from its physical address (`jiffies` itself is a zero-sized linker alias).
     // (nokaslr: virtual = physical + the map base).
-    let what = syms.data(jiffies - START_KERNEL_MAP);
+    let what = syms.data(jiffies - START_KERNEL_MAP, None);
     assert!(
         matches!(&what, What::Static { symbol, offset: 0, section, vaddr }
             if symbol == "jiffies_64" && section == ".data" && *vaddr == jiffies),
         "{what:?}"
     );
     assert_eq!(
-        syms.data(init_task + 8 - START_KERNEL_MAP).label(),
+        syms.data(init_task + 8 - START_KERNEL_MAP, None).label(),
         "init_task+0x8"
     );
-    // Low physical memory is page-allocator memory.
-    assert!(matches!(syms.data(0x10_0000), What::Dynamic { .. }));
+    // Low physical memory is page-allocator memory, reached through the direct map.
+    assert!(matches!(
+        syms.data(0x10_0000, None),
+        What::Dynamic {
+            region: Region::DirectMap,
+            ..
+        }
+    ));
+    // A per-CPU place is named after the template's variable (linked at 0).
+    let place = PercpuPlace {
+        cpu: 2,
+        offset: runqueues + 0x40,
+    };
+    assert_eq!(syms.percpu(place).label(), "percpu:runqueues+0x40");
+    assert!(syms.percpu_layout().is_some(), "per-CPU variables found");
 
     // Code: function, source file relative to the kernel tree, and every pc of the function.
     for pc in (lockref..lockref + lockref_size).step_by(3) {
@@ -83,4 +111,37 @@ fn real_vmlinux_names_kernel_code_and_data() {
         syms.name(),
         start.elapsed().as_secs_f64()
     );
+}
+
+/// Memory the kernel gives back after boot keeps no static name: the 4 MiB `sme_workarea` of
+/// `.init.scratch` lies past `__end_of_kernel_reserve` and is page-allocator memory at run time.
+fn freed_image_memory_is_not_named(series: &str) {
+    let path = vmlinux(series);
+    let syms = Symbols::open(&path).unwrap();
+    let [(scratch, size)] = nm(&path, &["sme_workarea"])[..] else {
+        unreachable!()
+    };
+    for offset in [0, 0x25_0000, size - 1] {
+        let what = syms.data(scratch + offset - START_KERNEL_MAP, None);
+        assert!(
+            matches!(what, What::Dynamic { .. }),
+            "{series}: sme_workarea+{offset:#x} named {what:?}"
+        );
+    }
+}
+
+#[test]
+fn the_default_kernel_names_code_and_data() {
+    names_kernel_code_and_data("default");
+}
+
+#[test]
+fn the_6_1_kernel_names_code_and_data() {
+    names_kernel_code_and_data("6.1");
+}
+
+#[test]
+fn freed_image_memory_keeps_no_static_name() {
+    freed_image_memory_is_not_named("6.1");
+    freed_image_memory_is_not_named("default");
 }

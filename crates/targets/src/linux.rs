@@ -6,6 +6,7 @@
 use crate::initramfs::{InitramfsError, linux_initramfs};
 use commuter_guest::plan::Plan;
 use commuter_guest::report::{Actual, GuestLine, Platform};
+use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::record::{self, TestRecord};
 use commuter_trace_format::slab::SlabLayout;
 use std::fmt::Write as _;
@@ -115,6 +116,10 @@ pub struct LinuxConfig {
     /// to the plugin so that it names the slab cache of shared heap locations; `None` leaves
     /// them unnamed.
     pub slab: Option<SlabLayout>,
+    /// Where the kernel keeps its per-CPU areas (from the debug vmlinux's symbols:
+    /// `commuter_scan::Symbols::percpu_layout`), passed to the plugin so that it places shared
+    /// locations in them; `None` leaves them unplaced.
+    pub percpu: Option<PercpuLayout>,
 }
 
 impl LinuxConfig {
@@ -172,6 +177,7 @@ impl LinuxConfig {
             memory_mib: 512,
             raw_log: false,
             slab: None,
+            percpu: None,
         };
         cfg.check()?;
         Ok(cfg)
@@ -403,6 +409,9 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
         }
         if let Some(slab) = &cfg.slab {
             write!(plugin, ",{}", slab.plugin_arg()).ok();
+        }
+        if let Some(percpu) = &cfg.percpu {
+            write!(plugin, ",{}", percpu.plugin_arg()).ok();
         }
         // The plugin's messages only reach the log with `-d plugin`.
         c.args(["-d", "plugin", "-D"])
@@ -657,6 +666,7 @@ mod tests {
             memory_mib: 512,
             raw_log: false,
             slab: None,
+            percpu: None,
         };
         let msg = cfg.check().unwrap_err().to_string();
         assert!(msg.contains("scripts/install-linux-target"), "{msg}");

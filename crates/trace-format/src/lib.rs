@@ -5,10 +5,13 @@
 //! - [`record`]: the plugin's output, one JSON line per test with the shared locations of the
 //!   two calls.
 //! - [`slab`]: the kernel data layout the plugin needs to name the slab cache of heap memory.
+//! - [`percpu`]: where the kernel keeps its per-CPU areas, for the plugin to place locations
+//!   in them.
 //!
 //! It is a crate of its own, with no features and no FFI, so that the static guest, the target
 //! driver and the symboliser can use the formats without pulling in the QEMU plugin.
 
 pub mod marker;
+pub mod percpu;
 pub mod record;
 pub mod slab;

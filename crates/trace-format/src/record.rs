@@ -13,9 +13,12 @@
 //! ```
 //!
 //! A location in a slab object also names its cache (`"cache":"dentry"`) when the plugin was
-//! given the kernel's slab layout ([`crate::slab`]). The field is optional in both directions
-//! (left out when unknown, ignored by readers that predate it), so it did not change
-//! [`RECORD_VERSION`].
+//! given the kernel's slab layout ([`crate::slab`]); every location says which virtual address
+//! call A used for it (`"vaddr"`: the direct map, vmalloc space, the page array, user memory),
+//! and a location in a CPU's per-CPU area says which CPU's and where in it (`"percpu"`, when the
+//! plugin was given the per-CPU layout, [`crate::percpu`]). These fields are optional in both
+//! directions (left out when unknown, ignored by readers that predate them), so they did not
+//! change [`RECORD_VERSION`].
 
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +121,23 @@ pub struct SharedLocation {
     /// guest memory at the end of the test; `None` when not slab memory or not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// The virtual address through which call A touched the first byte.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_opt")]
+    pub vaddr: Option<u64>,
+    /// The per-CPU area the range lies in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percpu: Option<PercpuPlace>,
+}
+
+/// A place in one CPU's per-CPU area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PercpuPlace {
+    /// Whose area.
+    pub cpu: u32,
+    /// Offset into it: below the size of the image's `.data..percpu` this is the address of a
+    /// static per-CPU variable (the template is linked at 0), above it dynamic per-CPU memory.
+    #[serde(with = "hex")]
+    pub offset: u64,
 }
 
 /// A cache line both calls touched, at least one writing, but with no byte in common.
@@ -133,6 +153,12 @@ pub struct FalseSharing {
     /// The slab cache of the line's memory, as for [`SharedLocation::cache`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// The virtual address of the line as call A used it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_opt")]
+    pub vaddr: Option<u64>,
+    /// The per-CPU area the line lies in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percpu: Option<PercpuPlace>,
 }
 
 /// Parses a JSON Lines file of records; errors name the offending line.
@@ -193,6 +219,29 @@ pub mod hex {
     }
 }
 
+/// Serde helpers for optional `u64` addresses as `"0x…"` strings.
+pub mod hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes `Some(v)` as a `0x` hex string (`None` is skipped by the field attribute).
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&format!("{v:#x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads an optional `0x` hex string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => super::parse_hex(&s)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("not a 0x hex number: {s}"))),
+        }
+    }
+}
+
 mod hex_vec {
     use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
 
@@ -243,6 +292,8 @@ mod tests {
                 a: side(0xffff_ffff_8100_0000, Rw::W),
                 b: side(0xffff_ffff_8100_0010, Rw::R),
                 cache: None,
+                vaddr: None,
+                percpu: None,
             }],
             false_sharing: vec![],
             errors: vec![],
@@ -285,6 +336,18 @@ mod tests {
         assert!(named.contains("\"cache\":\"dentry\""), "{named}");
         assert_eq!(parse_jsonl(&named).unwrap()[0], r);
         assert_eq!(parse_jsonl(&plain).unwrap()[0].shared[0].cache, None);
+        r.shared[0].vaddr = Some(0xffff_8880_0000_1000);
+        r.shared[0].percpu = Some(PercpuPlace {
+            cpu: 1,
+            offset: 0x2a40,
+        });
+        let placed = serde_json::to_string(&r).unwrap();
+        assert!(
+            placed.contains("\"vaddr\":\"0xffff888000001000\""),
+            "{placed}"
+        );
+        assert!(placed.contains("\"offset\":\"0x2a40\""), "{placed}");
+        assert_eq!(parse_jsonl(&placed).unwrap()[0], r);
     }
 
     #[test]

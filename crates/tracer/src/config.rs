@@ -7,7 +7,9 @@
 //! | `max-accesses=N` | accesses kept per call (default 1048576); more are counted as dropped |
 //! | `lazy=on\|off` | instrument memory only after the first begin-test (default on) |
 //! | `slab=LAYOUT` | optional: the kernel's slab layout ([`SlabLayout`], from its DWARF), to name the slab cache of shared heap locations |
+//! | `percpu=LAYOUT` | optional: where the kernel keeps its per-CPU areas ([`PercpuLayout`], from its symbols), to place shared locations in them |
 
+use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::slab::SlabLayout;
 use std::path::PathBuf;
 
@@ -27,6 +29,8 @@ pub struct Config {
     pub lazy: bool,
     /// The kernel's slab layout; without it heap locations are not named.
     pub slab: Option<SlabLayout>,
+    /// The kernel's per-CPU variables; without them per-CPU locations are not placed.
+    pub percpu: Option<PercpuLayout>,
 }
 
 /// A bad plugin argument.
@@ -36,7 +40,7 @@ pub enum ConfigError {
     #[error("plugin argument `{0}` is not of the form key=value")]
     NotKeyValue(String),
     /// The key is not known.
-    #[error("unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab)")]
+    #[error("unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu)")]
     UnknownKey(String),
     /// The value does not parse.
     #[error("plugin argument `{key}` has a bad value `{value}`: {expected}")]
@@ -63,6 +67,7 @@ impl Config {
             max_accesses: DEFAULT_MAX_ACCESSES,
             lazy: true,
             slab: None,
+            percpu: None,
         };
         for arg in args {
             let arg = arg.as_ref();
@@ -77,9 +82,19 @@ impl Config {
                 "lazy" => cfg.lazy = parse_bool(key, value)?,
                 "slab" => {
                     let layout = value.parse().map_err(|_| {
-                        bad(key, value, "the slab layout (7 colon-separated 0x numbers)")
+                        bad(key, value, "the slab layout (8 colon-separated 0x numbers)")
                     })?;
                     cfg.slab = Some(layout);
+                }
+                "percpu" => {
+                    let layout = value.parse().map_err(|_| {
+                        bad(
+                            key,
+                            value,
+                            "the per-CPU layout (3 colon-separated 0x numbers)",
+                        )
+                    })?;
+                    cfg.percpu = Some(layout);
                 }
                 _ => return Err(ConfigError::UnknownKey(key.to_owned())),
             }
@@ -126,6 +141,9 @@ mod tests {
         let layout = "0xffffffff825d4598:0x40:0x8:0x30:0xff000000:0xf5000000:0x8:0x60";
         let c = Config::parse(&["out=t", &format!("slab={layout}")]).unwrap();
         assert_eq!(c.slab, Some(layout.parse().unwrap()));
+        let percpu = "0xffffffff8241cb60:0xffffffff82c3ca10:0xffffffff8242e1d8";
+        let c = Config::parse(&["out=t", &format!("percpu={percpu}")]).unwrap();
+        assert_eq!(c.percpu, Some(percpu.parse().unwrap()));
     }
 
     #[test]

@@ -22,6 +22,9 @@ const MAX_PCS: usize = 8;
 pub struct Access {
     /// Address accessed (physical in system mode).
     pub addr: u64,
+    /// The virtual address the instruction used (tells what kind of memory it is: direct map,
+    /// vmalloc space, the page array, user memory).
+    pub vaddr: u64,
     /// Instruction that made the access.
     pub pc: u64,
     /// Access size in bytes (1 to 64).
@@ -53,6 +56,8 @@ struct LineUse {
     read: u64,
     written: u64,
     touches: Vec<Touch>,
+    /// Virtual address of the line's first byte, by the first access to it.
+    vline: Option<u64>,
 }
 
 impl LineUse {
@@ -124,7 +129,11 @@ fn by_line(accesses: &[Access]) -> HashMap<u64, LineUse> {
             let line = at / LINE;
             let line_end = (line + 1).saturating_mul(LINE).min(end);
             let mask = byte_mask(at % LINE, line_end - line * LINE);
-            lines.entry(line).or_default().add(a.pc, a.write, mask);
+            let use_ = lines.entry(line).or_default();
+            use_.add(a.pc, a.write, mask);
+            // A line never crosses a page, so the access's mapping covers the whole line.
+            let vstart = a.vaddr.wrapping_add(line * LINE).wrapping_sub(a.addr);
+            use_.vline.get_or_insert(vstart);
             at = line_end;
         }
     }
@@ -161,6 +170,8 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
                     a: ua.side(mask),
                     b: ub.side(mask),
                     cache: None,
+                    vaddr: ua.vline.map(|v| v.wrapping_add(u64::from(start))),
+                    percpu: None,
                 });
             }
         } else if (ua.written != 0 && ub.any() != 0) || (ub.written != 0 && ua.any() != 0) {
@@ -169,6 +180,8 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
                 a: ua.side(u64::MAX),
                 b: ub.side(u64::MAX),
                 cache: None,
+                vaddr: ua.vline,
+                percpu: None,
             });
         }
     }
@@ -179,9 +192,13 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
 mod tests {
     use super::*;
 
+    /// The tests' accesses go through a direct map at this offset.
+    const VOFF: u64 = 0xffff_8880_0000_0000;
+
     fn r(addr: u64, size: u8, pc: u64) -> Access {
         Access {
             addr,
+            vaddr: addr.wrapping_add(VOFF),
             pc,
             size,
             write: false,
@@ -208,6 +225,11 @@ mod tests {
         assert_eq!(c.shared.len(), 1);
         let s = &c.shared[0];
         assert_eq!((s.addr, s.size), (0x1008, 4));
+        assert_eq!(
+            s.vaddr,
+            Some(VOFF + 0x1008),
+            "call A's virtual address of the first byte"
+        );
         assert_eq!((s.a.pc, s.a.rw), (0xa, Rw::W));
         assert_eq!((s.b.pc, s.b.rw), (0xb, Rw::R));
         assert!(c.false_sharing.is_empty());

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod conflict;
+pub mod percpu;
 pub mod session;
 pub mod slab;
 

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::conflict::Access;
+use crate::percpu;
 use crate::session::{CallBuffer, TestSession, is_kernel_pc};
 use crate::slab::{self, GuestMemory};
 use commuter_trace_format::marker::{self, Command};
@@ -62,6 +63,8 @@ struct Plugin {
     instrumented: AtomicBool,
     /// Guest memory could not be read to name slab caches (said once on the log).
     slab_unreadable: AtomicBool,
+    /// The per-CPU areas could not be read (said once on the log).
+    percpu_unreadable: AtomicBool,
 }
 
 static PLUGIN: OnceLock<Plugin> = OnceLock::new();
@@ -130,6 +133,7 @@ unsafe fn record_access(buf: &mut CallBuffer, info: qemu_plugin_meminfo_t, vaddr
     }
     buf.record(Access {
         addr: unsafe { qemu_plugin_hwaddr_phys_addr(hw) },
+        vaddr,
         pc,
         size: 1u8 << unsafe { qemu_plugin_mem_size_shift(info) }.min(6),
         write: unsafe { qemu_plugin_mem_is_store(info) },
@@ -221,6 +225,14 @@ fn end_test(p: &Plugin, v: &mut Vcpu, test: u64) {
                 "cannot read the kernel's vmemmap_base from the end-test marker: heap locations are not named by slab cache",
             );
         }
+    }
+    if let Some(layout) = &p.cfg.percpu
+        && !percpu::place_record(layout, &mut VcpuMemory(v), &mut rec)
+        && !p.percpu_unreadable.swap(true, Ordering::Relaxed)
+    {
+        outs(
+            "cannot read the kernel's per-CPU offsets from the end-test marker: per-CPU locations are not placed",
+        );
     }
     write_record(p, &rec, raw);
 }
@@ -443,6 +455,7 @@ fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<
         instrument: AtomicBool::new(!lazy),
         instrumented: AtomicBool::new(!lazy),
         slab_unreadable: AtomicBool::new(false),
+        percpu_unreadable: AtomicBool::new(false),
     };
     PLUGIN
         .set(p)

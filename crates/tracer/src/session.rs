@@ -241,6 +241,7 @@ mod tests {
         for &(addr, write) in accesses {
             b.record(Access {
                 addr,
+                vaddr: addr,
                 pc: KERNEL_BASE + addr,
                 size: 8,
                 write,

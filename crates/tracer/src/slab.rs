@@ -201,6 +201,8 @@ mod tests {
             a: side.clone(),
             b: side,
             cache: None,
+            vaddr: None,
+            percpu: None,
         }
     }
 
