@@ -14,6 +14,7 @@
 mod analyze;
 mod check;
 mod common;
+mod doctor;
 mod output;
 mod run;
 mod testgen;
@@ -50,6 +51,9 @@ enum Command {
     Run(run::RunArgs),
     /// The main job: analyze, generate tests, run them on the stock kernel, report.
     Check(check::CheckArgs),
+    /// Boot a kernel once and say whether it can be used (markers, clocksource, symbols, slab
+    /// and per-CPU layouts).
+    Doctor(doctor::DoctorArgs),
 }
 
 /// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
@@ -126,6 +130,7 @@ where
         Command::Profile(args) => testgen::profile(&args),
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&registry, &args),
+        Command::Doctor(args) => doctor::doctor(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

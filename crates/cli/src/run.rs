@@ -66,18 +66,8 @@ pub struct RunOptions {
     /// Work directory (default: `<output>.work`).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// Kernel image (default: `.cache/linux/vmlinuz` of the project, from scripts/setup).
-    #[arg(long)]
-    pub kernel: Option<PathBuf>,
-    /// Kernel with debug symbols, to name code and data (default: `.cache/linux/vmlinux`).
-    #[arg(long)]
-    pub vmlinux: Option<PathBuf>,
-    /// The tracer plugin (default: built by scripts/setup).
-    #[arg(long)]
-    pub plugin: Option<PathBuf>,
-    /// The static guest `/init` (default: built by scripts/setup).
-    #[arg(long)]
-    pub guest: Option<PathBuf>,
+    #[command(flatten)]
+    pub inputs: KernelInputs,
     /// How many shared code sites the summary lists.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -196,7 +186,7 @@ fn check_suite(suite: &TestSuite) -> Result<()> {
 
 /// The project directory: `COMMUTER_HOME`, else the ancestor of the running binary that holds
 /// the workspace (`target/<profile>/commuter`), else the current directory.
-fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     if let Some(home) = std::env::var_os("COMMUTER_HOME") {
         return PathBuf::from(home);
     }
@@ -211,29 +201,67 @@ fn project_root() -> PathBuf {
 }
 
 fn linux_config(args: &RunOptions, root: &Path) -> Result<LinuxConfig> {
-    let plugin = args
-        .plugin
-        .clone()
-        .unwrap_or_else(|| root.join("target/tracer/release/libcommuter_tracer.so"));
-    let guest = args.guest.clone().unwrap_or_else(|| {
-        root.join("target/guest/x86_64-unknown-linux-gnu/release/commuter-guest")
-    });
-    let mut cfg =
-        LinuxConfig::locate_with_kernel(root, args.kernel.clone(), plugin, guest, PathBuf::new())
-            .map_err(|e| {
+    args.inputs.config(root, Duration::from_secs(args.timeout))
+}
+
+/// What a Linux boot is made of; each defaults to what `scripts/setup` installs or builds.
+#[derive(Args, Clone, Debug)]
+pub struct KernelInputs {
+    /// Kernel image (default: `.cache/linux/vmlinuz` of the project, from scripts/setup).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Kernel with debug symbols, to name code and data (default: `.cache/linux/vmlinux`).
+    #[arg(long)]
+    pub vmlinux: Option<PathBuf>,
+    /// The tracer plugin (default: built by scripts/setup).
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// The static guest `/init` (default: built by scripts/setup).
+    #[arg(long)]
+    pub guest: Option<PathBuf>,
+    /// An extra kernel command-line argument, after the target's own (repeatable; where an
+    /// option is given twice the kernel takes the last one).
+    #[arg(long = "kernel-arg", value_name = "ARG")]
+    pub kernel_args: Vec<String>,
+}
+
+impl KernelInputs {
+    /// The target configuration; a missing input is a usage error naming the fix.
+    pub fn config(&self, root: &Path, timeout: Duration) -> Result<LinuxConfig> {
+        let plugin = self
+            .plugin
+            .clone()
+            .unwrap_or_else(|| root.join("target/tracer/release/libcommuter_tracer.so"));
+        let guest = self.guest.clone().unwrap_or_else(|| {
+            root.join("target/guest/x86_64-unknown-linux-gnu/release/commuter-guest")
+        });
+        let mut cfg = LinuxConfig::locate_with_kernel(
+            root,
+            self.kernel.clone(),
+            plugin,
+            guest,
+            PathBuf::new(),
+        )
+        .map_err(|e| {
             UsageError(format!(
                 "{e}; ./scripts/setup installs and builds everything"
             ))
         })?;
-    cfg.timeout = Duration::from_secs(args.timeout);
-    Ok(cfg)
+        cfg.timeout = timeout;
+        cfg.kernel_args.clone_from(&self.kernel_args);
+        Ok(cfg)
+    }
+
+    /// The debug image's path.
+    pub fn vmlinux_path(&self, root: &Path) -> PathBuf {
+        self.vmlinux
+            .clone()
+            .unwrap_or_else(|| root.join(".cache/linux/vmlinux"))
+    }
 }
 
 fn open_symbols(args: &RunOptions, root: &Path) -> Option<Symbols> {
-    let path = args
-        .vmlinux
-        .clone()
-        .unwrap_or_else(|| root.join(".cache/linux/vmlinux"));
+    let path = args.inputs.vmlinux_path(root);
     match Symbols::open(&path) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -206,6 +206,23 @@ impl Symbols {
         }
     }
 
+    /// The kernel's version banner (`linux_banner`, what `/proc/version` prints), read from the
+    /// image's data: a running kernel whose `/proc/version` differs is another build, and its
+    /// addresses would be named wrongly. `None` when the image has no banner.
+    pub fn linux_banner(&self) -> Option<String> {
+        let f = std::fs::File::open(&self.path).ok()?;
+        // SAFETY: read-only, for the duration of this function (see `Symbols::open`).
+        let data = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        let sym = file.symbol_by_name("linux_banner")?;
+        let section = file.section_by_index(sym.section_index()?).ok()?;
+        let bytes = section.data().ok()?;
+        let start = usize::try_from(sym.address().checked_sub(section.address())?).ok()?;
+        let text = bytes.get(start..)?;
+        let end = text.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&text[..end]).trim().to_string())
+    }
+
     /// The image's file name (recorded in `conflicts.json`).
     pub fn name(&self) -> &str {
         &self.name

@@ -120,6 +120,9 @@ pub struct LinuxConfig {
     /// `commuter_scan::Symbols::percpu_layout`), passed to the plugin so that it places shared
     /// locations in them; `None` leaves them unplaced.
     pub percpu: Option<PercpuLayout>,
+    /// Kernel command-line arguments after [`kernel_cmdline`]'s (a self-built kernel's needs, or
+    /// a deliberate change of the platform in tests).
+    pub kernel_args: Vec<String>,
 }
 
 impl LinuxConfig {
@@ -178,6 +181,7 @@ impl LinuxConfig {
             raw_log: false,
             slab: None,
             percpu: None,
+            kernel_args: Vec::new(),
         };
         cfg.check()?;
         Ok(cfg)
@@ -398,7 +402,13 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
     .arg(&cfg.kernel)
     .arg("-initrd")
     .arg(dir.join("initramfs.cpio"))
-    .args(["-append", &kernel_cmdline(plan.cpus)])
+    .arg("-append")
+    .arg(
+        std::iter::once(kernel_cmdline(plan.cpus))
+            .chain(cfg.kernel_args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(stderr);
@@ -667,6 +677,7 @@ mod tests {
             raw_log: false,
             slab: None,
             percpu: None,
+            kernel_args: Vec::new(),
         };
         let msg = cfg.check().unwrap_err().to_string();
         assert!(msg.contains("scripts/install-linux-target"), "{msg}");
