@@ -1,9 +1,10 @@
 //! `commuter doctor`: boot a kernel once and say whether it can be used as a Linux target
 //! (the checks are `commuter_targets::doctor`'s; this prints them).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use commuter_scan::Symbols;
 use commuter_targets::doctor;
@@ -19,11 +20,36 @@ pub struct DoctorArgs {
     pub timeout: u64,
 }
 
+/// A fresh temporary directory, removed when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new() -> Result<WorkDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("commuter-doctor-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the work directory {}", dir.display()))?;
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn doctor(args: &DoctorArgs) -> Result<()> {
     let root = project_root();
-    let cfg = args
+    let mut cfg = args
         .inputs
         .config(&root, Duration::from_secs(args.timeout))?;
+    // A directory of its own: doctors may run side by side, and nothing of theirs is kept.
+    let work = WorkDir::new()?;
+    cfg.work_dir = work.0.clone();
     let path = args.inputs.vmlinux_path(&root);
     let symbols = Symbols::open(&path).map_err(|e| e.to_string());
     println!("kernel {}", cfg.kernel.display());

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use commuter_guest::plan::{PLAN_VERSION, Plan, Test};
+use commuter_guest::report::Platform;
 use commuter_scan::schema::{ErrorKind, Target, TestConflicts, TestError, natural_cmp};
 use commuter_scan::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile, Symbols, TestRun, scan};
 use commuter_targets::linux::{self, LinuxConfig};
@@ -399,7 +400,7 @@ fn run_batches(
             None => pending.push(i),
         }
     }
-    let (send, receive) = mpsc::channel::<(usize, Vec<TestRun>)>();
+    let (send, receive) = mpsc::channel::<(usize, Vec<TestRun>, Option<Platform>)>();
     let queue = std::sync::Mutex::new(pending.clone().into_iter());
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..jobs.min(pending.len()) {
@@ -407,8 +408,8 @@ fn run_batches(
             let queue = &queue;
             scope.spawn(move || {
                 while let Some(i) = next(queue) {
-                    let runs = boot(cfg, work, i, batches[i]);
-                    if send.send((i, runs)).is_err() {
+                    let (runs, platform) = boot(cfg, work, i, batches[i]);
+                    if send.send((i, runs, platform)).is_err() {
                         return;
                     }
                 }
@@ -416,7 +417,10 @@ fn run_batches(
         }
         drop(send);
         // Scan on this thread as batches finish (symbols are not shared between threads).
-        for (i, runs) in receive {
+        for (i, runs, platform) in receive {
+            if let Some(p) = platform {
+                check_platform(&p, symbols);
+            }
             let tests = scan(target.clone(), &runs, symbols).tests;
             let file = AtomicOutput::prepare(&batch_file(work, i))?;
             file.commit(&serde_json::to_vec(&tests)?)?;
@@ -433,7 +437,34 @@ fn next(queue: &std::sync::Mutex<std::vec::IntoIter<usize>>) -> Option<usize> {
 }
 
 /// One VM boot for one batch; a failed boot marks every test of the batch.
-fn boot(cfg: &LinuxConfig, work: &Path, i: usize, batch: &[&Item]) -> Vec<TestRun> {
+/// Says, once per run, when the kernel's results may not be its own: a clocksource other than
+/// the TSC, or debug symbols of another build.
+fn check_platform(platform: &Platform, symbols: Option<&Symbols>) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        if platform.clocksource != linux::CLOCKSOURCE {
+            eprintln!(
+                "warning: the guest's clocksource is `{}`, not {}: conflicts on the clock are the virtual platform's (see `commuter doctor`)",
+                platform.clocksource,
+                linux::CLOCKSOURCE
+            );
+        }
+        let banner = symbols.and_then(Symbols::linux_banner);
+        if let Some(b) = banner.filter(|b| *b != platform.version) {
+            eprintln!(
+                "warning: the debug symbols are of another build ({b}) than the kernel ({}): locations may be named wrongly (see `commuter doctor`)",
+                platform.version
+            );
+        }
+    });
+}
+
+fn boot(
+    cfg: &LinuxConfig,
+    work: &Path,
+    i: usize,
+    batch: &[&Item],
+) -> (Vec<TestRun>, Option<Platform>) {
     let tests: Vec<Test> = batch
         .iter()
         .filter_map(|item| item.plan.as_ref().ok().cloned())
@@ -448,14 +479,17 @@ fn boot(cfg: &LinuxConfig, work: &Path, i: usize, batch: &[&Item]) -> Vec<TestRu
         ..cfg.clone()
     };
     match linux::run(&cfg, &plan) {
-        Ok(run) => batch
-            .iter()
-            .zip(&run.tests)
-            .map(|(item, outcome)| outcome.to_scan(item.id.clone(), item.calls.clone()))
-            .collect(),
+        Ok(run) => (
+            batch
+                .iter()
+                .zip(&run.tests)
+                .map(|(item, outcome)| outcome.to_scan(item.id.clone(), item.calls.clone()))
+                .collect(),
+            run.platform,
+        ),
         Err(e) => {
             tracing::warn!(batch = i, error = %e, "VM failed");
-            batch
+            let runs = batch
                 .iter()
                 .map(|item| TestRun {
                     id: item.id.clone(),
@@ -466,7 +500,8 @@ fn boot(cfg: &LinuxConfig, work: &Path, i: usize, batch: &[&Item]) -> Vec<TestRu
                     }],
                     ..TestRun::default()
                 })
-                .collect()
+                .collect();
+            (runs, None)
         }
     }
 }
