@@ -572,7 +572,7 @@ mod tests {
         assert_eq!(image_vaddr(&segs, &freed, 0x310_0000), None);
         assert_eq!(image_vaddr(&segs, &freed, 0x1000_0000), None);
         // `sme_workarea` in .init.scratch, past the reserved end: page-allocator memory now.
-        assert_eq!(image_vaddr(&segs, &freed, 0x4625_000), None);
+        assert_eq!(image_vaddr(&segs, &freed, 0x462_5000), None);
         assert!(image_vaddr(&segs, &freed, 0x43f_ffff).is_some());
     }
 
