@@ -8,6 +8,9 @@ use commuter_trace_format::slab::{SlabLayout, SlabMark};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::vmlinux;
+
 /// The shapes that matter in Linux's definitions: members inside anonymous unions of anonymous
 /// structs, a union member without a location, enumeration constants. `MARK` is replaced by
 /// one of the three ways kernels have marked slab pages (see [`marks`]).
@@ -151,22 +154,6 @@ fn gdb(elf: &Path, exprs: &[&str]) -> Option<Vec<u64>> {
         .collect();
     assert_eq!(values.len(), exprs.len(), "gdb printed:\n{text}");
     Some(values)
-}
-
-/// A supported kernel's debug vmlinux, as `scripts/setup` installs it; its absence fails the
-/// test, since every supported kernel must be checked.
-fn vmlinux(series: &str) -> PathBuf {
-    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/linux");
-    let path = match series {
-        "default" => cache.join("vmlinux"),
-        other => cache.join(other).join("vmlinux"),
-    };
-    assert!(
-        path.is_file(),
-        "no {} : run ./scripts/setup (it installs every supported kernel with its symbols)",
-        path.display()
-    );
-    path
 }
 
 /// The layout read from a real vmlinux against gdb's reading of the same DWARF; `mark` is what

@@ -5,25 +5,14 @@
 use commuter_scan::Symbols;
 use commuter_scan::schema::{Region, What};
 use commuter_trace_format::record::PercpuPlace;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+mod common;
+use common::vmlinux;
 
 /// `__START_KERNEL_map`: the kernel image's virtual base on x86-64.
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
-
-fn vmlinux(series: &str) -> PathBuf {
-    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/linux");
-    let p = match series {
-        "default" => cache.join("vmlinux"),
-        other => cache.join(other).join("vmlinux"),
-    };
-    assert!(
-        p.is_file(),
-        "no {}: run ./scripts/setup (it installs every supported kernel with its symbols)",
-        p.display()
-    );
-    p
-}
 
 /// (address, size) of each named symbol according to binutils' nm.
 fn nm(elf: &Path, names: &[&str]) -> Vec<(u64, u64)> {

@@ -15,3 +15,14 @@ pub mod marker;
 pub mod percpu;
 pub mod record;
 pub mod slab;
+
+/// Colon-separated `0x` numbers, the shape of the layouts handed to the plugin as one argument
+/// (commas separate plugin arguments).
+fn hex_fields(s: &str) -> Option<Vec<u64>> {
+    s.split(':')
+        .map(|f| {
+            f.strip_prefix("0x")
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}

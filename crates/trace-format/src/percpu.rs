@@ -52,14 +52,7 @@ impl FromStr for PercpuLayout {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || PercpuLayoutError(s.to_owned());
-        let fields = s
-            .split(':')
-            .map(|f| {
-                f.strip_prefix("0x")
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(err)?;
+        let fields = crate::hex_fields(s).ok_or_else(err)?;
         let [offsets, nr_cpu_ids, unit_size] = fields[..] else {
             return Err(err());
         };

@@ -133,14 +133,7 @@ impl FromStr for SlabLayout {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || SlabLayoutError(s.to_owned());
-        let fields = s
-            .split(':')
-            .map(|f| {
-                f.strip_prefix("0x")
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(err)?;
+        let fields = crate::hex_fields(s).ok_or_else(err)?;
         let [
             vmemmap_base,
             page_size,
