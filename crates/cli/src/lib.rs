@@ -14,6 +14,7 @@
 mod analyze;
 mod check;
 mod common;
+mod diff;
 mod output;
 mod run;
 mod testgen;
