@@ -29,6 +29,7 @@ pub fn difference(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> Strin
     let find = |s: &'_ TestSuite, n: &str| -> Option<CallSetTests> {
         s.call_sets.iter().find(|c| c.name() == n).cloned()
     };
+    let classes_known = !lacks_classes(old) && !lacks_classes(new);
     let (mut total_old, mut total_new) = (0, 0);
     for name in &names {
         let (a, b) = (find(old, name), find(new, name));
@@ -38,7 +39,7 @@ pub fn difference(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> Strin
         let paths = paths_of(a.as_ref(), b.as_ref());
         let changed: Vec<(&String, &PathTests)> = paths
             .iter()
-            .filter(|(_, p)| path_changed(p))
+            .filter(|(_, p)| path_changed(p, classes_known))
             .map(|(id, p)| (id, p))
             .collect();
         if na == nb && changed.is_empty() {
@@ -52,7 +53,7 @@ pub fn difference(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> Strin
             show(nb)
         );
         for (id, p) in changed {
-            describe_path(&mut out, id, p);
+            describe_path(&mut out, id, p, classes_known);
         }
     }
     let _ = writeln!(
@@ -61,10 +62,8 @@ pub fn difference(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> Strin
         "total",
         total_new as i64 - total_old as i64
     );
-    if old_lacks_classes(old) {
-        out.push_str(
-            "(the old suite records no classes: per path, only test counts are compared)\n",
-        );
+    if !classes_known {
+        out.push_str("(a suite records no classes: per path, only test counts are compared)\n");
     }
     out
 }
@@ -88,11 +87,13 @@ fn show(v: Option<usize>) -> String {
     v.map_or("-".to_string(), |n| n.to_string())
 }
 
-fn old_lacks_classes(old: &TestSuite) -> bool {
-    old.call_sets
+/// Suites written before classes were recorded (or whose tests all have one class per path).
+fn lacks_classes(suite: &TestSuite) -> bool {
+    suite
+        .call_sets
         .iter()
         .flat_map(|c| &c.tests)
-        .any(|t| t.class.is_empty())
+        .all(|t| t.class.is_empty())
 }
 
 /// Each path's classes in both suites, paths in the analyzer's order (by number).
@@ -122,29 +123,26 @@ fn path_number(id: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn path_changed(p: &PathTests) -> bool {
-    p.old.len() != p.new.len() || !added(p).is_empty() || !removed(p).is_empty()
+fn path_changed(p: &PathTests, classes_known: bool) -> bool {
+    p.old.len() != p.new.len() || classes_known && (!added(p).is_empty() || !removed(p).is_empty())
 }
 
-/// Classes of the new suite that the old one does not have (where it records classes).
+/// Classes of the new suite that the old one does not have.
 fn added(p: &PathTests) -> Vec<&BTreeSet<String>> {
-    if p.old.iter().any(BTreeSet::is_empty) {
-        return Vec::new();
-    }
     p.new.iter().filter(|c| !p.old.contains(c)).collect()
 }
 
 fn removed(p: &PathTests) -> Vec<&BTreeSet<String>> {
-    if p.old.iter().any(BTreeSet::is_empty) {
-        return Vec::new();
-    }
     p.old.iter().filter(|c| !p.new.contains(c)).collect()
 }
 
 /// One changed path: counts, then each added (`+`) and removed (`-`) class by the lines that
 /// set it apart from what every class of the path shares.
-fn describe_path(out: &mut String, id: &str, p: &PathTests) {
+fn describe_path(out: &mut String, id: &str, p: &PathTests, classes_known: bool) {
     let _ = writeln!(out, "    {id}: {} -> {} tests", p.old.len(), p.new.len());
+    if !classes_known {
+        return;
+    }
     let shared = shared_lines(p);
     for (sign, classes) in [("+", added(p)), ("-", removed(p))] {
         for class in classes {
