@@ -14,6 +14,7 @@
 mod analyze;
 mod check;
 mod common;
+mod diff;
 mod doctor;
 mod output;
 mod run;

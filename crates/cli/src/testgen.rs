@@ -1,6 +1,5 @@
 //! `commuter testgen` and `commuter profile`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use commuter_testgen::{
 };
 
 use crate::common::{SelectionArgs, progress_bar, to_json};
+use crate::diff::difference;
 use crate::output::AtomicOutput;
 use crate::{Registry, UsageError};
 
@@ -28,10 +28,17 @@ pub struct TestgenArgs {
 
 #[derive(Args)]
 pub struct ProfileArgs {
-    /// A `tests.json` written by `commuter testgen`.
+    /// A `tests.json` written by `commuter testgen` (with a second one: the old suite).
     tests: PathBuf,
-    /// A second `tests.json`: print the difference per call set (second minus first).
+    /// A second `tests.json` (the new suite): print what changed per call set and per path,
+    /// and the facts and equalities of the classes added and removed.
     other: Option<PathBuf>,
+    /// Compare two suites (`--diff old.json new.json`; the same as giving two files).
+    #[arg(long)]
+    diff: bool,
+    /// With two suites: only this call set (e.g. `pwrite/pwrite`).
+    #[arg(long, value_name = "CALLS")]
+    call_set: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,8 +103,30 @@ fn load(path: &PathBuf) -> Result<TestSuite> {
 pub fn profile(args: &ProfileArgs) -> Result<()> {
     let first = load(&args.tests)?;
     match &args.other {
+        None if args.diff || args.call_set.is_some() => {
+            return Err(UsageError(
+                "--diff and --call-set compare two suites: `commuter profile --diff old.json new.json`"
+                    .to_string(),
+            )
+            .into());
+        }
         None => print_summary(&first, None, Duration::ZERO),
-        Some(other) => print_difference(&first, &load(other)?),
+        Some(other) => {
+            let second = load(other)?;
+            if let Some(name) = &args.call_set
+                && !first
+                    .call_sets
+                    .iter()
+                    .chain(&second.call_sets)
+                    .any(|c| &c.name() == name)
+            {
+                return Err(UsageError(format!(
+                    "--call-set {name}: neither suite has that call set (names look like `pwrite/pwrite`, calls in the model's order)"
+                ))
+                .into());
+            }
+            print!("{}", difference(&first, &second, args.call_set.as_deref()));
+        }
     }
     Ok(())
 }
@@ -149,37 +178,4 @@ fn print_summary(suite: &TestSuite, times: Option<&[Duration]>, wall: Duration) 
 
 fn name_width(names: impl Iterator<Item = String>) -> usize {
     names.map(|n| n.len()).max().unwrap_or(0).max(8)
-}
-
-/// Test counts per call set in both files and the change (second minus first).
-fn print_difference(first: &TestSuite, second: &TestSuite) {
-    let mut rows: BTreeMap<String, (Option<usize>, Option<usize>)> = BTreeMap::new();
-    for cs in &first.call_sets {
-        rows.entry(cs.name()).or_default().0 = Some(cs.tests.len());
-    }
-    for cs in &second.call_sets {
-        rows.entry(cs.name()).or_default().1 = Some(cs.tests.len());
-    }
-    let width = name_width(rows.keys().cloned());
-    println!(
-        "{:<width$}  {:>7}  {:>7}  {:>7}",
-        "call set", "first", "second", "change"
-    );
-    let show = |v: Option<usize>| v.map_or("-".to_string(), |n| n.to_string());
-    for (name, (a, b)) in &rows {
-        let change = b.unwrap_or(0) as i64 - a.unwrap_or(0) as i64;
-        if change != 0 || a.is_none() || b.is_none() {
-            println!(
-                "{name:<width$}  {:>7}  {:>7}  {change:>+7}",
-                show(*a),
-                show(*b)
-            );
-        }
-    }
-    let (ta, tb) = (first.total_tests(), second.total_tests());
-    println!(
-        "{:<width$}  {ta:>7}  {tb:>7}  {:>+7}",
-        "total",
-        tb as i64 - ta as i64
-    );
 }

@@ -145,7 +145,7 @@ fn testgen_writes_tests_and_profile_reads_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("rename/rename      38           17       75"),
+        stdout.contains("rename/rename      38           17       46"),
         "{stdout}"
     );
     let out = commuter(
@@ -165,7 +165,7 @@ fn testgen_writes_tests_and_profile_reads_them() {
     let out = commuter(&["profile", "t.json"], &dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("rename/rename      38           17       75       0       0")
+        text(&out.stdout).contains("rename/rename      38           17       46       0       0")
     );
 
     let out = commuter(&["profile", "t.json", "capped.json"], &dir);
@@ -174,6 +174,60 @@ fn testgen_writes_tests_and_profile_reads_them() {
     assert!(
         diff.contains("rename/rename") && diff.contains("-"),
         "{diff}"
+    );
+
+    // Per path: counts, and the lines that set each added class apart.
+    let out = commuter(
+        &[
+            "profile",
+            "--diff",
+            "capped.json",
+            "t.json",
+            "--call-set",
+            "rename/rename",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains("rename/rename       25       46      +21"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("    rename_rename_30: 2 -> 17 tests"),
+        "{diff}"
+    );
+    let added: Vec<&str> = diff.lines().filter(|l| l.starts_with("      + ")).collect();
+    assert_eq!(added.len(), 21, "{diff}");
+    assert!(
+        added
+            .iter()
+            .all(|l| l.contains(" == ") || l.contains(" != ")),
+        "{diff}"
+    );
+    let out = commuter(&["profile", "--diff", "t.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("compare two suites"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = commuter(
+        &[
+            "profile",
+            "t.json",
+            "capped.json",
+            "--call-set",
+            "nope/nope",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--call-set nope/nope"),
+        "{}",
+        text(&out.stderr)
     );
 
     std::fs::write(

@@ -12,6 +12,7 @@ use serde_json::{Value as Json, json};
 use z3::ast::{Ast, Bool as ZBool, Dynamic};
 use z3::{Model as ZModel, SatResult, Solver};
 
+use crate::pretty::render;
 use crate::value::{Bool, Int, Key};
 
 /// A namespace ran out of concrete values (the test cannot be built; the run goes on).
@@ -41,8 +42,9 @@ impl Default for Pool {
     }
 }
 
-/// Integers tried, smallest first, for values that are not part of a test's class.
-const SMALL_INTS: i64 = 8;
+/// Integers tried for values that are not part of a test's class: 0..=8, then -1..=-8
+/// (negative arguments: the EINVAL paths).
+const SMALL_INTS: [i64; 17] = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4, -5, -6, -7, -8];
 
 /// Makes the class a test gets independent of which model the solver happened to return:
 /// every fact the test reads is decided in reading order, `false` (or "a new value") whenever
@@ -198,11 +200,12 @@ impl<'m> Concretizer<'m> {
     }
 
     /// The value of an integer, not part of the class (data, lengths, times). With canonical
-    /// decisions the smallest of 0..=8 the decisions allow is taken, so incidental values do
-    /// not depend on the solver's model either (a larger value stays as the model has it).
+    /// decisions the first of 0..=8, -1..=-8 the decisions allow is taken, so incidental
+    /// values do not depend on the solver's model either (a larger value stays as the model
+    /// has it).
     pub fn int(&mut self, i: &Int) -> i64 {
         if i.as_const().is_none() && self.canonical.is_some() {
-            for candidate in 0..=SMALL_INTS {
+            for candidate in SMALL_INTS {
                 let in_model = self.model_int(i) == candidate;
                 let atom = i.eq(candidate).0;
                 self.decide(&atom, in_model, true);
@@ -327,40 +330,78 @@ impl<'m> Concretizer<'m> {
             .unwrap_or_default()
     }
 
-    /// The class of the test built so far, restricted to facts and terms that mention one of
-    /// `relevant` (constants of the non-assumption part of the path condition): a formula that
-    /// holds exactly for tests of the same class.
-    pub fn class_formula(&self, relevant: &dyn Fn(&Dynamic) -> bool) -> ZBool {
+    /// The class of the test built so far, restricted to the facts and terms `relevant` keeps
+    /// (those the path's branch conditions mention): a formula that holds exactly for tests of
+    /// the same class, and its readable description.
+    pub fn class(&self, relevant: &dyn Fn(&Dynamic) -> bool) -> Class {
         let mut parts: Vec<ZBool> = Vec::new();
+        let mut description: Vec<String> = Vec::new();
+        let mut seen_facts: Vec<&ZBool> = Vec::new();
         for (fact, v) in &self.facts {
-            if relevant(&Dynamic::from_ast(fact)) {
-                parts.push(if *v { fact.clone() } else { fact.not() });
+            if seen_facts.contains(&fact) || !relevant(&Dynamic::from_ast(fact)) {
+                continue;
             }
+            seen_facts.push(fact);
+            let part = if *v { fact.clone() } else { fact.not() };
+            description.push(render(&part));
+            parts.push(part);
         }
         for ns in self.namespaces.values().filter(|ns| ns.enumerated) {
-            let reps: Vec<&Dynamic> = ns
+            let groups: Vec<Vec<&Dynamic>> = ns
                 .classes
                 .iter()
-                .filter_map(|(_, terms)| {
-                    let kept: Vec<&Dynamic> = terms
+                .map(|(_, terms)| {
+                    terms
                         .iter()
                         .filter(|(t, counts)| *counts && relevant(t))
                         .map(|(t, _)| t)
-                        .collect();
-                    for pair in kept.windows(2) {
-                        parts.push(Ast::eq(pair[0], pair[1]));
-                    }
-                    kept.first().copied()
+                        .collect::<Vec<_>>()
                 })
+                .filter(|g| !g.is_empty())
                 .collect();
-            for (i, a) in reps.iter().enumerate() {
-                for b in &reps[i + 1..] {
-                    parts.push(Ast::ne(*a, *b));
+            for g in &groups {
+                for pair in g.windows(2) {
+                    parts.push(Ast::eq(pair[0], pair[1]));
                 }
             }
+            for (i, a) in groups.iter().enumerate() {
+                for b in &groups[i + 1..] {
+                    parts.push(Ast::ne(a[0], b[0]));
+                }
+            }
+            description.extend(pattern_description(&groups));
         }
-        ZBool::and(&parts)
+        Class {
+            formula: ZBool::and(&parts),
+            description,
+        }
     }
+}
+
+/// A test's isomorphism class: the formula that blocks it, and the facts and equalities that
+/// define it in readable form (every pair of terms of a namespace, so two classes of one path
+/// always differ in some line with opposite truth).
+pub struct Class {
+    pub formula: ZBool,
+    pub description: Vec<String>,
+}
+
+/// Every pair of relevant terms of one namespace, equal or not (sides in text order).
+fn pattern_description(groups: &[Vec<&Dynamic>]) -> Vec<String> {
+    let terms: Vec<(usize, String)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, ts)| ts.iter().map(move |t| (g, render(*t))))
+        .collect();
+    let mut out = Vec::new();
+    for (i, (ga, a)) in terms.iter().enumerate() {
+        for (gb, b) in &terms[i + 1..] {
+            let (x, y) = if a <= b { (a, b) } else { (b, a) };
+            let op = if ga == gb { "==" } else { "!=" };
+            out.push(format!("{x} {op} {y}"));
+        }
+    }
+    out
 }
 
 /// Values that can be shown concretely in a test (arguments, results, states).

@@ -22,7 +22,7 @@ mod value;
 
 pub use collections::{Bag, PartialMap, Set, SmallList, TotalMap};
 pub use commuter_engine_derive::{SymEq, Symbolic, Value, symbolic};
-pub use concrete::{Canonical, Concrete, Concretizer, Pool, PoolExhausted, concrete_label};
+pub use concrete::{Canonical, Class, Concrete, Concretizer, Pool, PoolExhausted, concrete_label};
 pub use error::EngineError;
 pub use exec::{
     Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, assume,

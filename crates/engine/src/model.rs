@@ -53,11 +53,14 @@ pub trait Model: Send + Sync + 'static {
         state.concrete(cx)
     }
     /// A call's arguments in a concrete test, when the model maps them itself (e.g. to the
-    /// concrete values a target uses); `None` shows them generically ([`Concrete`]).
+    /// concrete values a target uses); `None` shows them generically ([`Concrete`]). `state`
+    /// is the test's initial state, for arguments whose class depends on what they name (an
+    /// offset belongs to the file its fd is open on).
     fn concrete_args(
         &self,
         _call: &str,
         _args: &dyn Any,
+        _state: &Self::State,
         _cx: &mut Concretizer,
     ) -> Option<Result<Json, PoolExhausted>> {
         None
@@ -206,11 +209,12 @@ pub trait Instance {
     fn run(&self, call: usize, state: &mut dyn AnyState, args: &dyn Any) -> Box<dyn CallResult>;
     /// The process a call runs in, if the call takes one.
     fn pid(&self, call: usize, args: &dyn Any) -> Option<Int>;
-    /// A call's arguments in a concrete test.
+    /// A call's arguments in a concrete test, from the test's initial state.
     fn concrete_args(
         &self,
         call: usize,
         args: &dyn Any,
+        state: &dyn AnyState,
         cx: &mut Concretizer,
     ) -> Result<Json, PoolExhausted>;
     /// The initial state of a concrete test (after the arguments were concretized).
@@ -279,10 +283,15 @@ impl<M: Model> Instance for ModelInstance<'_, M> {
         &self,
         call: usize,
         args: &dyn Any,
+        state: &dyn AnyState,
         cx: &mut Concretizer,
     ) -> Result<Json, PoolExhausted> {
         let c = &self.calls[call];
-        match self.model.concrete_args(c.name, args, cx) {
+        let state = state
+            .as_any()
+            .downcast_ref::<M::State>()
+            .expect("state made by the same model");
+        match self.model.concrete_args(c.name, args, state, cx) {
             Some(custom) => custom,
             None => (c.concrete_args)(args, cx),
         }

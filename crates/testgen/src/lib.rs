@@ -2,10 +2,11 @@
 //! situation ("conflict coverage").
 //!
 //! Per commutative path: solve the path condition, build a test from the model (initial state,
-//! arguments, expected results, all concrete), then block the test's isomorphism class (its
-//! boolean facts and the equality pattern of each namespace, restricted to constants that the
-//! path's branches mention: constants only assumptions mention would multiply tests without
-//! adding coverage) and solve again, until unsat or a cap.
+//! arguments, expected results, all concrete), then block the test's isomorphism class and
+//! solve again, until unsat or a cap. The class is the boolean facts the test read and the
+//! equality pattern of each namespace, restricted to facts and terms that occur in the path's
+//! branch conditions: a value no branch looks at takes a canonical value and makes no class
+//! of its own, so every situation the model distinguishes gets one test, and none gets two.
 //!
 //! Invariant: no IO. Output order is canonical (call sets in selection order, paths in the
 //! analyzer's order, tests in enumeration order within one fresh Z3 context per call set).
@@ -20,8 +21,10 @@ use commuter_analyzer::{
     analyze_call_set_with, slot_name,
 };
 use commuter_engine::z3::ast::{Ast, Dynamic};
-use commuter_engine::z3::{AstKind, DeclKind, Goal, Params, SatResult, Solver, Tactic};
-use commuter_engine::{Canonical, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted};
+use commuter_engine::z3::{AstKind, Goal, Params, SatResult, Solver, Tactic};
+use commuter_engine::{
+    Canonical, Class, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted,
+};
 use rayon::prelude::*;
 
 pub use suite::{
@@ -133,8 +136,8 @@ fn enumerate_path(
     path_id: &str,
     budget: usize,
 ) -> Enumerated {
-    let relevant = branch_constants(path);
-    let is_relevant = |d: &Dynamic| mentions_any(d, &relevant);
+    let relevant = branch_terms(path);
+    let is_relevant = |d: &Dynamic| relevant.contains(d) || relevant.contains(&d.simplify());
     let pool = |ns: &str| x.model.pool(ns);
     let solver = Solver::new();
     for c in &path.constraints {
@@ -173,6 +176,7 @@ fn enumerate_path(
             Ok((setup, calls, expected)) => done.tests.push(TestCase {
                 id: format!("{path_id}_{}", done.tests.len()),
                 path: path_id.to_string(),
+                class: class.description,
                 setup,
                 calls,
                 expected,
@@ -183,7 +187,7 @@ fn enumerate_path(
             }),
         }
         attempt += 1;
-        solver.assert(class.not());
+        solver.assert(class.formula.not());
     }
     done
 }
@@ -202,14 +206,14 @@ fn canonical_test(
     first: commuter_engine::z3::Model,
     pool: &dyn Fn(&str) -> commuter_engine::Pool,
     is_relevant: &dyn Fn(&Dynamic) -> bool,
-) -> (Result<Built, PoolExhausted>, commuter_engine::z3::ast::Bool) {
+) -> (Result<Built, PoolExhausted>, Class) {
     let mut canonical = Canonical::default();
     let mut model = first;
     let mut rounds = 0;
     loop {
         let mut cx = Concretizer::canonical(&model, pool, &mut canonical, solver);
         let built = build_test(x, path, &mut cx);
-        let class = cx.class_formula(is_relevant);
+        let class = cx.class(is_relevant);
         drop(cx);
         rounds += 1;
         if !canonical.is_stale() || rounds == MAX_CANONICAL_ROUNDS {
@@ -233,9 +237,12 @@ fn build_test(
         calls.push(TestCall {
             slot: slot_name(slot),
             call: x.calls[slot].clone(),
-            args: x
-                .instance
-                .concrete_args(call, outcome.args[slot].as_ref(), cx)?,
+            args: x.instance.concrete_args(
+                call,
+                outcome.args[slot].as_ref(),
+                outcome.initial.as_ref(),
+                cx,
+            )?,
         });
     }
     // Results before the state: values first met in results (an element a read returns) must
@@ -254,10 +261,13 @@ fn build_test(
     Ok((setup, calls, expected))
 }
 
-/// The uninterpreted constants of the path's branch constraints (not of its assumptions).
-/// Constants are collected after simplification that resolves reads of just-written keys, so
-/// a map's initial contents count only where a branch can still see them.
-fn branch_constants(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
+/// Every subterm of the path's branch constraints (not of its assumptions): the facts and
+/// terms a test's class is made of. Terms are collected after simplification that resolves
+/// reads of just-written keys, so a map's initial contents count only where a branch can
+/// still see them, and a fact or value no branch mentions (whether an fd the path never
+/// inspects is a pipe, a name no call looks up) takes a canonical value without making
+/// classes of its own.
+fn branch_terms(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
     let mut params = Params::new();
     params.set_bool("blast_select_store", true);
     let simplify = Tactic::new("simplify").with(&params);
@@ -281,34 +291,18 @@ fn branch_constants(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
             .map(|f| Dynamic::from_ast(f))
             .collect(),
     };
-    let mut found = HashSet::new();
     let mut seen = HashSet::new();
     for f in &formulas {
-        collect_constants(f, &mut found, &mut seen);
+        collect_subterms(f, &mut seen);
     }
-    found
+    seen
 }
 
-fn collect_constants(d: &Dynamic, found: &mut HashSet<Dynamic>, seen: &mut HashSet<Dynamic>) {
-    if !seen.insert(d.clone()) {
-        return;
-    }
-    if d.kind() != AstKind::App {
-        return;
-    }
-    if d.num_children() == 0 {
-        if d.decl().kind() == DeclKind::Uninterpreted {
-            found.insert(d.clone());
-        }
+fn collect_subterms(d: &Dynamic, seen: &mut HashSet<Dynamic>) {
+    if !seen.insert(d.clone()) || d.kind() != AstKind::App {
         return;
     }
     for c in d.children() {
-        collect_constants(&c, found, seen);
+        collect_subterms(&c, seen);
     }
-}
-
-fn mentions_any(d: &Dynamic, constants: &HashSet<Dynamic>) -> bool {
-    let mut found = HashSet::new();
-    collect_constants(d, &mut found, &mut HashSet::new());
-    found.iter().any(|c| constants.contains(c))
 }

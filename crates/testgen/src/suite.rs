@@ -44,6 +44,10 @@ pub struct TestCase {
     pub id: String,
     /// The analyzer's id of the commutative path the test comes from.
     pub path: String,
+    /// The facts and equalities that define the test's isomorphism class within its path
+    /// (empty in suites written before classes were recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class: Vec<String>,
     /// The initial state, in the model's own terms.
     pub setup: Json,
     /// The calls, in slot order (slot `a` first).

@@ -46,7 +46,7 @@ fn rename_enumerates_name_patterns() {
     let s = suite("rename", None, &TestgenOptions::default());
     let rr = &s.call_sets[0];
     assert_eq!(rr.commutative_paths, 17);
-    assert_eq!(rr.tests.len(), 75);
+    assert_eq!(rr.tests.len(), 46);
     // Every test of the "both sources absent" path names absent sources.
     for t in rr.tests.iter().filter(|t| t.path == "rename_rename_0") {
         let dir = t.setup["dir"].as_object().expect("dir");
@@ -61,9 +61,9 @@ fn rename_enumerates_name_patterns() {
         .iter()
         .filter(|t| t.path == "rename_rename_0")
         .collect();
-    // Sources equal or not, and each destination present or not (facts of the directory,
-    // which the path reads).
-    assert_eq!(path0.len(), 8);
+    // Sources equal or not; the destinations are never looked up (both calls fail first), so
+    // whether they exist makes no classes.
+    assert_eq!(path0.len(), 2);
     let srcs: Vec<(String, String)> = path0
         .iter()
         .map(|t| {
@@ -170,8 +170,8 @@ fn posix_tests_do_not_depend_on_the_solvers_models() {
     // Z3 returns different models for the same query in different contexts; on pipes and
     // files this used to change which tests were generated. Two runs in one process use two
     // fresh contexts.
-    let first = suite("posix", Some("write/write"), &TestgenOptions::default());
-    let second = suite("posix", Some("write/write"), &TestgenOptions::default());
+    let first = suite("posix", Some("lseek/write"), &TestgenOptions::default());
+    let second = suite("posix", Some("lseek/write"), &TestgenOptions::default());
     assert!(first.total_tests() > 100);
     assert_eq!(first, second);
 }

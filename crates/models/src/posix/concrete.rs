@@ -5,7 +5,9 @@
 //! inode and links the names to it); fds 10..19 per process; pipes 0..4; pages 0..3 per
 //! process; data values 1..16, and 0 for the zero page (a page whose bytes all equal the value; not part of a test's
 //! class: which page holds which bytes does not change what the calls share); file offsets in
-//! bytes, whose equality pattern per inode is part of the class.
+//! bytes. Every offset into a file (an fd's, a mapping's, an argument's through the fd it names)
+//! and the file's length share one namespace per inode, so "same page", "different page" and
+//! "at the end of the file" are classes wherever a branch compares them.
 //!
 //! The state is written in the shape of the guest plan's setup (`inodes`, `names`, `pipes`,
 //! `procs` with `fds` and `maps`), and arguments with the guest's field names, so a target
@@ -92,10 +94,37 @@ fn flag(cx: &mut Concretizer, b: &Bool) -> Json {
     json!(cx.bool(b))
 }
 
+/// The namespace of offsets into inode `ino` (its fds', mappings' and arguments' offsets, and
+/// its length).
+fn offsets_of(ino: usize) -> String {
+    format!("off{ino}")
+}
+
+/// An offset argument (in pages) given with `fd`, in bytes: in the namespace of the file the fd
+/// is open on, where it is one, so its equality with the file's other offsets is a class.
+fn offset_arg(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    p: usize,
+    fd: &Int,
+    off: &Int,
+) -> Result<i64, PoolExhausted> {
+    let map = &s.proc(p).fd_map;
+    if cx.bool(&map.contains(fd)) {
+        let f = map.get(fd);
+        if !cx.bool(&f.ispipe) {
+            let ino = inode(cx, &f.inum)?;
+            return Ok(cx.int_in(&offsets_of(ino), off)? * PAGE);
+        }
+    }
+    Ok(bytes(cx, off))
+}
+
 /// A call's arguments, with the guest's field names and the process it runs in.
 pub fn concrete_args(
     call: &str,
     args: &dyn Any,
+    s: &PosixState,
     cx: &mut Concretizer,
 ) -> Option<Result<Json, PoolExhausted>> {
     macro_rules! with {
@@ -135,9 +164,9 @@ pub fn concrete_args(
             } else {
                 "none"
             };
-            Ok(
-                json!({"proc": p, "fd": fd(cx, p, &a.fd)?, "off": bytes(cx, &a.off), "whence": whence}),
-            )
+            let slot = fd(cx, p, &a.fd)?;
+            let off = offset_arg(cx, s, p, &a.fd, &a.off)?;
+            Ok(json!({"proc": p, "fd": slot, "off": off, "whence": whence}))
         }),
         "write" => with!(WriteArgs, |a| {
             let p = process(cx, &a.pid);
@@ -145,17 +174,18 @@ pub fn concrete_args(
         }),
         "pread" => with!(PreadArgs, |a| {
             let p = process(cx, &a.pid);
-            Ok(json!({"proc": p, "fd": fd(cx, p, &a.fd)?, "off": bytes(cx, &a.off)}))
+            let slot = fd(cx, p, &a.fd)?;
+            let off = offset_arg(cx, s, p, &a.fd, &a.off)?;
+            Ok(json!({"proc": p, "fd": slot, "off": off}))
         }),
         "pwrite" => with!(PwriteArgs, |a| {
             let p = process(cx, &a.pid);
-            Ok(
-                json!({"proc": p, "fd": fd(cx, p, &a.fd)?, "off": bytes(cx, &a.off),
-                      "data": data(cx, &a.data)?}),
-            )
+            let slot = fd(cx, p, &a.fd)?;
+            let off = offset_arg(cx, s, p, &a.fd, &a.off)?;
+            Ok(json!({"proc": p, "fd": slot, "off": off, "data": data(cx, &a.data)?}))
         }),
         "pipe" => with!(PidArgs, |a| Ok(json!({"proc": process(cx, &a.pid)}))),
-        "mmap" => with!(MmapArgs, |a| mmap_args(cx, a)),
+        "mmap" => with!(MmapArgs, |a| mmap_args(cx, s, a)),
         "munmap" | "memread" => with!(VaArgs, |a| {
             let p = process(cx, &a.pid);
             Ok(json!({"proc": p, "page": page(cx, p, &a.va)?}))
@@ -173,7 +203,7 @@ pub fn concrete_args(
 }
 
 /// mmap reads only the arguments its kind uses: a fixed page, a file's fd and offset.
-fn mmap_args(cx: &mut Concretizer, a: &MmapArgs) -> Result<Json, PoolExhausted> {
+fn mmap_args(cx: &mut Concretizer, s: &PosixState, a: &MmapArgs) -> Result<Json, PoolExhausted> {
     let p = process(cx, &a.pid);
     let anon = cx.bool(&a.anon);
     let fixed = cx.bool(&a.fixed);
@@ -188,7 +218,7 @@ fn mmap_args(cx: &mut Concretizer, a: &MmapArgs) -> Result<Json, PoolExhausted> 
     );
     if !anon {
         m.insert("fd".into(), fd(cx, p, &a.fd)?);
-        m.insert("off".into(), json!(bytes(cx, &a.off)));
+        m.insert("off".into(), json!(offset_arg(cx, s, p, &a.fd, &a.off)?));
     }
     Ok(Json::Object(m))
 }
@@ -205,8 +235,10 @@ pub fn concrete_state(s: &PosixState, cx: &mut Concretizer) -> Result<Json, Pool
     // Inodes and pipes last: every name, fd and mapping above has labelled the ones it uses.
     let inodes = known::<Inum>(cx, "Inum")
         .iter()
-        .map(|i| -> Result<Json, PoolExhausted> {
+        .enumerate()
+        .map(|(ino, i)| -> Result<Json, PoolExhausted> {
             let node = s.i_map.get(i);
+            cx.int_in(&offsets_of(ino), &node.data.len())?;
             Ok(json!({"data": pages(&node.data, cx)?, "nlink": cx.int(&node.nlink)}))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -277,7 +309,7 @@ fn fds(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, Pool
             out.push(json!({"fd": slot, "pipe": {"pipe": pipe, "write": cx.bool(&f.pipewriter)}}));
         } else {
             let ino = inode(cx, &f.inum)?;
-            let off = cx.int_in(&format!("off{ino}"), &f.off)? * PAGE;
+            let off = cx.int_in(&offsets_of(ino), &f.off)? * PAGE;
             out.push(json!({"fd": slot, "file": {"inode": ino, "off": off}}));
         }
     }
@@ -298,7 +330,7 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, Poo
             out.push(json!({"page": index, "writable": writable, "anon": {"data": data(cx, &vma.anondata)?}}));
         } else {
             let ino = inode(cx, &vma.inum)?;
-            let off = cx.int_in(&format!("off{ino}"), &vma.off)? * PAGE;
+            let off = cx.int_in(&offsets_of(ino), &vma.off)? * PAGE;
             out.push(
                 json!({"page": index, "writable": writable, "file": {"inode": ino, "off": off}}),
             );
@@ -307,7 +339,7 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, Poo
     Ok(out)
 }
 
-/// A file's or pipe's pages as data values (the length is not part of the class).
+/// A file's or pipe's pages as data values (a file's length is labelled with its offsets).
 fn pages(list: &Pages, cx: &mut Concretizer) -> Result<Vec<Json>, PoolExhausted> {
     let len = cx.int(&list.len()).clamp(0, super::state::MAX_PAGES as i64);
     (0..len).map(|i| data(cx, &list.get(i))).collect()

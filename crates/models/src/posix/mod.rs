@@ -92,9 +92,10 @@ impl Model for PosixModel {
         &self,
         call: &str,
         args: &dyn Any,
+        state: &PosixState,
         cx: &mut Concretizer,
     ) -> Option<Result<Json, PoolExhausted>> {
-        concrete::concrete_args(call, args, cx)
+        concrete::concrete_args(call, args, state, cx)
     }
 
     fn concrete_state(&self, s: &PosixState, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {

@@ -1,0 +1,229 @@
+//! Conflict coverage of the POSIX model: the situations an implementation is known to tell
+//! apart each get a test, and no two tests of one path are of the same class.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use commuter_analyzer::select_model_call_sets;
+use commuter_models::find_model;
+use commuter_testgen::{CallSetTests, TestCase, TestgenOptions, testgen};
+use serde_json::Value as Json;
+
+fn call_set(functions: &str) -> CallSetTests {
+    let m = find_model("posix").expect("built-in model");
+    let sets = select_model_call_sets(m.as_ref(), Some(functions), 2).expect("selection");
+    let suite = testgen(
+        m.as_ref(),
+        &sets,
+        &TestgenOptions::default(),
+        Some(functions),
+        &|_| {},
+    )
+    .expect("testgen")
+    .0;
+    assert_eq!(suite.call_sets.len(), 1, "{functions} is one call set");
+    let cs = suite.call_sets.into_iter().next().expect("one call set");
+    assert!(cs.errors.is_empty(), "{functions}: {:?}", cs.errors);
+    cs
+}
+
+fn arg<'t>(t: &'t TestCase, slot: usize, field: &str) -> &'t Json {
+    &t.calls[slot].args[field]
+}
+
+/// The file fd `fd` of process `proc` in the test's setup: (inode, offset).
+fn file_fd(t: &TestCase, proc: &Json, fd: &Json) -> Option<(i64, i64)> {
+    let p = proc.as_u64()? as usize;
+    t.setup["procs"][p]["fds"]
+        .as_array()?
+        .iter()
+        .find(|f| &f["fd"] == fd)
+        .and_then(|f| Some((f["file"]["inode"].as_i64()?, f["file"]["off"].as_i64()?)))
+}
+
+/// The inode each call's fd is open on, when both are file fds.
+fn inodes_of(t: &TestCase) -> Option<(i64, i64)> {
+    let of = |slot| file_fd(t, arg(t, slot, "proc"), arg(t, slot, "fd")).map(|(i, _)| i);
+    Some((of(0)?, of(1)?))
+}
+
+fn length_in_bytes(t: &TestCase, inode: i64) -> i64 {
+    let pages = t.setup["inodes"][inode as usize]["data"]
+        .as_array()
+        .map_or(0, Vec::len);
+    pages as i64 * 4096
+}
+
+#[test]
+fn pwrites_to_one_file_cover_different_pages_and_one_page() {
+    let cs = call_set("pwrite/pwrite");
+    // Both calls write (inside the file, not appending) to one file through file fds.
+    let overwrites_one_file = |t: &&TestCase| match inodes_of(t) {
+        Some((a, b)) if a == b => {
+            let len = length_in_bytes(t, a);
+            (0..2).all(|slot| {
+                let off = arg(t, slot, "off").as_i64().unwrap_or(-1);
+                (0..len).contains(&off)
+            })
+        }
+        _ => false,
+    };
+    let one_file: Vec<&TestCase> = cs.tests.iter().filter(overwrites_one_file).collect();
+    let same_page = one_file
+        .iter()
+        .any(|t| arg(t, 0, "off") == arg(t, 1, "off"));
+    let different_pages = one_file
+        .iter()
+        .any(|t| arg(t, 0, "off") != arg(t, 1, "off"));
+    assert!(same_page, "no pwrite/pwrite test writes one page twice");
+    assert!(
+        different_pages,
+        "no pwrite/pwrite test writes two pages of one file"
+    );
+}
+
+#[test]
+fn appending_and_overwriting_are_paths_of_their_own() {
+    let cs = call_set("pwrite/pwrite");
+    // Per path: whether slot a's pwrite (through a file fd, at a valid offset) appends.
+    let mut kinds: BTreeMap<&str, BTreeSet<bool>> = BTreeMap::new();
+    for t in &cs.tests {
+        let Some((ino, _)) = file_fd(t, arg(t, 0, "proc"), arg(t, 0, "fd")) else {
+            continue;
+        };
+        let off = arg(t, 0, "off").as_i64().expect("an offset");
+        if off >= 0 {
+            let appends = off == length_in_bytes(t, ino);
+            kinds.entry(&t.path).or_default().insert(appends);
+        }
+    }
+    assert!(kinds.values().all(|k| k.len() == 1), "{kinds:?}");
+    let seen: BTreeSet<bool> = kinds.values().flatten().copied().collect();
+    assert_eq!(seen.len(), 2, "appending and overwriting: {kinds:?}");
+}
+
+#[test]
+fn munmaps_cover_mapped_and_unmapped_pages() {
+    let cs = call_set("munmap/munmap");
+    let mapping = |t: &TestCase, slot: usize| -> &'static str {
+        let p = arg(t, slot, "proc").as_u64().expect("proc") as usize;
+        let page = arg(t, slot, "page");
+        let maps = t.setup["procs"][p]["maps"].as_array().expect("maps");
+        match maps.iter().find(|m| &m["page"] == page) {
+            None => "unmapped",
+            Some(m) if m.get("anon").is_some() => "anonymous",
+            Some(_) => "file",
+        }
+    };
+    let seen: BTreeSet<&str> = cs
+        .tests
+        .iter()
+        .flat_map(|t| [mapping(t, 0), mapping(t, 1)])
+        .collect();
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["anonymous", "file", "unmapped"]
+    );
+    // Both pages mapped, one test per writable combination at least.
+    let writable = |t: &TestCase, slot: usize| {
+        let p = arg(t, slot, "proc").as_u64().expect("proc") as usize;
+        t.setup["procs"][p]["maps"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["page"] == *arg(t, slot, "page")))
+            .map(|m| m["writable"] == Json::Bool(true))
+    };
+    assert!(cs.tests.iter().any(|t| writable(t, 0) == Some(true)));
+    assert!(cs.tests.iter().any(|t| writable(t, 0) == Some(false)));
+}
+
+#[test]
+fn created_and_truncated_is_a_path_of_its_own() {
+    let cs = call_set("open/open");
+    let creates_truncating = |t: &TestCase, slot: usize| {
+        let name = arg(t, slot, "name");
+        let exists = t.setup["names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|e| &e["name"] == name));
+        !exists
+            && arg(t, slot, "creat") == &Json::Bool(true)
+            && arg(t, slot, "trunc") == &Json::Bool(true)
+    };
+    assert!(cs.tests.iter().any(|t| creates_truncating(t, 0)));
+}
+
+/// A class line as (atom, truth): `x != y` is `x == y` false, `!f` is `f` false.
+fn atom(line: &str) -> (String, bool) {
+    for (neg, pos) in [(" != ", " == "), (" >= ", " < "), (" <= ", " > ")] {
+        if line.contains(neg) {
+            return (line.replacen(neg, pos, 1), false);
+        }
+    }
+    match line.strip_prefix('!') {
+        Some(rest) => (rest.to_string(), false),
+        None => (line.to_string(), true),
+    }
+}
+
+/// Two tests of one path must differ in a fact or an equality both of them define.
+fn assert_distinct_classes(cs: &CallSetTests) {
+    let mut by_path: BTreeMap<&str, Vec<&TestCase>> = BTreeMap::new();
+    for t in &cs.tests {
+        by_path.entry(&t.path).or_default().push(t);
+    }
+    for tests in by_path.values() {
+        let classes: Vec<BTreeMap<String, bool>> = tests
+            .iter()
+            .map(|t| t.class.iter().map(|l| atom(l)).collect())
+            .collect();
+        for (i, a) in classes.iter().enumerate() {
+            for (j, b) in classes.iter().enumerate().skip(i + 1) {
+                let differ = a.iter().any(|(k, v)| b.get(k).is_some_and(|w| w != v));
+                assert!(
+                    differ,
+                    "{} and {} share a class:\n{:?}\n{:?}",
+                    tests[i].id, tests[j].id, tests[i].class, tests[j].class
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_two_tests_of_one_path_share_a_class() {
+    for functions in [
+        "pwrite/pwrite",
+        "munmap/munmap",
+        "close/close",
+        "link/close",
+        "lseek/lseek",
+        "open/unlink",
+        "mmap/memread",
+    ] {
+        let cs = call_set(functions);
+        assert!(!cs.tests.is_empty(), "{functions}");
+        assert_distinct_classes(&cs);
+    }
+}
+
+#[test]
+fn names_no_branch_reads_make_no_classes() {
+    // link's names on a missing source: only whether they are equal to each other is read
+    // (no, `new` is never looked up), and close's fd is open or not.
+    let cs = call_set("link/close");
+    let enoent: Vec<&TestCase> = cs
+        .tests
+        .iter()
+        .filter(|t| {
+            t.expected
+                .iter()
+                .any(|e| e.slot == "a" && e.result.get("err") == Some(&Json::from(2)))
+        })
+        .collect();
+    assert!(!enoent.is_empty());
+    assert!(
+        enoent
+            .iter()
+            .all(|t| t.class.iter().all(|l| !l.contains("a.new"))),
+        "{:?}",
+        enoent.iter().map(|t| &t.class).collect::<Vec<_>>()
+    );
+}
