@@ -65,8 +65,8 @@ pub fn summarize(conflicts: &ConflictsFile, pairs: &[PairTests]) -> Vec<PairSumm
 pub struct Site {
     /// The two sides' code locations (the first site of each side), sorted.
     pub code: [String; 2],
-    /// What was shared, e.g. `jiffies_64`, `slab:dentry` (a slab cache) or `heap` (the most
-    /// frequent label).
+    /// What was shared, e.g. `jiffies_64`, `slab:dentry` (a slab cache), `percpu:runqueues`
+    /// or `page-map` (the most frequent label).
     pub what: String,
     /// Conflicted tests in which these sites shared memory.
     pub tests: usize,
