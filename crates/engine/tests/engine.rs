@@ -244,7 +244,7 @@ fn fresh_contexts_make_runs_reproducible() {
 
 #[test]
 fn a_class_is_the_relevant_facts_and_every_pair_of_relevant_terms() {
-    use commuter_engine::z3::ast::{Ast, Dynamic};
+    use commuter_engine::z3::ast::Dynamic;
     use commuter_engine::z3::{SatResult, Solver};
     use commuter_engine::{Concretizer, Pool};
     with_fresh_context(|| {
