@@ -20,41 +20,19 @@ struct PathTests {
 pub fn difference(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> String {
     let names = call_set_names(old, new, only);
     let width = names.iter().map(String::len).max().unwrap_or(0).max(8);
+    let classes_known = !lacks_classes(old) && !lacks_classes(new);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<width$}  {:>7}  {:>7}  {:>7}",
         "call set", "old", "new", "change"
     );
-    let find = |s: &'_ TestSuite, n: &str| -> Option<CallSetTests> {
-        s.call_sets.iter().find(|c| c.name() == n).cloned()
-    };
-    let classes_known = !lacks_classes(old) && !lacks_classes(new);
     let (mut total_old, mut total_new) = (0, 0);
     for name in &names {
         let (a, b) = (find(old, name), find(new, name));
-        let (na, nb) = (count(a.as_ref()), count(b.as_ref()));
-        total_old += na.unwrap_or(0);
-        total_new += nb.unwrap_or(0);
-        let paths = paths_of(a.as_ref(), b.as_ref());
-        let changed: Vec<(&String, &PathTests)> = paths
-            .iter()
-            .filter(|(_, p)| path_changed(p, classes_known))
-            .map(|(id, p)| (id, p))
-            .collect();
-        if na == nb && changed.is_empty() {
-            continue;
-        }
-        let change = nb.unwrap_or(0) as i64 - na.unwrap_or(0) as i64;
-        let _ = writeln!(
-            out,
-            "{name:<width$}  {:>7}  {:>7}  {change:>+7}",
-            show(na),
-            show(nb)
-        );
-        for (id, p) in changed {
-            describe_path(&mut out, id, p, classes_known);
-        }
+        total_old += count(a).unwrap_or(0);
+        total_new += count(b).unwrap_or(0);
+        call_set_section(&mut out, name, width, (a, b), classes_known);
     }
     let _ = writeln!(
         out,
@@ -66,6 +44,39 @@ pub fn difference(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> Strin
         out.push_str("(a suite records no classes: per path, only test counts are compared)\n");
     }
     out
+}
+
+fn find<'s>(suite: &'s TestSuite, name: &str) -> Option<&'s CallSetTests> {
+    suite.call_sets.iter().find(|c| c.name() == name)
+}
+
+/// One call set's line and its changed paths; nothing when nothing changed.
+fn call_set_section(
+    out: &mut String,
+    name: &str,
+    width: usize,
+    (a, b): (Option<&CallSetTests>, Option<&CallSetTests>),
+    classes_known: bool,
+) {
+    let (na, nb) = (count(a), count(b));
+    let paths = paths_of(a, b);
+    let changed: Vec<&(String, PathTests)> = paths
+        .iter()
+        .filter(|(_, p)| path_changed(p, classes_known))
+        .collect();
+    if na == nb && changed.is_empty() {
+        return;
+    }
+    let change = nb.unwrap_or(0) as i64 - na.unwrap_or(0) as i64;
+    let _ = writeln!(
+        out,
+        "{name:<width$}  {:>7}  {:>7}  {change:>+7}",
+        show(na),
+        show(nb)
+    );
+    for (id, p) in changed {
+        describe_path(out, id, p, classes_known);
+    }
 }
 
 fn call_set_names(old: &TestSuite, new: &TestSuite, only: Option<&str>) -> Vec<String> {

@@ -241,3 +241,41 @@ fn fresh_contexts_make_runs_reproducible() {
     assert_eq!(run(), run());
     let _ = Bool::lit(true);
 }
+
+#[test]
+fn a_class_is_the_relevant_facts_and_every_pair_of_relevant_terms() {
+    use commuter_engine::z3::ast::Dynamic;
+    use commuter_engine::z3::{SatResult, Solver};
+    use commuter_engine::{Concretizer, Pool};
+    with_fresh_context(|| {
+        let (x, y, z, w) = (
+            Name::fresh("x"),
+            Name::fresh("y"),
+            Name::fresh("z"),
+            Name::fresh("w"),
+        );
+        let (f, g) = (Bool::fresh("f"), Bool::fresh("g"));
+        let solver = Solver::new();
+        solver.assert(x.sym_eq(&y).0);
+        solver.assert((!x.sym_eq(&z)).0);
+        solver.assert(f.0.clone());
+        assert_eq!(solver.check(), SatResult::Sat);
+        let model = solver.get_model().expect("a model");
+        let pool = |_: &str| Pool::default();
+        let mut cx = Concretizer::new(&model, &pool);
+        for n in [&x, &y, &z, &w] {
+            cx.label("Name", n).expect("unbounded pool");
+        }
+        cx.bool(&f);
+        cx.bool(&g);
+        // `w` and `g` stand for what no branch mentions: no class lines, no constraint.
+        let ignored: Vec<Dynamic> = vec![Dynamic::from_ast(&w.0), Dynamic::from_ast(&g.0)];
+        let class = cx.class(&|d: &Dynamic| !ignored.contains(d));
+        assert_eq!(class.description, ["f", "x == y", "x != z", "y != z"]);
+        let formula = class.formula.to_string();
+        assert!(
+            !formula.contains('w') && !formula.contains('g'),
+            "{formula}"
+        );
+    });
+}
