@@ -37,19 +37,9 @@ impl Check {
 const SAME_NAME: usize = 0;
 const DIFFERENT_NAMES: usize = 1;
 
-/// The doctor's plan: stat of one name on both CPUs, then of two different names.
-pub fn plan() -> Plan {
-    let stat = |proc, name: &str| Call {
-        proc,
-        op: Op::Stat { name: name.into() },
-        expect: Expect {
-            ret: Ret::Ok(0),
-            data: None,
-            stat: None,
-            fds: None,
-        },
-    };
-    let setup = Setup {
+/// Two files, `f0` and `f1`, of one page each.
+pub fn two_files() -> Setup {
+    Setup {
         inodes: vec![Inode { data: vec![1] }, Inode { data: vec![2] }],
         names: vec![
             Name {
@@ -62,7 +52,22 @@ pub fn plan() -> Plan {
             },
         ],
         ..Setup::default()
+    }
+}
+
+/// The doctor's plan: stat of one name on both CPUs, then of two different names.
+pub fn plan() -> Plan {
+    let stat = |proc, name: &str| Call {
+        proc,
+        op: Op::Stat { name: name.into() },
+        expect: Expect {
+            ret: Ret::Ok(0),
+            data: None,
+            stat: None,
+            fds: None,
+        },
     };
+    let setup = two_files();
     let test = |name: &str, b: &str| Test {
         name: name.into(),
         setup: setup.clone(),

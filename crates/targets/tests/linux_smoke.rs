@@ -5,9 +5,8 @@
 //! the plugin and the guest itself with cargo (incremental, so cheap once built) into
 //! `target/tracer` and `target/guest`, then boots once for all cases (about 6 s of VM time).
 
-use commuter_guest::plan::{
-    Call, Expect, Inode, Name, Op, PLAN_VERSION, Plan, Ret, Setup, StatExpect, Test,
-};
+use commuter_guest::plan::{Call, Expect, Op, PLAN_VERSION, Plan, Ret, Setup, StatExpect, Test};
+use commuter_targets::doctor::two_files;
 use commuter_targets::linux::{self, LinuxConfig, LinuxRun, TestOutcome};
 mod common;
 
@@ -36,23 +35,6 @@ fn stat(name: &str, inode: usize) -> (Op, Expect) {
         fifo: None,
     };
     (Op::Stat { name: name.into() }, ok(Ret::Ok(0), Some(st)))
-}
-
-fn two_files() -> Setup {
-    Setup {
-        inodes: vec![Inode { data: vec![1] }, Inode { data: vec![2] }],
-        names: vec![
-            Name {
-                name: "f0".into(),
-                inode: 0,
-            },
-            Name {
-                name: "f1".into(),
-                inode: 1,
-            },
-        ],
-        ..Setup::default()
-    }
 }
 
 fn test(name: &str, setup: Setup, a: (Op, Expect), b: (Op, Expect)) -> Test {
