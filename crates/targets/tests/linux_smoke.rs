@@ -81,10 +81,7 @@ fn boot() -> Result<LinuxRun, String> {
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("linux-smoke");
     let mut cfg = LinuxConfig::locate(&repo(), plugin, guest, work).map_err(|e| e.to_string())?;
     // With the debug vmlinux the plugin also names slab caches (as `commuter run` does).
-    cfg.slab = vmlinux()
-        .map(|v| commuter_scan::slab_layout(&v))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    cfg.slab = Some(commuter_scan::slab_layout(&vmlinux()).map_err(|e| e.to_string())?);
     let run = linux::run(&cfg, &plan()).map_err(|e| e.to_string())?;
     eprintln!(
         "linux smoke boot: {:.1} s (outputs in {})",
@@ -94,9 +91,15 @@ fn boot() -> Result<LinuxRun, String> {
     Ok(run)
 }
 
-/// The debug vmlinux, if `scripts/install-linux-target --symbols` fetched it.
-fn vmlinux() -> Option<PathBuf> {
-    Some(repo().join(".cache/linux/vmlinux")).filter(|p| p.is_file())
+/// The debug vmlinux that `scripts/setup` installs; its absence fails the test.
+fn vmlinux() -> PathBuf {
+    let path = repo().join(".cache/linux/vmlinux");
+    assert!(
+        path.is_file(),
+        "no {}: run ./scripts/setup (it installs the kernels with their debug symbols)",
+        path.display()
+    );
+    path
 }
 
 /// One boot shared by every test in this file.
@@ -211,15 +214,12 @@ fn assert_calls_ran(t: &TestOutcome) {
     }
 }
 
-/// With the debug vmlinux (`scripts/install-linux-target --symbols`), the shared locations of
+/// With the debug vmlinux, the shared locations of
 /// the real run are named: the spike found the dentry's lockref for stat of one name.
 #[test]
 fn conflicts_are_symbolised_against_the_debug_kernel() {
     use commuter_scan::schema::{Status, Target, What};
-    let Some(vmlinux) = vmlinux() else {
-        eprintln!("SKIPPED: no .cache/linux/vmlinux (scripts/install-linux-target --symbols)");
-        return;
-    };
+    let vmlinux = vmlinux();
     let t = checked(STAT_SAME);
     let run = t.to_scan("stat-same".into(), ["stat".into(), "stat".into()]);
     let syms = commuter_scan::Symbols::open(&vmlinux).unwrap();
@@ -271,10 +271,6 @@ fn caches(t: &TestOutcome) -> Vec<&str> {
 /// share (at least) the directory's objects, which are slab objects too.
 #[test]
 fn shared_heap_objects_are_named_by_slab_cache() {
-    if vmlinux().is_none() {
-        eprintln!("SKIPPED: no .cache/linux/vmlinux (scripts/install-linux-target --symbols)");
-        return;
-    }
     let stat = checked(STAT_SAME);
     assert!(
         caches(stat).contains(&"dentry"),
