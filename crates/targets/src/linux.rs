@@ -35,6 +35,9 @@ pub enum LinuxError {
         .0.display()
     )]
     PluginNotFound(PathBuf),
+    /// No work directory: a run would scatter its files in the current directory.
+    #[error("no work directory for the VM's files (LinuxConfig::work_dir is empty)")]
+    NoWorkDir,
     /// The guest was not built.
     #[error(
         "guest binary {} does not exist: build it statically with `RUSTFLAGS=\"-C target-feature=+crt-static -C relocation-model=static\" cargo build --release --target x86_64-unknown-linux-gnu --manifest-path crates/guest/Cargo.toml --target-dir target/guest`",
@@ -343,6 +346,9 @@ fn read(path: &Path) -> Result<String, LinuxError> {
 
 fn prepare_work_dir(cfg: &LinuxConfig, plan: &Plan) -> Result<(), LinuxError> {
     let dir = &cfg.work_dir;
+    if dir.as_os_str().is_empty() {
+        return Err(LinuxError::NoWorkDir);
+    }
     std::fs::create_dir_all(dir).map_err(|e| io("create directory", dir, e))?;
     // Stale outputs of an earlier run must not be mistaken for this run's.
     for f in [CONSOLE, QEMU_LOG, PLUGIN_LOG, TRACE, "raw.txt"] {
