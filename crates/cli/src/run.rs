@@ -417,9 +417,12 @@ fn run_batches(
         }
         drop(send);
         // Scan on this thread as batches finish (symbols are not shared between threads).
+        // The platform is the same in every boot of a run: checked on the first that says.
+        let mut platform_checked = false;
         for (i, runs, platform) in receive {
-            if let Some(p) = platform {
+            if let (false, Some(p)) = (platform_checked, platform) {
                 check_platform(&p, symbols);
+                platform_checked = true;
             }
             let tests = scan(target.clone(), &runs, symbols).tests;
             let file = AtomicOutput::prepare(&batch_file(work, i))?;
@@ -436,29 +439,26 @@ fn next(queue: &std::sync::Mutex<std::vec::IntoIter<usize>>) -> Option<usize> {
     queue.lock().ok()?.next()
 }
 
-/// One VM boot for one batch; a failed boot marks every test of the batch.
-/// Says, once per run, when the kernel's results may not be its own: a clocksource other than
-/// the TSC, or debug symbols of another build.
+/// Says when the kernel's results may not be its own: a clocksource other than the TSC, or
+/// debug symbols of another build.
 fn check_platform(platform: &Platform, symbols: Option<&Symbols>) {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        if platform.clocksource != linux::CLOCKSOURCE {
-            eprintln!(
-                "warning: the guest's clocksource is `{}`, not {}: conflicts on the clock are the virtual platform's (see `commuter doctor`)",
-                platform.clocksource,
-                linux::CLOCKSOURCE
-            );
-        }
-        let banner = symbols.and_then(Symbols::linux_banner);
-        if let Some(b) = banner.filter(|b| *b != platform.version) {
-            eprintln!(
-                "warning: the debug symbols are of another build ({b}) than the kernel ({}): locations may be named wrongly (see `commuter doctor`)",
-                platform.version
-            );
-        }
-    });
+    if platform.clocksource != linux::CLOCKSOURCE {
+        eprintln!(
+            "warning: the guest's clocksource is `{}`, not {}: conflicts on the clock are the virtual platform's (see `commuter doctor`)",
+            platform.clocksource,
+            linux::CLOCKSOURCE
+        );
+    }
+    let banner = symbols.and_then(Symbols::linux_banner);
+    if let Some(b) = banner.filter(|b| *b != platform.version) {
+        eprintln!(
+            "warning: the debug symbols are of another build ({b}) than the kernel ({}): locations may be named wrongly (see `commuter doctor`)",
+            platform.version
+        );
+    }
 }
 
+/// One VM boot for one batch; a failed boot marks every test of the batch.
 fn boot(
     cfg: &LinuxConfig,
     work: &Path,
