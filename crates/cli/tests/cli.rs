@@ -1,25 +1,14 @@
 //! End-to-end tests through the real `commuter` binary.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn commuter(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_commuter"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the commuter binary runs")
-}
+mod common;
+use common::commuter;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("commuter-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    common::temp_dir("cli", name)
 }
 
 #[test]

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod common;
+use common::commuter;
+
 use commuter_scan::ConflictsFile;
 use commuter_scan::schema::{Location, Status, What};
 use commuter_testgen::{TestSuite, parse_suite};
@@ -56,14 +59,6 @@ fn kernel(series: &str) -> Kernel {
         .expect("a supported series")
 }
 
-fn commuter(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_commuter"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("commuter runs")
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}\n{}",
@@ -73,10 +68,7 @@ fn text(out: &Output) -> String {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("commuter-kernels-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    common::temp_dir("kernels", name)
 }
 
 fn doctor(k: &Kernel, vmlinux: &Path, extra: &[&str]) -> Output {

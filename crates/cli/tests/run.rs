@@ -2,17 +2,12 @@
 //! resuming a killed run. Needs `./scripts/setup`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn commuter(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_commuter"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("commuter runs")
-}
+mod common;
+use common::commuter;
 
 fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -30,9 +25,7 @@ fn json(path: &Path) -> Value {
 
 /// A small stat/stat suite in a fresh directory.
 fn suite(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("commuter-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::temp_dir("run", name);
     ok(&commuter(
         &[
             "testgen",
