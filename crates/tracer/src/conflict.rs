@@ -132,8 +132,8 @@ fn by_line(accesses: &[Access]) -> HashMap<u64, LineUse> {
             let use_ = lines.entry(line).or_default();
             use_.add(a.pc, a.write, mask);
             // A line never crosses a page, so the access's mapping covers the whole line.
-            let vstart = a.vaddr.wrapping_add(line * LINE).wrapping_sub(a.addr);
-            use_.vline.get_or_insert(vstart);
+            use_.vline
+                .get_or_insert_with(|| a.vaddr.wrapping_add(line * LINE).wrapping_sub(a.addr));
             at = line_end;
         }
     }
