@@ -306,6 +306,15 @@ impl Int {
         let o = o.into_int();
         Int(self.ge(&o).0.ite(&self.0, &o.0))
     }
+    /// How many of `conds` hold (a term, not a branch).
+    pub fn count<I: IntoIterator<Item = Bool>>(conds: I) -> Int {
+        let one = ZInt::from_i64(1);
+        let zero = ZInt::from_i64(0);
+        conds
+            .into_iter()
+            .map(|c| c.0.ite(&one, &zero))
+            .fold(Int::lit(0), |sum, term| Int(sum.0 + term))
+    }
     /// The constant value, if the term simplifies to one.
     pub fn as_const(&self) -> Option<i64> {
         self.0.simplify().as_i64()

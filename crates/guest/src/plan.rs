@@ -94,6 +94,22 @@ pub struct Inode {
     /// One data value per page.
     #[serde(default)]
     pub data: Vec<u8>,
+    /// Links in all: the setup's names plus links from a directory no call sees (absent: as
+    /// many as its names). A model with link counts gives them, so that removing the last
+    /// link is what it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlink: Option<u64>,
+}
+
+impl Inode {
+    /// Links from outside the test's directory that the setup must create.
+    pub fn hidden_links(&self, names: usize) -> usize {
+        self.nlink.map_or(0, |n| {
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(names)
+        })
+    }
 }
 
 /// A directory entry naming an inode.
@@ -493,6 +509,20 @@ impl Test {
             check_name(&n.name)?;
             check_index("inode", n.inode, s.inodes.len())?;
         }
+        for (i, inode) in s.inodes.iter().enumerate() {
+            let names = s.names.iter().filter(|n| n.inode == i).count();
+            match inode.nlink {
+                Some(n) if n < names as u64 => {
+                    return Err(format!(
+                        "inode {i} has {n} links but {names} names name it (a model's link count must count every name)"
+                    ));
+                }
+                Some(n) if n > MAX_LINKS => {
+                    return Err(format!("inode {i} has {n} links, at most {MAX_LINKS}"));
+                }
+                _ => {}
+            }
+        }
         for p in &s.procs {
             check_proc(p, s)?;
         }
@@ -504,6 +534,9 @@ impl Test {
         Ok(())
     }
 }
+
+/// Links an inode may have in a setup (each hidden one is a file the guest creates).
+pub const MAX_LINKS: u64 = 16;
 
 fn check_index(what: &str, i: usize, len: usize) -> Result<(), String> {
     if i < len {
@@ -623,6 +656,17 @@ mod tests {
     }
 
     #[test]
+    fn links_beyond_the_names_are_hidden_ones() {
+        let inode = |nlink| Inode {
+            data: vec![],
+            nlink,
+        };
+        assert_eq!(inode(None).hidden_links(2), 0);
+        assert_eq!(inode(Some(3)).hidden_links(1), 2);
+        assert_eq!(inode(Some(0)).hidden_links(0), 0);
+    }
+
+    #[test]
     fn ops_use_the_call_tag() {
         let op: Op = serde_json::from_str(r#"{"call":"open","name":"a","creat":true}"#).unwrap();
         assert_eq!(
@@ -654,6 +698,8 @@ mod tests {
         assert!(invalid(|t| t.setup.names[0].name = "a/b".into()).contains("bad file name"));
         assert!(invalid(|t| t.calls[1].proc = 2).contains("process 2"));
         assert!(invalid(|t| t.calls[0].expect.ret = Ret::Err("ENOPE".into())).contains("ENOPE"));
+        assert!(invalid(|t| t.setup.inodes[0].nlink = Some(0)).contains("must count every name"));
+        assert!(invalid(|t| t.setup.inodes[0].nlink = Some(99)).contains("at most 16"));
         let bad_version = EXAMPLE.replacen("\"version\": 1", "\"version\": 2", 1);
         assert!(matches!(
             Plan::from_json(&bad_version),

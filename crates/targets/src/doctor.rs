@@ -40,7 +40,16 @@ const DIFFERENT_NAMES: usize = 1;
 /// Two files, `f0` and `f1`, of one page each.
 pub fn two_files() -> Setup {
     Setup {
-        inodes: vec![Inode { data: vec![1] }, Inode { data: vec![2] }],
+        inodes: vec![
+            Inode {
+                data: vec![1],
+                nlink: None,
+            },
+            Inode {
+                data: vec![2],
+                nlink: None,
+            },
+        ],
         names: vec![
             Name {
                 name: "f0".into(),

@@ -4,8 +4,9 @@
 //!
 //! Some expectations cannot be checked on a real kernel and are left out, as in the original
 //! tool: the numbers of newly opened fds (the guest's processes hold other fds), the page a
-//! non-fixed `mmap` picks, link counts and times (the model does not track them as Linux
-//! does), and the identity of inodes a call created.
+//! non-fixed `mmap` picks, times (the model's clock is not Linux's), and the identity of inodes
+//! a call created. Link counts are checked: the setup gives each inode the links the model
+//! says it has, hidden ones included.
 
 use commuter_guest::plan::{
     Call, Expect, Op, Ret, Setup, StatExpect, Test, errno_name, signal_name,
@@ -143,10 +144,11 @@ fn stat_expectation(expect: &mut Expect, ok: &Json, inodes: usize) -> Result<(),
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&i| i < inodes);
     let size = st.get("size").map(number).transpose()?;
+    let nlink = st.get("nlink").map(number).transpose()?;
     expect.stat = Some(StatExpect {
         inode,
         size: size.map(|s| (s * PAGE) as u64),
-        nlink: None,
+        nlink: nlink.map(|n| n as u64),
         fifo: Some(false),
     });
     Ok(())
@@ -200,7 +202,7 @@ mod tests {
         let stat = t.calls[0].expect.stat.clone().expect("stat checked");
         assert_eq!(
             (stat.inode, stat.size, stat.nlink),
-            (Some(0), Some(8192), None)
+            (Some(0), Some(8192), Some(7))
         );
         assert_eq!(t.calls[1].expect.ret, Ret::Ok(4096));
         assert_eq!(t.calls[1].expect.data, Some(4));

@@ -58,9 +58,19 @@ fn map(page: u32, backing: Backing, writable: bool) -> Map {
 /// Inode 0: pages [1, 2] named f0; inode 1: page [3] named f1; pipe 0 holds [4];
 /// process 0: fd 10 -> inode 0 at 0, fd 20/21 -> pipe 0, page 0 anon(5) writable,
 /// page 1 inode 1 beyond its end; process 1: fd 10 -> inode 1 at 4096, page 0 anon(6) read-only.
+/// Inode 1 has three links: f1 and two from outside the test's directory.
 fn setup() -> Setup {
     Setup {
-        inodes: vec![Inode { data: vec![1, 2] }, Inode { data: vec![3] }],
+        inodes: vec![
+            Inode {
+                data: vec![1, 2],
+                nlink: None,
+            },
+            Inode {
+                data: vec![3],
+                nlink: Some(3),
+            },
+        ],
         names: vec![
             Name {
                 name: "f0".into(),
@@ -110,7 +120,7 @@ fn cases() -> Vec<Case> {
     let stat1 = StatExpect {
         inode: Some(1),
         size: Some(4096),
-        nlink: Some(1),
+        nlink: Some(3),
         fifo: None,
     };
     let fstat0 = StatExpect {

@@ -227,3 +227,41 @@ fn names_no_branch_reads_make_no_classes() {
         enoent.iter().map(|t| &t.class).collect::<Vec<_>>()
     );
 }
+
+/// The link count of the inode `name` names in the test's setup, and how many names name it.
+fn links_of(t: &TestCase, name: &Json) -> Option<(i64, usize)> {
+    let names = t.setup["names"].as_array()?;
+    let inode = names.iter().find(|n| &n["name"] == name)?["inode"].as_i64()?;
+    let nlink = t.setup["inodes"][inode as usize]["nlink"].as_i64()?;
+    let named = names.iter().filter(|n| n["inode"] == inode).count();
+    Some((nlink, named))
+}
+
+#[test]
+fn unlinking_the_last_link_and_another_link_are_both_covered() {
+    let cs = call_set("unlink/unlink");
+    let succeeding: Vec<(i64, usize)> = cs
+        .tests
+        .iter()
+        .filter_map(|t| links_of(t, arg(t, 0, "name")))
+        .collect();
+    assert!(
+        succeeding.contains(&(1, 1)),
+        "no unlink/unlink test removes a file's last link: {succeeding:?}"
+    );
+    assert!(
+        succeeding.iter().any(|&(nlink, _)| nlink > 1),
+        "no unlink/unlink test removes one of several links: {succeeding:?}"
+    );
+    // Setups are realisable: an inode never has fewer links than names naming it.
+    for t in &cs.tests {
+        for n in t.setup["names"].as_array().into_iter().flatten() {
+            let (nlink, named) = links_of(t, &n["name"]).expect("a named inode has a link count");
+            assert!(
+                nlink >= named as i64,
+                "{}: {nlink} links, {named} names",
+                t.id
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 use commuter_engine::{Bool, Int, SymEq, Symbolic, assume};
 
 use super::alloc::{any_free_fd, fresh_inode, lowest_free_fd};
+use super::ledger;
 use super::pipe::{pipe_read, pipe_write};
 use super::state::errno::*;
 use super::state::{DataVal, Errno, Fd, FileName, Inode, Inum, PAGE, Pages, PosixState, proc_of};
@@ -197,8 +198,37 @@ pub fn unlink(s: &mut PosixState, a: &NameArgs) -> Result<(), Errno> {
     }
     let inum = s.dir_get(&a.name);
     s.dir_remove(&a.name);
-    relink(s, &inum, -1);
+    drop_link(s, &inum);
     Ok(())
+}
+
+/// Removes one link of `inum`. Removing the last one is a situation of its own, though the
+/// interface shows it only in `nlink`: the file system drops the inode there (Linux:
+/// `drop_nlink`, `iput_final`, the page cache's truncation; the tests that found those sites
+/// enumerated link counts before any branch read them).
+fn drop_link(s: &mut PosixState, inum: &Inum) {
+    let _last_link = s.i_map.get(inum).nlink.eq(1).branch();
+    relink(s, inum, -1);
+}
+
+/// Every inode has at least as many links as names naming it in the initial directory (it may
+/// have more: links from directories the model does not show, which test setups create).
+pub fn assume_link_counts(s: &PosixState) {
+    let dir = s.root_dir.clone();
+    let inodes = s.i_map.clone();
+    ledger::for_all_name_sets(move |names| {
+        let names_of = |inum: &Inum| {
+            Int::count(
+                names
+                    .iter()
+                    .map(|m| dir.contains(m) & dir.get(m).sym_eq(inum)),
+            )
+        };
+        Bool::all(names.iter().map(|n| {
+            let inum = dir.get(n);
+            !dir.contains(n) | inodes.get(&inum).nlink.ge(names_of(&inum))
+        }))
+    });
 }
 
 /// As the paper's model: only `src == dst` is a no-op (Linux also does nothing when both
@@ -212,7 +242,7 @@ pub fn rename(s: &mut PosixState, a: &RenameArgs) -> Result<(), Errno> {
     }
     if s.dir_contains(&a.dst).branch() {
         let old = s.dir_get(&a.dst);
-        relink(s, &old, -1);
+        drop_link(s, &old);
     }
     let moved = s.dir_get(&a.src);
     s.dir_insert(&a.dst, &moved);

@@ -47,13 +47,13 @@ impl<K: Key> Default for Facts<K> {
 }
 
 impl<K: Key> Facts<K> {
-    /// Record `k`; the facts to assume at it if it is new.
-    fn touch(&mut self, k: &K) -> Vec<Fact<K>> {
+    /// Record `k`; if it is new, the facts to assume at it.
+    fn touch(&mut self, k: &K) -> Option<Vec<Fact<K>>> {
         if self.seen.insert(k.key_ast()) {
             self.keys.push(k.clone());
-            self.facts.clone()
+            Some(self.facts.clone())
         } else {
-            Vec::new()
+            None
         }
     }
 
@@ -64,9 +64,13 @@ impl<K: Key> Facts<K> {
     }
 }
 
+/// A fact about every touched key of a map at once (e.g. counting the names of an inode).
+pub type SetFact<K> = Rc<dyn Fn(&[K]) -> Bool>;
+
 #[derive(Default)]
 struct Ledger {
     names: Facts<FileName>,
+    name_sets: Vec<SetFact<FileName>>,
     fds: [Facts<Int>; PROCESSES],
     /// The lowest free fds of each process's initial table, ascending.
     free_fds: [Vec<Int>; PROCESSES],
@@ -94,8 +98,20 @@ pub fn touch_name(name: &FileName) {
     if !exploring() {
         return;
     }
-    let facts = LEDGER.with(|l| l.borrow_mut().names.touch(name));
+    let touched = LEDGER.with(|l| {
+        let mut l = l.borrow_mut();
+        let facts = l.names.touch(name)?;
+        Some((facts, l.name_sets.clone(), l.names.keys.clone()))
+    });
+    let Some((facts, set_facts, keys)) = touched else {
+        return;
+    };
     assume_at(&facts, std::slice::from_ref(name));
+    // A set fact over more keys implies the same fact over fewer (counts only grow), so
+    // assuming it again at every new key keeps it exact without retracting anything.
+    for fact in set_facts {
+        assume(&fact(&keys));
+    }
 }
 
 /// A key of process `p`'s fd table that the path reads or writes.
@@ -104,7 +120,7 @@ pub fn touch_fd(p: usize, fd: &Int) {
         return;
     }
     let facts = LEDGER.with(|l| l.borrow_mut().fds[p].touch(fd));
-    assume_at(&facts, std::slice::from_ref(fd));
+    assume_at(&facts.unwrap_or_default(), std::slice::from_ref(fd));
 }
 
 /// Assume `fact` at every key of `root_dir`.
@@ -112,6 +128,21 @@ pub fn for_all_names(fact: impl Fn(&FileName) -> Bool + 'static) {
     let fact: Fact<FileName> = Rc::new(fact);
     let keys = LEDGER.with(|l| l.borrow_mut().names.add(fact.clone()));
     assume_at(&[fact], &keys);
+}
+
+/// Assume `fact` of the set of touched keys of `root_dir`, now and whenever a key is added.
+/// Exact for facts that untouched keys can always be made to satisfy (an untouched name can
+/// be absent), like "an inode has at least as many links as names naming it".
+pub fn for_all_name_sets(fact: impl Fn(&[FileName]) -> Bool + 'static) {
+    let fact: SetFact<FileName> = Rc::new(fact);
+    let keys = LEDGER.with(|l| {
+        let mut l = l.borrow_mut();
+        l.name_sets.push(fact.clone());
+        l.names.keys.clone()
+    });
+    if !keys.is_empty() {
+        assume(&fact(&keys));
+    }
 }
 
 /// Assume `fact` at every key of process `p`'s fd table.

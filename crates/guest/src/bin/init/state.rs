@@ -10,11 +10,16 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::fs::MetadataExt;
 
 /// Inode files live here until every process holds what it needs, then they are unlinked so
-/// that only the plan's names remain (and link counts match the model).
+/// that only the plan's names remain, with the links an inode has beyond its names (its
+/// `nlink`): those stay in this directory, which no call names, so link counts match the model.
 const INODE_DIR: &str = ".inodes";
 
 fn inode_path(i: usize) -> String {
     format!("{INODE_DIR}/{i}")
+}
+
+fn hidden_link_path(i: usize, k: usize) -> String {
+    format!("{INODE_DIR}/{i}.{k}")
 }
 
 fn ctx(what: impl Fn() -> String) -> impl FnOnce(io::Error) -> io::Error {
@@ -25,6 +30,8 @@ fn ctx(what: impl Fn() -> String) -> impl FnOnce(io::Error) -> io::Error {
 pub struct Fs {
     /// st_ino of each setup inode.
     pub inos: Vec<u64>,
+    /// Whether [`INODE_DIR`] keeps hidden links (then it stays until the test is cleaned).
+    hidden: bool,
     /// Both ends of each setup pipe, held by the coordinator until the processes dup them.
     pub pipes: Vec<[i32; 2]>,
 }
@@ -43,11 +50,24 @@ pub fn create(setup: &Setup) -> io::Result<Fs> {
     for n in &setup.names {
         fs::hard_link(inode_path(n.inode), &n.name).map_err(ctx(|| format!("link {}", n.name)))?;
     }
+    let mut hidden = false;
+    for (i, inode) in setup.inodes.iter().enumerate() {
+        let names = setup.names.iter().filter(|n| n.inode == i).count();
+        for k in 0..inode.hidden_links(names) {
+            hidden = true;
+            fs::hard_link(inode_path(i), hidden_link_path(i, k))
+                .map_err(ctx(|| format!("hidden link {k} of inode {i}")))?;
+        }
+    }
     let mut pipes = Vec::new();
     for p in &setup.pipes {
         pipes.push(make_pipe(&p.data)?);
     }
-    Ok(Fs { inos, pipes })
+    Ok(Fs {
+        inos,
+        hidden,
+        pipes,
+    })
 }
 
 fn make_pipe(data: &[u8]) -> io::Result<[i32; 2]> {
@@ -74,6 +94,9 @@ impl Fs {
         }
         for i in 0..self.inos.len() {
             fs::remove_file(inode_path(i)).map_err(ctx(|| format!("unlink inode {i}")))?;
+        }
+        if self.hidden {
+            return Ok(());
         }
         fs::remove_dir(INODE_DIR)
     }
