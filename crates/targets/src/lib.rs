@@ -1,4 +1,8 @@
-//! `commuter-targets`: runs guest plans on real implementations and collects what happened.
+//! `commuter-targets`: runs test suites on real implementations and collects what happened.
+//!
+//! [`suite`] is the seam: a [`suite::Target`] prepares tests and runs batches of them, and
+//! [`suite::run_suite`] does what every target needs (batches, VMs in parallel, resume,
+//! scanning). [`kernel`] is the Linux kernel as a target of POSIX tests.
 //!
 //! The Linux target ([`linux`]) packs the guest runner and a plan into an initramfs
 //! ([`initramfs`]), boots Debian's stock kernel under `qemu-system-x86_64` with the tracer
@@ -8,5 +12,7 @@
 
 pub mod doctor;
 pub mod initramfs;
+pub mod kernel;
 pub mod linux;
 pub mod posix;
+pub mod suite;

@@ -11,8 +11,6 @@
 //! Invariant: no IO. Output order is canonical (call sets in selection order, paths in the
 //! analyzer's order, tests in enumeration order within one fresh Z3 context per call set).
 
-mod suite;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -27,7 +25,7 @@ use commuter_engine::{
 };
 use rayon::prelude::*;
 
-pub use suite::{
+pub use commuter_tests_format::{
     CallSetTests, Expectation, LoadError, TESTS_SCHEMA, TESTS_VERSION, TestCall, TestCase,
     TestError, TestSuite, parse_suite,
 };

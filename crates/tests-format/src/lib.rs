@@ -1,5 +1,8 @@
 //! The `tests.json` schema: everything a target needs to set up and run each test, with no
 //! access to the model or the solver.
+//!
+//! Plain data with serde only (no Z3), so targets, the harness that implementations link and
+//! static guest binaries read test suites with the same types `commuter testgen` writes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;

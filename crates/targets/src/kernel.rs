@@ -1,0 +1,180 @@
+//! The Linux kernel as a target of POSIX-model tests: each test becomes a guest plan test
+//! ([`posix`](crate::posix)), batches boot the stock kernel under the tracer
+//! ([`linux`](crate::linux)), and conflicts are named with the kernel's debug image.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use commuter_guest::plan::{PLAN_VERSION, Plan, Test};
+use commuter_guest::report::Platform;
+use commuter_scan::Symbols;
+use commuter_scan::schema::Target as TargetInfo;
+use commuter_tests_format::{TestCase, TestSuite};
+
+use crate::linux::{self, LinuxConfig};
+use crate::posix::{PosixTest, plan_test};
+use crate::suite::{BatchRun, Events, Item, SuiteError, Target};
+
+/// Runs POSIX tests on a Linux kernel under the tracer.
+pub struct LinuxKernel {
+    cfg: LinuxConfig,
+    /// Taken by [`Target::open_symbols`]; also the source of the plugin's layouts.
+    symbols: Mutex<Option<Symbols>>,
+    /// Why there are no symbols, said once when the run opens them.
+    symbols_problem: Option<String>,
+}
+
+impl LinuxKernel {
+    /// A kernel target booting `cfg` (its `work_dir` is replaced per batch) and naming what it
+    /// finds with the debug image `vmlinux`; without a usable one, conflicts stay unnamed and
+    /// the run says why.
+    pub fn new(mut cfg: LinuxConfig, vmlinux: &Path) -> LinuxKernel {
+        let (symbols, symbols_problem) = match Symbols::open(vmlinux) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "conflicts are not symbolised ({e}); `COMMUTER_LINUX_SYMBOLS=1 ./scripts/setup` fetches the symbols"
+                )),
+            ),
+        };
+        let mut problems = symbols_problem.into_iter().collect::<Vec<_>>();
+        // The plugin names slab caches and places per-CPU data with layouts read from the same
+        // debug image.
+        if let Some(s) = &symbols {
+            match s.slab_layout() {
+                Ok(layout) => cfg.slab = Some(layout),
+                Err(e) => problems.push(format!("heap objects are not named by slab cache ({e})")),
+            }
+            cfg.percpu = s.percpu_layout();
+        }
+        LinuxKernel {
+            cfg,
+            symbols: Mutex::new(symbols),
+            symbols_problem: (!problems.is_empty()).then(|| problems.join("; ")),
+        }
+    }
+
+    /// The configuration batches boot with.
+    pub fn config(&self) -> &LinuxConfig {
+        &self.cfg
+    }
+}
+
+impl Target for LinuxKernel {
+    type Prepared = Test;
+
+    fn describe(&self) -> TargetInfo {
+        TargetInfo {
+            name: "linux".into(),
+            version: kernel_version(&self.cfg.kernel),
+            symbols: None,
+        }
+    }
+
+    fn check_suite(&self, suite: &TestSuite) -> Result<(), SuiteError> {
+        if suite.model != "posix" {
+            return Err(SuiteError::Model {
+                target: "linux".into(),
+                expected: "posix".into(),
+                found: suite.model.clone(),
+            });
+        }
+        match suite.call_sets.iter().find(|c| c.calls.len() != 2) {
+            Some(cs) => Err(SuiteError::Arity {
+                target: "linux".into(),
+                call_set: cs.name(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn prepare(&self, test: &TestCase) -> Result<Test, String> {
+        translate_test(test)
+    }
+
+    fn run_batch(&self, batch: &[&Item<Test>], work_dir: &Path) -> Result<BatchRun, String> {
+        let plan = Plan {
+            version: PLAN_VERSION,
+            cpus: [1, 2],
+            tests: batch
+                .iter()
+                .filter_map(|item| item.test.as_ref().ok().cloned())
+                .collect(),
+        };
+        let cfg = LinuxConfig {
+            work_dir: work_dir.to_path_buf(),
+            ..self.cfg.clone()
+        };
+        let run = linux::run(&cfg, &plan).map_err(|e| e.to_string())?;
+        Ok(BatchRun {
+            runs: batch
+                .iter()
+                .zip(&run.tests)
+                .map(|(item, outcome)| outcome.to_scan(item.id.clone(), item.calls.clone()))
+                .collect(),
+            platform: run.platform,
+        })
+    }
+
+    fn open_symbols(&self, events: &dyn Events) -> Option<Symbols> {
+        if let Some(problem) = &self.symbols_problem {
+            events.warn(problem);
+        }
+        self.symbols.lock().ok()?.take()
+    }
+
+    fn platform_warnings(&self, platform: &Platform, symbols: Option<&Symbols>) -> Vec<String> {
+        platform_warnings(platform, symbols)
+    }
+}
+
+/// When the kernel's results may not be its own: a clocksource other than the TSC, or debug
+/// symbols of another build.
+pub fn platform_warnings(platform: &Platform, symbols: Option<&Symbols>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if platform.clocksource != linux::CLOCKSOURCE {
+        warnings.push(format!(
+            "the guest's clocksource is `{}`, not {}: conflicts on the clock are the virtual platform's (see `commuter doctor`)",
+            platform.clocksource,
+            linux::CLOCKSOURCE
+        ));
+    }
+    let banner = symbols.and_then(Symbols::linux_banner);
+    if let Some(b) = banner.filter(|b| *b != platform.version) {
+        warnings.push(format!(
+            "the debug symbols are of another build ({b}) than the kernel ({}): locations may be named wrongly (see `commuter doctor`)",
+            platform.version
+        ));
+    }
+    warnings
+}
+
+/// `6.12.95+deb12-amd64` from `vmlinuz-6.12.95+deb12-amd64` (following a symlink).
+pub fn kernel_version(kernel: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(kernel).unwrap_or_else(|_| PathBuf::from(kernel));
+    let name = real.file_name()?.to_string_lossy().into_owned();
+    name.strip_prefix("vmlinuz-").map(str::to_string)
+}
+
+/// A `tests.json` test as a guest plan test.
+fn translate_test(t: &TestCase) -> Result<Test, String> {
+    let result_of = |order: &str, slot: &str| {
+        t.expected
+            .iter()
+            .find(|e| e.order == order && e.slot == slot)
+            .map(|e| &e.result)
+            .ok_or_else(|| format!("no expected result for order {order}"))
+    };
+    let posix = PosixTest {
+        name: &t.id,
+        setup: &t.setup,
+        calls: [
+            (t.calls[0].call.as_str(), &t.calls[0].args),
+            (t.calls[1].call.as_str(), &t.calls[1].args),
+        ],
+        // The guest runs A, then B: A's result as A alone first, B's after A.
+        expected: [result_of("a", "a")?, result_of("ab", "b")?],
+    };
+    plan_test(&posix).map_err(|e| e.to_string())
+}
