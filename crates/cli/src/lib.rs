@@ -17,6 +17,7 @@ mod common;
 mod diff;
 mod doctor;
 mod output;
+mod report;
 mod run;
 mod testgen;
 
@@ -55,6 +56,11 @@ enum Command {
     /// Boot a kernel once and say whether it can be used (markers, clocksource, symbols, slab
     /// and per-CPU layouts).
     Doctor(doctor::DoctorArgs),
+    /// The summary (and heat map) of a finished run's conflicts.json.
+    Report(report::ReportArgs),
+    /// Compare two runs: per call pair, per test, per code site; exit code 1 if the second
+    /// is worse (a test became conflicted, mismatched or unjudged).
+    Diff(report::DiffArgs),
 }
 
 /// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
@@ -132,9 +138,15 @@ where
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&registry, &args),
         Command::Doctor(args) => doctor::doctor(&args),
+        Command::Report(args) => report::report(&args),
+        Command::Diff(args) => report::diff(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<report::Worse>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {

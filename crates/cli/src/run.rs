@@ -217,7 +217,7 @@ impl KernelInputs {
     }
 }
 
-fn pair_counts(suite: &TestSuite) -> Vec<commuter_report::PairTests> {
+pub(crate) fn pair_counts(suite: &TestSuite) -> Vec<commuter_report::PairTests> {
     suite
         .call_sets
         .iter()

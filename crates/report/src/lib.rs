@@ -1,13 +1,16 @@
 //! `commuter-report`: turns a `conflicts.json` into what people read: a terminal summary per
-//! call pair and the paper-style triangular heat map (`heatmap.svg`).
+//! call pair, the paper-style triangular heat map (`heatmap.svg`), and the comparison of two
+//! runs ([`diff`]).
 //!
 //! No IO: every function takes the parsed data and returns a `String`; the CLI writes it.
 //! The per-pair test counts come from `tests.json` ([`PairTests`]), so that pairs whose tests
 //! did not all run (or that have no tests) are still shown truthfully.
 
+mod diff;
 mod heatmap;
 mod summary;
 
+pub use diff::{PairDelta, RunDiff, TestChange, diff, diff_terminal};
 pub use heatmap::heatmap_svg;
 pub use summary::{PairSummary, Site, summarize, terminal, top_sites};
 
@@ -18,4 +21,22 @@ pub struct PairTests {
     pub calls: [String; 2],
     /// Tests generated for the pair.
     pub tests: usize,
+}
+
+/// The call pairs of a conflicts file and their test counts, in order of first appearance:
+/// for reports made without the suite's `tests.json`.
+pub fn pairs_of(conflicts: &commuter_scan::ConflictsFile) -> Vec<PairTests> {
+    let mut pairs: Vec<PairTests> = Vec::new();
+    let mut index = std::collections::BTreeMap::new();
+    for t in &conflicts.tests {
+        let i = *index.entry(summary::key(&t.calls)).or_insert_with(|| {
+            pairs.push(PairTests {
+                calls: t.calls.clone(),
+                tests: 0,
+            });
+            pairs.len() - 1
+        });
+        pairs[i].tests += 1;
+    }
+    pairs
 }

@@ -31,7 +31,7 @@ impl PairSummary {
 }
 
 /// Unordered pair key, so that `stat/open` tests count for the suite's `open/stat`.
-fn key(calls: &[String; 2]) -> (String, String) {
+pub(crate) fn key(calls: &[String; 2]) -> (String, String) {
     let [a, b] = calls.clone();
     if a <= b { (a, b) } else { (b, a) }
 }

@@ -1,7 +1,9 @@
 //! Snapshot tests of the terminal report and the heat map on a small synthetic conflicts file
 //! (the real schema, made-up tests).
 
-use commuter_report::{PairTests, heatmap_svg, summarize, terminal, top_sites};
+use commuter_report::{
+    PairTests, diff, diff_terminal, heatmap_svg, pairs_of, summarize, terminal, top_sites,
+};
 use commuter_scan::ConflictsFile;
 use commuter_scan::schema::{
     Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ErrorKind, Frame, Location, Mismatch,
@@ -208,4 +210,57 @@ fn heatmap() {
         "{svg}"
     );
     insta::assert_snapshot!(svg);
+}
+
+/// The same suite after a "patch": one test became conflicted (on a new site), one
+/// conflict-free, the mismatch was fixed, one test could no longer be judged.
+fn patched() -> ConflictsFile {
+    let mut f = conflicts();
+    let by_id = |f: &mut ConflictsFile, id: &str| {
+        let i = f.tests.iter().position(|t| t.id == id).expect("test");
+        i
+    };
+    let i = by_id(&mut f, "stat_stat_0_1");
+    f.tests[i].status = Status::Conflicted;
+    f.tests[i].shared = vec![ctime()];
+    let i = by_id(&mut f, "stat_stat_1_0");
+    f.tests[i].status = Status::ConflictFree;
+    f.tests[i].shared.clear();
+    let i = by_id(&mut f, "open_stat_0_2");
+    f.tests[i].mismatches.clear();
+    let i = by_id(&mut f, "getpid_open_0_0");
+    f.tests[i].status = Status::Unknown;
+    f
+}
+
+#[test]
+fn a_run_compared_with_itself_got_no_worse() {
+    let d = diff(&conflicts(), &conflicts());
+    assert!(!d.got_worse());
+    assert!(d.became_conflicted.is_empty() && d.sites_appeared.is_empty());
+    assert!(diff_terminal(&d, 10).ends_with("nothing got worse\n"));
+}
+
+#[test]
+fn a_patch_that_adds_sharing_got_worse() {
+    let d = diff(&conflicts(), &patched());
+    assert!(d.got_worse());
+    assert_eq!(d.became_conflicted[0].id, "stat_stat_0_1");
+    assert_eq!(d.became_conflict_free[0].id, "stat_stat_1_0");
+    assert_eq!(d.fixed_mismatches, ["open_stat_0_2"]);
+    assert_eq!(d.new_unknown, ["getpid_open_0_0"]);
+    // The back direction: the fix made nothing worse but the unknown test is judged again.
+    assert!(diff(&patched(), &conflicts()).got_worse());
+    insta::assert_snapshot!(diff_terminal(&d, 10));
+}
+
+#[test]
+fn pairs_come_from_the_conflicts_file_when_there_is_no_suite() {
+    let pairs = pairs_of(&conflicts());
+    let stat = pairs
+        .iter()
+        .find(|p| p.calls == ["stat", "stat"])
+        .expect("pair");
+    assert_eq!(stat.tests, 3);
+    assert_eq!(pairs[0].calls, ["stat", "stat"]);
 }

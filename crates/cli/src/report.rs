@@ -1,0 +1,98 @@
+//! `commuter report` (what a finished run found, again, without rerunning it) and `commuter
+//! diff` (two runs compared; exit code 1 when the second is worse, so CI can gate a patch).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use commuter_scan::ConflictsFile;
+use commuter_testgen::parse_suite;
+
+use crate::UsageError;
+use crate::output::AtomicOutput;
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// A `conflicts.json` written by `commuter run` or `check`.
+    pub conflicts: PathBuf,
+    /// The suite the run ran (`tests.json`): its call-pair order and test counts, so pairs with
+    /// missing tests show as such (default: the pairs of the conflicts file).
+    #[arg(long)]
+    pub tests: Option<PathBuf>,
+    /// Also write the heat map (SVG) here.
+    #[arg(long, value_name = "FILE")]
+    pub heatmap: Option<PathBuf>,
+    /// How many shared code sites the summary lists.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The old run's `conflicts.json` (e.g. before a kernel patch).
+    pub old: PathBuf,
+    /// The new run's `conflicts.json`.
+    pub new: PathBuf,
+    /// How many tests and code sites each list shows.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// The new run is worse than the old one (exit code 1; the report already says how).
+#[derive(Debug)]
+pub struct Worse;
+
+impl std::fmt::Display for Worse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the new run is worse than the old one")
+    }
+}
+
+impl std::error::Error for Worse {}
+
+/// Reads and checks a `conflicts.json`; a bad file is the user's to fix.
+pub fn read_conflicts(path: &Path) -> Result<ConflictsFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+    Ok(ConflictsFile::from_json(&text)
+        .map_err(|e| UsageError(format!("`{}`: {e}", path.display())))?)
+}
+
+pub fn report(args: &ReportArgs) -> Result<()> {
+    let conflicts = read_conflicts(&args.conflicts)?;
+    let heatmap = args
+        .heatmap
+        .as_deref()
+        .map(AtomicOutput::prepare)
+        .transpose()?;
+    let pairs = match &args.tests {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+            let suite = parse_suite(&path.display().to_string(), &bytes)
+                .map_err(|e| UsageError(e.to_string()))?;
+            crate::run::pair_counts(&suite)
+        }
+        None => commuter_report::pairs_of(&conflicts),
+    };
+    print!(
+        "{}",
+        commuter_report::terminal(&conflicts, &pairs, args.top)
+    );
+    if let (Some(out), Some(path)) = (heatmap, &args.heatmap) {
+        out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn diff(args: &DiffArgs) -> Result<()> {
+    let old = read_conflicts(&args.old)?;
+    let new = read_conflicts(&args.new)?;
+    let d = commuter_report::diff(&old, &new);
+    print!("{}", commuter_report::diff_terminal(&d, args.limit));
+    if d.got_worse() {
+        return Err(Worse.into());
+    }
+    Ok(())
+}
