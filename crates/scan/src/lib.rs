@@ -13,16 +13,22 @@
 //! only in guest memory (`struct slab`), so the tracer plugin reads it at the end of each test,
 //! with the structure layout [`slab_layout`] reads from the image's DWARF, and carries it in the
 //! record; the scanner turns such a location into [`schema::What::Slab`].
+//!
+//! User-mode accesses (the tracer records them with `user=on`) are symbolised against the
+//! static user binary the guest ran, when given ([`UserBinary`], [`scan_with`]): code sites
+//! with its symbols and DWARF, user data as its static objects or by region (heap, stack).
 
 pub mod layout;
 pub mod scan;
 pub mod schema;
 pub mod symbols;
+pub mod user;
 
 pub use layout::{LayoutError, slab_layout};
-pub use scan::{CallCheck, TestRun, scan};
+pub use scan::{CallCheck, TestRun, scan, scan_with};
 pub use schema::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile};
 pub use symbols::{Symbols, SymbolsError};
+pub use user::UserBinary;
 
 /// Why a `conflicts.json` could not be read.
 #[derive(Debug, thiserror::Error)]
