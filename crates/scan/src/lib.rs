@@ -44,12 +44,24 @@ pub enum ReadError {
     },
     /// Written by an incompatible version.
     #[error(
-        "conflicts version {found} is not supported (this commuter reads version {CONFLICTS_VERSION}); rerun the tests"
+        "conflicts version {found} is not supported (this commuter reads version {CONFLICTS_VERSION}); {}",
+        version_fix(*found)
     )]
     Version {
         /// The version found.
         found: u32,
     },
+}
+
+/// What to do about a `conflicts.json` of another version.
+fn version_fix(found: u32) -> &'static str {
+    if found < CONFLICTS_VERSION {
+        // Version 4 added the kernel/user mode of every access and site, which an older file
+        // cannot supply: only a new run has it.
+        "it was written by an older commuter: rerun the tests (`commuter run`) to regenerate it"
+    } else {
+        "it was written by a newer commuter: read it with that version"
+    }
 }
 
 impl ConflictsFile {

@@ -332,7 +332,18 @@ fn conflicts_files_of_other_schemas_or_versions_are_refused() {
     let current = format!("\"version\": {CONFLICTS_VERSION}");
     let newer = json.replace(&current, "\"version\": 99");
     let e = ConflictsFile::from_json(&newer).unwrap_err().to_string();
-    assert!(e.contains("version 99"), "{e}");
+    assert!(e.contains("version 99") && e.contains("newer"), "{e}");
+    // A version 3 file (before access modes) is refused before its fields, naming the fix.
+    let older = json
+        .replace(&current, "\"version\": 3")
+        .replace("\"mode\": \"kernel\",", "")
+        .replace("\"mode\": \"user\",", "");
+    assert!(!older.contains("\"mode\""), "{older}");
+    let e = ConflictsFile::from_json(&older).unwrap_err().to_string();
+    assert!(
+        e.contains("version 3") && e.contains("rerun the tests"),
+        "{e}"
+    );
     let other = json.replace("commuter.conflicts", "commuter.tests");
     assert!(ConflictsFile::from_json(&other).is_err());
 }
