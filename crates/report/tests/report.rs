@@ -9,7 +9,7 @@ use commuter_scan::schema::{
     Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ErrorKind, Frame, Location, Mismatch,
     Status, Target, TestConflicts, TestError, What,
 };
-use commuter_trace_format::record::Rw;
+use commuter_trace_format::record::{Mode, Rw};
 
 fn site(pc: u64, function: &str, file: &str, line: u32, inlined_into: Option<&str>) -> CodeSite {
     let frame = |f: &str, line| Frame {
@@ -23,6 +23,7 @@ fn site(pc: u64, function: &str, file: &str, line: u32, inlined_into: Option<&st
     }
     CodeSite {
         pc,
+        mode: Mode::Kernel,
         symbol: Some(inlined_into.unwrap_or(function).into()),
         offset: 0x10,
         frames,
@@ -52,10 +53,12 @@ fn dentry_ref(addr: u64) -> Location {
             vaddr: 0xffff_8880_0000_0000 + addr,
         },
         a: Access {
+            mode: Mode::Kernel,
             rw: Rw::Rw,
             sites: vec![get.clone(), put.clone()],
         },
         b: Access {
+            mode: Mode::Kernel,
             rw: Rw::Rw,
             sites: vec![get, put],
         },
@@ -80,10 +83,12 @@ fn ctime() -> Location {
             vaddr: 0xffff_ffff_82c0_79c0,
         },
         a: Access {
+            mode: Mode::Kernel,
             rw: Rw::W,
             sites: vec![w.clone()],
         },
         b: Access {
+            mode: Mode::Kernel,
             rw: Rw::R,
             sites: vec![w],
         },
@@ -216,10 +221,8 @@ fn heatmap() {
 /// conflict-free, the mismatch was fixed, one test could no longer be judged.
 fn patched() -> ConflictsFile {
     let mut f = conflicts();
-    let by_id = |f: &mut ConflictsFile, id: &str| {
-        let i = f.tests.iter().position(|t| t.id == id).expect("test");
-        i
-    };
+    let by_id =
+        |f: &mut ConflictsFile, id: &str| f.tests.iter().position(|t| t.id == id).expect("test");
     let i = by_id(&mut f, "stat_stat_0_1");
     f.tests[i].status = Status::Conflicted;
     f.tests[i].shared = vec![ctime()];

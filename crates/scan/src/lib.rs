@@ -13,16 +13,22 @@
 //! only in guest memory (`struct slab`), so the tracer plugin reads it at the end of each test,
 //! with the structure layout [`slab_layout`] reads from the image's DWARF, and carries it in the
 //! record; the scanner turns such a location into [`schema::What::Slab`].
+//!
+//! User-mode accesses (the tracer records them with `user=on`) are symbolised against the
+//! static user binary the guest ran, when given ([`UserBinary`], [`scan_with`]): code sites
+//! with its symbols and DWARF, user data as its static objects or by region (heap, stack).
 
 pub mod layout;
 pub mod scan;
 pub mod schema;
 pub mod symbols;
+pub mod user;
 
 pub use layout::{LayoutError, slab_layout};
-pub use scan::{CallCheck, TestRun, scan};
+pub use scan::{CallCheck, TestRun, scan, scan_with};
 pub use schema::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile};
 pub use symbols::{Symbols, SymbolsError};
+pub use user::UserBinary;
 
 /// Why a `conflicts.json` could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +44,24 @@ pub enum ReadError {
     },
     /// Written by an incompatible version.
     #[error(
-        "conflicts version {found} is not supported (this commuter reads version {CONFLICTS_VERSION}); rerun the tests"
+        "conflicts version {found} is not supported (this commuter reads version {CONFLICTS_VERSION}); {}",
+        version_fix(*found)
     )]
     Version {
         /// The version found.
         found: u32,
     },
+}
+
+/// What to do about a `conflicts.json` of another version.
+fn version_fix(found: u32) -> &'static str {
+    if found < CONFLICTS_VERSION {
+        // Version 4 added the kernel/user mode of every access and site, which an older file
+        // cannot supply: only a new run has it.
+        "it was written by an older commuter: rerun the tests (`commuter run`) to regenerate it"
+    } else {
+        "it was written by a newer commuter: read it with that version"
+    }
 }
 
 impl ConflictsFile {

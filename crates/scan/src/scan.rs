@@ -1,12 +1,14 @@
 //! From what a run produced per test (the tracer's record, the guest's result checks, errors)
 //! to the [`ConflictsFile`].
 
+use crate::schema::Region;
 use crate::schema::{
     Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ConflictsFile, ErrorKind, Location,
     Mismatch, Status, Target, TestConflicts, TestError, What, natural_cmp,
 };
 use crate::symbols::{DIRECT_MAP_BASE, Symbols};
-use commuter_trace_format::record::{PercpuPlace, Side, TestRecord};
+use crate::user::UserBinary;
+use commuter_trace_format::record::{Mode, PercpuPlace, Side, TestRecord};
 use std::collections::HashMap;
 
 /// Everything a run knows about one test; the input of [`scan`].
@@ -34,12 +36,24 @@ pub struct CallCheck {
 }
 
 /// Builds `conflicts.json` from the runs of a target, symbolising with `symbols` when given.
+/// User-mode sites and user memory stay unnamed (see [`scan_with`]).
 pub fn scan(target: Target, runs: &[TestRun], symbols: Option<&Symbols>) -> ConflictsFile {
+    scan_with(target, runs, symbols, None)
+}
+
+/// Like [`scan`], also symbolising user-mode code sites and user memory against `user`, the
+/// static binary that ran in the guest (for Linux, the guest runner that was `/init`).
+pub fn scan_with(
+    target: Target,
+    runs: &[TestRun],
+    symbols: Option<&Symbols>,
+    user: Option<&UserBinary>,
+) -> ConflictsFile {
     let target = Target {
         symbols: symbols.map(|s| s.name().to_string()),
         ..target
     };
-    let mut namer = Namer::new(symbols);
+    let mut namer = Namer::new(symbols, user);
     let mut tests: Vec<TestConflicts> = runs.iter().map(|r| scan_test(r, &mut namer)).collect();
     tests.sort_by(|a, b| natural_cmp(&a.id, &b.id));
     ConflictsFile {
@@ -159,33 +173,42 @@ struct Seen<'a> {
 /// Symbolises with a cache: tests of one run share most instructions and locations.
 struct Namer<'a> {
     symbols: Option<&'a Symbols>,
+    user: Option<&'a UserBinary>,
     code: HashMap<u64, CodeSite>,
 }
 
 impl<'a> Namer<'a> {
-    fn new(symbols: Option<&'a Symbols>) -> Self {
+    fn new(symbols: Option<&'a Symbols>, user: Option<&'a UserBinary>) -> Self {
         Namer {
             symbols,
+            user,
             code: HashMap::new(),
         }
     }
 
     fn location(&mut self, addr: u64, size: u32, a: &Side, b: &Side, seen: Seen<'_>) -> Location {
-        let what = match (seen.cache, seen.percpu, self.symbols) {
+        // Call A reached it through a user address: the user binary names it (the kernel
+        // image cannot: user pages are never in it).
+        let user = seen
+            .vaddr
+            .filter(|v| Region::of(*v) == Region::User)
+            .zip(self.user);
+        let what = match (seen.cache, seen.percpu, user, self.symbols) {
             // The tracer found a slab page there: heap memory, whatever else is known. Slab
             // pages come from the page allocator, so they are always in the direct map.
-            (Some(cache), _, _) => What::Slab {
+            (Some(cache), ..) => What::Slab {
                 cache: cache.to_owned(),
                 vaddr: DIRECT_MAP_BASE.wrapping_add(addr),
             },
-            (None, Some(place), Some(s)) => s.percpu(place),
-            (None, Some(place), None) => What::Percpu {
+            (None, Some(place), _, Some(s)) => s.percpu(place),
+            (None, Some(place), _, None) => What::Percpu {
                 cpu: place.cpu,
                 symbol: None,
                 offset: place.offset,
             },
-            (None, None, Some(s)) => s.data(addr, seen.vaddr),
-            (None, None, None) => What::Unknown,
+            (None, None, Some((vaddr, u)), _) => u.data(vaddr),
+            (None, None, None, Some(s)) => s.data(addr, seen.vaddr),
+            (None, None, None, None) => What::Unknown,
         };
         Location {
             addr,
@@ -203,18 +226,22 @@ impl<'a> Namer<'a> {
         }
         Access {
             rw: side.rw,
+            mode: side.mode,
             sites: pcs.into_iter().map(|pc| self.site(pc)).collect(),
         }
     }
 
+    /// A kernel PC is named by the kernel image, a user PC by the user binary.
     fn site(&mut self, pc: u64) -> CodeSite {
-        let symbols = self.symbols;
+        let (symbols, user) = (self.symbols, self.user);
         self.code
             .entry(pc)
-            .or_insert_with(|| match symbols {
-                Some(s) => s.code(pc),
-                None => CodeSite {
+            .or_insert_with(|| match (Mode::of_pc(pc), symbols, user) {
+                (Mode::User, _, Some(u)) => u.code(pc),
+                (Mode::Kernel, Some(s), _) => s.code(pc),
+                (mode, _, _) => CodeSite {
                     pc,
+                    mode,
                     symbol: None,
                     offset: 0,
                     frames: Vec::new(),

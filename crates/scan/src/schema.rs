@@ -7,12 +7,13 @@
 //! integers many JSON readers use.
 //!
 //! ```json
-//! {"schema":"commuter.conflicts","version":2,
+//! {"schema":"commuter.conflicts","version":4,
 //!  "target":{"name":"linux","version":"6.12.95+deb12-amd64","symbols":"vmlinux-6.12.95+deb12-amd64"},
 //!  "tests":[{"id":"stat_stat_0_0","calls":["stat","stat"],"status":"conflicted",
 //!    "shared":[{"addr":"0x2a4c1a8","size":4,
 //!      "what":{"kind":"slab","cache":"dentry","vaddr":"0xffff888002a4c1a8"},
-//!      "a":{"rw":"rw","sites":[{"pc":"0xffffffff8137a1c2","symbol":"lockref_get_not_dead",
+//!      "a":{"rw":"rw","mode":"kernel","sites":[{"pc":"0xffffffff8137a1c2","mode":"kernel",
+//!        "symbol":"lockref_get_not_dead",
 //!        "offset":"0x22","frames":[{"function":"lockref_get_not_dead","file":"lib/lockref.c","line":137}]}]},
 //!      "b":{...}}],
 //!    "false_sharing":[],"mismatches":[],"errors":[]}]}
@@ -22,16 +23,20 @@
 //! readers, which refuse unknown kinds, would misread it, hence the bump. Version 3 added
 //! `"percpu"` (a CPU's per-CPU area, with the static per-CPU variable when there is one) and the
 //! `region` of `"dynamic"` memory (direct map, vmalloc space, the page array, ...), and stopped
-//! naming memory the kernel gives back after boot after the image's symbols.
+//! naming memory the kernel gives back after boot after the image's symbols. Version 4 added
+//! user-mode tracing: the required `mode` of every access and code site (`"kernel"` or
+//! `"user"`, an access also `"both"`), `what.kind` `"user_static"` (a static object of the user
+//! binary the guest ran) and the user regions `"heap"` and `"stack"` of `"dynamic"` memory;
+//! user-mode code sites are symbolised against that binary.
 
-use commuter_trace_format::record::{Rw, hex};
+use commuter_trace_format::record::{Mode, Rw, hex};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
 /// Value of the `schema` field.
 pub const CONFLICTS_SCHEMA: &str = "commuter.conflicts";
 /// Version of the schema; bumped on incompatible changes.
-pub const CONFLICTS_VERSION: u32 = 3;
+pub const CONFLICTS_VERSION: u32 = 4;
 
 /// A whole `conflicts.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +162,21 @@ pub enum What {
         #[serde(with = "hex")]
         offset: u64,
     },
+    /// Inside the user binary the guest ran (a static, non-PIE executable at its link
+    /// address): one of its static objects (`.data`, `.bss`), or a section where no symbol
+    /// covers the address.
+    UserStatic {
+        /// The ELF symbol (demangled), or `None` when only the section is known.
+        symbol: Option<String>,
+        /// Byte offset into the symbol, or into the section when there is none.
+        #[serde(with = "hex")]
+        offset: u64,
+        /// Its ELF section.
+        section: String,
+        /// The user virtual address call A used.
+        #[serde(with = "hex")]
+        vaddr: u64,
+    },
     /// Other dynamically allocated memory: no static object, no slab cache, no per-CPU area.
     Dynamic {
         /// Which part of the kernel's address space call A reached it through.
@@ -175,6 +195,9 @@ pub enum What {
 pub struct Access {
     /// Read, written, or both.
     pub rw: Rw,
+    /// Whether kernel-mode or user-mode instructions made them, or both (the tracer records
+    /// user mode only when asked).
+    pub mode: Mode,
     /// The instructions that touched it (writers first), symbolised.
     pub sites: Vec<CodeSite>,
 }
@@ -186,7 +209,10 @@ pub struct CodeSite {
     /// The instruction address.
     #[serde(with = "hex")]
     pub pc: u64,
-    /// The ELF function symbol containing it.
+    /// `kernel` or `user` (by the address: kernel code is in the upper half); a user site is
+    /// symbolised against the user binary, a kernel site against the kernel image.
+    pub mode: Mode,
+    /// The ELF function symbol containing it (demangled for user binaries).
     pub symbol: Option<String>,
     /// Offset of `pc` into `symbol`.
     #[serde(with = "hex")]
@@ -245,15 +271,18 @@ pub enum ErrorKind {
 
 impl CodeSite {
     /// A one-line label: innermost function and line, and the emitted function when the
-    /// innermost one was inlined into it, e.g. `lockref_get (lib/lockref.c:52) in dget`.
+    /// innermost one was inlined into it, e.g. `lockref_get (lib/lockref.c:52) in dget`; user
+    /// sites start with `user:`.
     pub fn label(&self) -> String {
+        let user = if self.mode == Mode::User { "user:" } else { "" };
         let Some(inner) = self.frames.first() else {
             return match &self.symbol {
-                Some(s) => format!("{s}+{:#x}", self.offset),
-                None => format!("{:#x}", self.pc),
+                Some(s) => format!("{user}{s}+{:#x}", self.offset),
+                None => format!("{user}{:#x}", self.pc),
             };
         };
-        let mut s = inner.function.clone().unwrap_or_else(|| "??".into());
+        let mut s = String::from(user);
+        s.push_str(inner.function.as_deref().unwrap_or("??"));
         if let (Some(file), Some(line)) = (&inner.file, inner.line) {
             s.push_str(&format!(" ({file}:{line})"));
         }
@@ -282,8 +311,16 @@ pub enum Region {
     CpuEntryArea,
     /// Kernel modules.
     Modules,
-    /// A user-space address (the kernel copying to or from user memory).
+    /// A user-space address not known to be heap or stack: without a user binary every user
+    /// address, with one those below its image.
     User,
+    /// User memory the program allocated: its brk heap and its mappings (anonymous or file
+    /// pages it mapped), everything between the binary's image and the stack area. Decided
+    /// only when the user binary is known.
+    Heap,
+    /// The user stack area (the top of the user address space where Linux randomises the
+    /// main stack; see [`crate::user`]). Decided only when the user binary is known.
+    Stack,
     /// An address outside every region above.
     Other,
 }
@@ -311,6 +348,8 @@ impl Region {
             Region::CpuEntryArea => "cpu-entry-area",
             Region::Modules => "modules",
             Region::User => "user",
+            Region::Heap => "heap",
+            Region::Stack => "stack",
             Region::Other => "other",
         }
     }
@@ -318,7 +357,7 @@ impl Region {
 
 impl What {
     /// A one-line label: `jiffies+0x8`, `.data+0x40`, `slab:dentry`, `percpu:runqueues+0x40`,
-    /// `percpu+0x1f000`, `direct-map`, `page-map`, `?`.
+    /// `percpu+0x1f000`, `user:COUNTER+0x8`, `user:.bss+0x10`, `direct-map`, `heap`, `?`.
     pub fn label(&self) -> String {
         match self {
             What::Static { symbol, offset, .. } if *offset == 0 => symbol.clone(),
@@ -338,6 +377,19 @@ impl What {
                 ..
             } => format!("percpu:{s}+{offset:#x}"),
             What::Percpu { offset, .. } => format!("percpu+{offset:#x}"),
+            What::UserStatic {
+                symbol: Some(s),
+                offset: 0,
+                ..
+            } => format!("user:{s}"),
+            What::UserStatic {
+                symbol: Some(s),
+                offset,
+                ..
+            } => format!("user:{s}+{offset:#x}"),
+            What::UserStatic {
+                section, offset, ..
+            } => format!("user:{section}+{offset:#x}"),
             What::Dynamic { region, .. } => region.name().into(),
             What::Unknown => "?".into(),
         }
@@ -419,6 +471,7 @@ mod tests {
         };
         let mut site = CodeSite {
             pc: 0x10,
+            mode: Mode::Kernel,
             symbol: Some("dget".into()),
             offset: 4,
             frames: vec![frame("lockref_get", 52), frame("dget", 7)],
@@ -428,5 +481,19 @@ mod tests {
         assert_eq!(site.label(), "lockref_get (lib/lockref.c:52)");
         site.frames.clear();
         assert_eq!(site.label(), "dget+0x4");
+        site.mode = Mode::User;
+        assert_eq!(site.label(), "user:dget+0x4");
+        let ustatic = What::UserStatic {
+            symbol: Some("COUNTER".into()),
+            offset: 8,
+            section: ".bss".into(),
+            vaddr: 0x4c_1008,
+        };
+        assert_eq!(ustatic.label(), "user:COUNTER+0x8");
+        let heap = What::Dynamic {
+            region: Region::Heap,
+            vaddr: 0x100_0000_0000,
+        };
+        assert_eq!(heap.label(), "heap");
     }
 }

@@ -35,7 +35,7 @@
 use crate::layout::LayoutError;
 use crate::schema::{CodeSite, Frame, Region, What};
 use commuter_trace_format::percpu::PercpuLayout;
-use commuter_trace_format::record::PercpuPlace;
+use commuter_trace_format::record::{Mode, PercpuPlace};
 use commuter_trace_format::slab::SlabLayout;
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 use std::path::{Path, PathBuf};
@@ -62,6 +62,21 @@ pub enum SymbolsError {
         /// The reader's message.
         message: String,
     },
+    /// A user binary is position-independent: where it was loaded is not recorded.
+    #[error(
+        "{} is position-independent (PIE): its load address is chosen at run time and the trace does not record it; build it non-PIE (for Rust: RUSTFLAGS=\"-C target-feature=+crt-static -C relocation-model=static\", as the guest is)",
+        path.display()
+    )]
+    Pie {
+        /// The binary.
+        path: PathBuf,
+    },
+    /// A user binary has no symbol table.
+    #[error("{} has no symbol table (fully stripped): use the unstripped binary", path.display())]
+    NoSymbols {
+        /// The binary.
+        path: PathBuf,
+    },
     /// The image has no DWARF line information.
     #[error(
         "{} has no DWARF debug information: use the debug image (for Linux: `scripts/install-linux-target --symbols`)",
@@ -75,19 +90,19 @@ pub enum SymbolsError {
 
 /// An ELF symbol with an address and a size.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Sym {
-    addr: u64,
-    size: u64,
-    name: String,
-    section: usize,
+pub(crate) struct Sym {
+    pub(crate) addr: u64,
+    pub(crate) size: u64,
+    pub(crate) name: String,
+    pub(crate) section: usize,
 }
 
 /// An allocated ELF section.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Section {
-    addr: u64,
-    size: u64,
-    name: String,
+pub(crate) struct Section {
+    pub(crate) addr: u64,
+    pub(crate) size: u64,
+    pub(crate) name: String,
 }
 
 /// A loaded part of the image: physical `[paddr, paddr + size)` is virtual `vaddr…`.
@@ -236,6 +251,7 @@ impl Symbols {
         };
         CodeSite {
             pc,
+            mode: Mode::of_pc(pc),
             symbol,
             offset,
             frames: self.frames(pc),
@@ -244,62 +260,14 @@ impl Symbols {
 
     /// Source frames at `pc`, innermost first; empty when DWARF does not cover it.
     fn frames(&self, pc: u64) -> Vec<Frame> {
-        let Ok(mut iter) = self.dwarf.find_frames(pc) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        // A malformed DWARF entry ends the walk; the frames found so far are still right.
-        while let Ok(Some(f)) = iter.next() {
-            let function = f
-                .function
-                .as_ref()
-                .and_then(|n| n.demangle().ok().map(|s| s.into_owned()));
-            let loc = f.location.as_ref();
-            out.push(Frame {
-                function,
-                file: loc.and_then(|l| l.file).map(|p| self.relative(p)),
-                line: loc.and_then(|l| l.line),
-            });
-        }
-        out
-    }
-
-    /// Strips the build directory, so that paths read as in the source tree.
-    fn relative(&self, path: &str) -> String {
-        match &self.prefix {
-            Some(p) => {
-                let path = normalize(path);
-                path.strip_prefix(p.as_str())
-                    .map(str::to_string)
-                    .unwrap_or(path)
-            }
-            None => normalize(path),
-        }
+        dwarf_frames(&self.dwarf, pc, self.prefix.as_deref())
     }
 
     /// The build directory: the longest directory prefix that most functions' source files
     /// share (Debian's vmlinux names them `debian/build/build_amd64_none_amd64/fs/namei.c`).
     /// Assembler files without a directory are the minority this tolerates.
     fn build_prefix(&self) -> Option<String> {
-        let text: Vec<&Sym> = self
-            .syms
-            .iter()
-            .filter(|s| self.is_text(s.section))
-            .collect();
-        // An even sample of 64 functions is enough, and cheap even for vmlinux.
-        let files: Vec<String> = text
-            .iter()
-            .step_by((text.len() / 64).max(1))
-            .filter_map(|s| self.dwarf.find_location(s.addr).ok().flatten()?.file)
-            .map(normalize)
-            .collect();
-        majority_dir(&files)
-    }
-
-    fn is_text(&self, section: usize) -> bool {
-        self.sections
-            .get(section)
-            .is_some_and(|s| s.name.starts_with(".text"))
+        build_prefix(&self.dwarf, &self.syms, &self.sections)
     }
 
     /// Names the memory at a physical address, which the tracer saw accessed through the
@@ -358,7 +326,7 @@ impl Symbols {
 
 /// The sized symbol of `syms` (sorted by address) containing `addr`, the closest one when they
 /// nest; ties by name.
-fn containing(syms: &[Sym], addr: u64) -> Option<&Sym> {
+pub(crate) fn containing(syms: &[Sym], addr: u64) -> Option<&Sym> {
     let end = syms.partition_point(|s| s.addr <= addr);
     // A containing symbol is at most a few entries back unless a huge symbol spans many small
     // ones, which the window bounds.
@@ -367,6 +335,63 @@ fn containing(syms: &[Sym], addr: u64) -> Option<&Sym> {
         .rev()
         .take(256)
         .find(|s| in_range(addr, s.addr, s.size))
+}
+
+/// Source frames at `pc` from `dwarf`, innermost first, with the build directory `prefix`
+/// stripped from file names; empty when DWARF does not cover `pc`. Function names are
+/// demangled by their DWARF language (Rust, C++), without Rust's hash suffix.
+pub(crate) fn dwarf_frames(dwarf: &addr2line::Loader, pc: u64, prefix: Option<&str>) -> Vec<Frame> {
+    let Ok(mut iter) = dwarf.find_frames(pc) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // A malformed DWARF entry ends the walk; the frames found so far are still right.
+    while let Ok(Some(f)) = iter.next() {
+        let function = f
+            .function
+            .as_ref()
+            .and_then(|n| n.demangle().ok().map(|s| s.into_owned()));
+        let loc = f.location.as_ref();
+        out.push(Frame {
+            function,
+            file: loc.and_then(|l| l.file).map(|p| relative(p, prefix)),
+            line: loc.and_then(|l| l.line),
+        });
+    }
+    out
+}
+
+/// Strips the build directory, so that paths read as in the source tree.
+fn relative(path: &str, prefix: Option<&str>) -> String {
+    let path = normalize(path);
+    match prefix {
+        Some(p) => path.strip_prefix(p).map(str::to_string).unwrap_or(path),
+        None => path,
+    }
+}
+
+/// The longest directory prefix that most functions' source files share (an even sample of 64
+/// functions is enough, and cheap even for vmlinux).
+pub(crate) fn build_prefix(
+    dwarf: &addr2line::Loader,
+    syms: &[Sym],
+    sections: &[Section],
+) -> Option<String> {
+    let text: Vec<&Sym> = syms
+        .iter()
+        .filter(|s| {
+            sections
+                .get(s.section)
+                .is_some_and(|sec| sec.name.starts_with(".text"))
+        })
+        .collect();
+    let files: Vec<String> = text
+        .iter()
+        .step_by((text.len() / 64).max(1))
+        .filter_map(|s| dwarf.find_location(s.addr).ok().flatten()?.file)
+        .map(normalize)
+        .collect();
+    majority_dir(&files)
 }
 
 /// The parts of the image's virtual range that the kernel gives back to the page allocator
@@ -410,12 +435,12 @@ fn image_vaddr(segments: &[Segment], freed: &Freed, phys: u64) -> Option<u64> {
     (!freed.contains(vaddr)).then_some(vaddr)
 }
 
-fn in_range(x: u64, start: u64, size: u64) -> bool {
+pub(crate) fn in_range(x: u64, start: u64, size: u64) -> bool {
     x >= start && x - start < size
 }
 
 /// The file name, through symlinks (`.cache/linux/vmlinux` names the versioned image).
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     real.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -424,7 +449,7 @@ fn file_name(path: &Path) -> String {
 
 /// Sized function and object symbols, sorted by address then name; `section` indexes the
 /// table [`sections`] returns.
-fn symbols(file: &object::File<'_>) -> Vec<Sym> {
+pub(crate) fn symbols(file: &object::File<'_>) -> Vec<Sym> {
     let mut out: Vec<Sym> = file
         .symbols()
         .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data))
@@ -444,7 +469,7 @@ fn symbols(file: &object::File<'_>) -> Vec<Sym> {
 }
 
 /// Allocated sections, indexed by ELF section index (unallocated ones are left empty).
-fn sections(file: &object::File<'_>) -> Vec<Section> {
+pub(crate) fn sections(file: &object::File<'_>) -> Vec<Section> {
     let mut out = Vec::new();
     for s in file.sections() {
         let i = s.index().0;

@@ -3,10 +3,11 @@
 
 use commuter_scan::schema::{ErrorKind, Region, Status, Target, What};
 use commuter_scan::{
-    CONFLICTS_VERSION, CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, scan,
+    CONFLICTS_VERSION, CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, UserBinary, scan,
+    scan_with,
 };
 use commuter_trace_format::record::{
-    PercpuPlace, RECORD_VERSION, Rw, SharedLocation, Side, TestRecord,
+    Mode, PercpuPlace, RECORD_VERSION, Rw, SharedLocation, Side, TestRecord,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -215,6 +216,7 @@ fn side(pc: u64, rw: Rw) -> Side {
     Side {
         pc,
         rw,
+        mode: Mode::of_pc(pc),
         pcs: vec![pc],
     }
 }
@@ -281,7 +283,10 @@ fn scan_symbolises_sorts_and_round_trips() {
         version: None,
         symbols: None,
     };
-    let file = scan(target, &runs(), Some(&b.symbols));
+    // The program's PCs are user-mode addresses: scan names them with the program as the user
+    // binary, and its data (the record gives no virtual address) with its image.
+    let user = UserBinary::open(&b.elf).unwrap();
+    let file = scan_with(target, &runs(), Some(&b.symbols), Some(&user));
     let ids: Vec<&str> = file.tests.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -310,7 +315,12 @@ fn scan_symbolises_sorts_and_round_trips() {
     // The same input in another order gives the same bytes.
     let mut reversed = runs();
     reversed.reverse();
-    let again = scan(file.target.clone(), &reversed, Some(&b.symbols));
+    let again = scan_with(
+        file.target.clone(),
+        &reversed,
+        Some(&b.symbols),
+        Some(&user),
+    );
     assert_eq!(again.to_json(), json);
 }
 
@@ -322,7 +332,18 @@ fn conflicts_files_of_other_schemas_or_versions_are_refused() {
     let current = format!("\"version\": {CONFLICTS_VERSION}");
     let newer = json.replace(&current, "\"version\": 99");
     let e = ConflictsFile::from_json(&newer).unwrap_err().to_string();
-    assert!(e.contains("version 99"), "{e}");
+    assert!(e.contains("version 99") && e.contains("newer"), "{e}");
+    // A version 3 file (before access modes) is refused before its fields, naming the fix.
+    let older = json
+        .replace(&current, "\"version\": 3")
+        .replace("\"mode\": \"kernel\",", "")
+        .replace("\"mode\": \"user\",", "");
+    assert!(!older.contains("\"mode\""), "{older}");
+    let e = ConflictsFile::from_json(&older).unwrap_err().to_string();
+    assert!(
+        e.contains("version 3") && e.contains("rerun the tests"),
+        "{e}"
+    );
     let other = json.replace("commuter.conflicts", "commuter.tests");
     assert!(ConflictsFile::from_json(&other).is_err());
 }

@@ -126,6 +126,10 @@ pub struct LinuxConfig {
     /// Kernel command-line arguments after [`kernel_cmdline`]'s (a self-built kernel's needs, or
     /// a deliberate change of the platform in tests).
     pub kernel_args: Vec<String>,
+    /// Also trace user-mode code inside the calls (the plugin's `user=on`): the guest's own
+    /// loads and stores are compared too, tagged user. Scan them with
+    /// [`LinuxConfig::user_binary`].
+    pub user: bool,
 }
 
 impl LinuxConfig {
@@ -185,9 +189,17 @@ impl LinuxConfig {
             slab: None,
             percpu: None,
             kernel_args: Vec::new(),
+            user: false,
         };
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// The static binary whose user-mode code the plugin traced (the guest runner that is
+    /// `/init`), when user-mode tracing is on: open it with `commuter_scan::UserBinary::open`
+    /// and pass it to `commuter_scan::scan_with` to name user-mode sites and user memory.
+    pub fn user_binary(&self) -> Option<&Path> {
+        self.user.then_some(self.guest.as_path())
     }
 
     /// Checks that the kernel, plugin (if any) and guest exist.
@@ -428,6 +440,9 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
         }
         if let Some(percpu) = &cfg.percpu {
             write!(plugin, ",{}", percpu.plugin_arg()).ok();
+        }
+        if cfg.user {
+            plugin.push_str(",user=on");
         }
         // The plugin's messages only reach the log with `-d plugin`.
         c.args(["-d", "plugin", "-D"])
@@ -684,7 +699,13 @@ mod tests {
             slab: None,
             percpu: None,
             kernel_args: Vec::new(),
+            user: false,
         };
+        assert_eq!(
+            cfg.user_binary(),
+            None,
+            "user-mode tracing is off by default"
+        );
         let msg = cfg.check().unwrap_err().to_string();
         assert!(msg.contains("scripts/install-linux-target"), "{msg}");
         // Without a plugin, a missing plugin file is no problem; the next missing input is named.

@@ -5,12 +5,18 @@
 //! 0, side `b` call slot 1. Example (wrapped here):
 //!
 //! ```json
-//! {"v":1,"test":2,"calls":[{"slot":0,"vcpu":1,"accesses":5210,"kept":5210,"dropped":0,
-//!  "unresolved":0,"io":0},{"slot":1,"vcpu":2,...}],"overflow":false,
+//! {"v":2,"test":2,"calls":[{"slot":0,"vcpu":1,"accesses":5210,"user":0,"kept":5210,
+//!  "dropped":0,"unresolved":0,"io":0},{"slot":1,"vcpu":2,...}],"overflow":false,
 //!  "shared":[{"addr":"0x2a4c1a8","size":4,"a":{"pc":"0xffffffff8137a1c2","rw":"w",
-//!  "pcs":["0xffffffff8137a1c2"]},"b":{...}}],"false_sharing":[{"line":"0x2a4c1c0",...}],
-//!  "errors":[]}
+//!  "mode":"kernel","pcs":["0xffffffff8137a1c2"]},"b":{...}}],
+//!  "false_sharing":[{"line":"0x2a4c1c0",...}],"errors":[]}
 //! ```
+//!
+//! Version 2 added the required `mode` of each side ([`Mode`]: whether the side's accesses to
+//! the location ran in kernel or user mode, or both), for the plugin's opt-in user-mode
+//! tracing; a version 1 reader would take user-mode PCs for kernel ones, hence the bump. The
+//! version is checked before the rest of the line, so a record of another version gets a
+//! version error, not a missing-field error.
 //!
 //! A location in a slab object also names its cache (`"cache":"dentry"`) when the plugin was
 //! given the kernel's slab layout ([`crate::slab`]); every location says which virtual address
@@ -26,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub const CACHE_LINE: u64 = 64;
 
 /// Version of the record format; bumped on incompatible changes.
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
 
 /// The conflict report of one test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +74,12 @@ pub struct CallStats {
     pub slot: u64,
     /// The vCPU (= guest CPU number) that ran the call.
     pub vcpu: u32,
-    /// Kernel-mode memory accesses seen during the call.
+    /// Memory accesses seen during the call (kernel mode, plus user mode when the plugin
+    /// traces it).
     pub accesses: u64,
+    /// How many of `accesses` user-mode code made (0 unless the plugin traces user mode).
+    #[serde(default)]
+    pub user: u64,
     /// Accesses kept for the conflict computation.
     pub kept: u64,
     /// Accesses dropped because the call's buffer was full.
@@ -92,6 +102,48 @@ pub enum Rw {
     Rw,
 }
 
+/// The privilege level of the code that made accesses, decided by the instruction's address
+/// (x86-64: kernel code lives in the upper canonical half). Kernel code copying to or from user
+/// memory is `Kernel`: what counts is who executed the access, not whose memory it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Kernel-mode instructions only.
+    Kernel,
+    /// User-mode instructions only.
+    User,
+    /// Both (one side of a location touched by user code and by the kernel on its behalf).
+    Both,
+}
+
+/// Lowest kernel-mode address on x86-64 (upper canonical half, 4- and 5-level paging).
+pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
+
+impl Mode {
+    /// The mode of the code at instruction address `pc`.
+    pub fn of_pc(pc: u64) -> Mode {
+        if pc >= KERNEL_BASE {
+            Mode::Kernel
+        } else {
+            Mode::User
+        }
+    }
+
+    /// The mode of accesses of either mode.
+    pub fn join(self, other: Mode) -> Mode {
+        if self == other { self } else { Mode::Both }
+    }
+
+    /// `kernel`, `user` or `both`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Kernel => "kernel",
+            Mode::User => "user",
+            Mode::Both => "both",
+        }
+    }
+}
+
 /// How one call touched a location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Side {
@@ -100,6 +152,8 @@ pub struct Side {
     pub pc: u64,
     /// Whether the side read, wrote, or both.
     pub rw: Rw,
+    /// Whether kernel-mode or user-mode instructions (or both) made the side's accesses.
+    pub mode: Mode,
     /// Every distinct instruction of this side that touched the location (bounded), writers first.
     #[serde(with = "hex_vec")]
     pub pcs: Vec<u64>,
@@ -171,12 +225,18 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<TestRecord>, ParseError> {
 }
 
 fn parse_line(line: usize, text: &str) -> Result<TestRecord, ParseError> {
-    let rec: TestRecord =
-        serde_json::from_str(text).map_err(|source| ParseError::Json { line, source })?;
-    if rec.v != RECORD_VERSION {
-        return Err(ParseError::Version { line, found: rec.v });
+    // The version first, so that a record of another version gets a version error rather than
+    // a field error (a version 1 record lacks `mode`).
+    #[derive(Deserialize)]
+    struct Header {
+        v: u32,
     }
-    Ok(rec)
+    let json = |source| ParseError::Json { line, source };
+    let h: Header = serde_json::from_str(text).map_err(json)?;
+    if h.v != RECORD_VERSION {
+        return Err(ParseError::Version { line, found: h.v });
+    }
+    serde_json::from_str(text).map_err(json)
 }
 
 /// Why a trace file could not be read.
@@ -192,7 +252,7 @@ pub enum ParseError {
     },
     /// A line was written by an incompatible tracer.
     #[error(
-        "trace line {line} has record version {found}, expected {RECORD_VERSION}: rebuild the tracer plugin"
+        "trace line {line} has record version {found}, but this commuter reads version {RECORD_VERSION}: the tracer plugin is from another build; rebuild it (`cargo build --release --manifest-path crates/tracer/Cargo.toml --target-dir target/tracer`) and rerun the tests"
     )]
     Version {
         /// 1-based line number.
@@ -276,6 +336,7 @@ mod tests {
         Side {
             pc,
             rw,
+            mode: Mode::of_pc(pc),
             pcs: vec![pc],
         }
     }
@@ -324,6 +385,32 @@ mod tests {
             parse_jsonl("{}\n"),
             Err(ParseError::Json { line: 1, .. })
         ));
+        // A version 1 record (no `mode`) is refused for its version, naming the fix.
+        let old = serde_json::to_string(&record())
+            .unwrap()
+            .replace("\"v\":2", "\"v\":1")
+            .replace("\"mode\":\"kernel\",", "");
+        assert!(!old.contains("mode"), "{old}");
+        let e = parse_jsonl(&old).unwrap_err();
+        assert!(
+            matches!(e, ParseError::Version { line: 1, found: 1 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("rebuild"), "{e}");
+    }
+
+    #[test]
+    fn modes_follow_the_pc_and_join() {
+        assert_eq!(Mode::of_pc(0xffff_ffff_8100_0000), Mode::Kernel);
+        assert_eq!(Mode::of_pc(0x40_1000), Mode::User);
+        assert_eq!(Mode::User.join(Mode::User), Mode::User);
+        assert_eq!(Mode::User.join(Mode::Kernel), Mode::Both);
+        assert_eq!(Mode::Both.join(Mode::Kernel), Mode::Both);
+        let mut r = record();
+        r.shared[0].a = side(0x40_1000, Rw::W);
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains("\"mode\":\"user\""), "{line}");
+        assert_eq!(parse_jsonl(&line).unwrap()[0], r);
     }
 
     #[test]

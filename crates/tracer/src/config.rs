@@ -8,6 +8,7 @@
 //! | `lazy=on\|off` | instrument memory only after the first begin-test (default on) |
 //! | `slab=LAYOUT` | optional: the kernel's slab layout ([`SlabLayout`], from its DWARF), to name the slab cache of shared heap locations |
 //! | `percpu=LAYOUT` | optional: where the kernel keeps its per-CPU areas ([`PercpuLayout`], from its symbols), to place shared locations in them |
+//! | `user=on\|off` | also record the memory accesses of user-mode code inside calls, each tagged with its mode (default off: kernel code only) |
 
 use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::slab::SlabLayout;
@@ -31,6 +32,9 @@ pub struct Config {
     pub slab: Option<SlabLayout>,
     /// The kernel's per-CPU variables; without them per-CPU locations are not placed.
     pub percpu: Option<PercpuLayout>,
+    /// Whether user-mode code's accesses are recorded too (decided per instruction when it is
+    /// translated: off, user code gets no callback at all).
+    pub user: bool,
 }
 
 /// A bad plugin argument.
@@ -40,7 +44,9 @@ pub enum ConfigError {
     #[error("plugin argument `{0}` is not of the form key=value")]
     NotKeyValue(String),
     /// The key is not known.
-    #[error("unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu)")]
+    #[error(
+        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user)"
+    )]
     UnknownKey(String),
     /// The value does not parse.
     #[error("plugin argument `{key}` has a bad value `{value}`: {expected}")]
@@ -68,6 +74,7 @@ impl Config {
             lazy: true,
             slab: None,
             percpu: None,
+            user: false,
         };
         for arg in args {
             let arg = arg.as_ref();
@@ -80,6 +87,7 @@ impl Config {
                 "out" | "raw" => return Err(bad(key, value, "a file path")),
                 "max-accesses" => cfg.max_accesses = parse_count(key, value)?,
                 "lazy" => cfg.lazy = parse_bool(key, value)?,
+                "user" => cfg.user = parse_bool(key, value)?,
                 "slab" => {
                     let layout = value.parse().map_err(|_| {
                         bad(key, value, "the slab layout (8 colon-separated 0x numbers)")
@@ -133,11 +141,20 @@ mod tests {
 
     #[test]
     fn parses_all_keys() {
-        let c =
-            Config::parse(&["out=t.jsonl", "raw=r.txt", "max-accesses=10", "lazy=off"]).unwrap();
+        let c = Config::parse(&[
+            "out=t.jsonl",
+            "raw=r.txt",
+            "max-accesses=10",
+            "lazy=off",
+            "user=on",
+        ])
+        .unwrap();
         assert_eq!(c.out, PathBuf::from("t.jsonl"));
         assert_eq!(c.raw, Some(PathBuf::from("r.txt")));
-        assert_eq!((c.max_accesses, c.lazy, c.slab), (10, false, None));
+        assert_eq!(
+            (c.max_accesses, c.lazy, c.slab, c.user),
+            (10, false, None, true)
+        );
         let layout = "0xffffffff825d4598:0x40:0x8:0x30:0xff000000:0xf5000000:0x8:0x60";
         let c = Config::parse(&["out=t", &format!("slab={layout}")]).unwrap();
         assert_eq!(c.slab, Some(layout.parse().unwrap()));
@@ -150,9 +167,13 @@ mod tests {
     fn defaults_and_errors() {
         let c = Config::parse(&["out=x"]).unwrap();
         assert_eq!(
-            (c.max_accesses, c.lazy, c.raw),
-            (DEFAULT_MAX_ACCESSES, true, None)
+            (c.max_accesses, c.lazy, c.raw, c.user),
+            (DEFAULT_MAX_ACCESSES, true, None, false)
         );
+        assert!(matches!(
+            Config::parse(&["out=x", "user=kernel"]),
+            Err(ConfigError::BadValue { .. })
+        ));
         assert_eq!(Config::parse::<&str>(&[]), Err(ConfigError::MissingOut));
         assert_eq!(
             Config::parse(&["out"]),

@@ -6,7 +6,7 @@
 //! a few mask operations per line; lines that both sides touch with a write somewhere but with
 //! no conflicting byte are reported separately as false sharing.
 
-use commuter_trace_format::record::{FalseSharing, Rw, SharedLocation, Side};
+use commuter_trace_format::record::{FalseSharing, Mode, Rw, SharedLocation, Side};
 use std::collections::HashMap;
 
 /// Cache line size of the x86-64 machines the tests model.
@@ -31,6 +31,8 @@ pub struct Access {
     pub size: u8,
     /// True for a store.
     pub write: bool,
+    /// True when user-mode code made the access (the plugin traces user mode only when asked).
+    pub user: bool,
 }
 
 /// Conflicts between two calls.
@@ -55,6 +57,10 @@ struct Touch {
 struct LineUse {
     read: u64,
     written: u64,
+    /// Bytes user-mode code touched, and bytes kernel code touched: kept apart from `touches`,
+    /// which are bounded, so that a side's mode is exact even when its PCs are not all named.
+    user: u64,
+    kernel: u64,
     touches: Vec<Touch>,
     /// Virtual address of the line's first byte, by the first access to it.
     vline: Option<u64>,
@@ -65,11 +71,16 @@ impl LineUse {
         self.read | self.written
     }
 
-    fn add(&mut self, pc: u64, write: bool, mask: u64) {
+    fn add(&mut self, pc: u64, write: bool, user: bool, mask: u64) {
         if write {
             self.written |= mask;
         } else {
             self.read |= mask;
+        }
+        if user {
+            self.user |= mask;
+        } else {
+            self.kernel |= mask;
         }
         if let Some(t) = self
             .touches
@@ -99,9 +110,15 @@ impl LineUse {
             }
         }
         pcs.truncate(MAX_PCS);
+        let mode = match (self.user & mask != 0, self.kernel & mask != 0) {
+            (true, true) => Mode::Both,
+            (true, false) => Mode::User,
+            _ => Mode::Kernel,
+        };
         Side {
             pc: pcs.first().copied().unwrap_or(0),
             rw,
+            mode,
             pcs,
         }
     }
@@ -130,7 +147,7 @@ fn by_line(accesses: &[Access]) -> HashMap<u64, LineUse> {
             let line_end = (line + 1).saturating_mul(LINE).min(end);
             let mask = byte_mask(at % LINE, line_end - line * LINE);
             let use_ = lines.entry(line).or_default();
-            use_.add(a.pc, a.write, mask);
+            use_.add(a.pc, a.write, a.user, mask);
             // A line never crosses a page, so the access's mapping covers the whole line.
             use_.vline
                 .get_or_insert_with(|| a.vaddr.wrapping_add(line * LINE).wrapping_sub(a.addr));
@@ -202,6 +219,16 @@ mod tests {
             pc,
             size,
             write: false,
+            user: false,
+        }
+    }
+
+    /// A user-mode access through user virtual address `vaddr`.
+    fn user(a: Access, vaddr: u64) -> Access {
+        Access {
+            user: true,
+            vaddr,
+            ..a
         }
     }
 
@@ -294,6 +321,64 @@ mod tests {
         assert_eq!(runs(0b1011_0000), vec![(4, 2), (7, 1)]);
         let c = analyze(&[w(0x4000, 64, 1)], &[r(0x4020, 1, 2)]);
         assert_eq!((c.shared[0].addr, c.shared[0].size), (0x4020, 1));
+    }
+
+    #[test]
+    fn user_user_sharing_is_tagged_user_on_both_sides() {
+        // Two threads store to the first byte of one page through the same user address.
+        let c = analyze(
+            &[user(w(0x5000, 1, 0x40_1000), 0x100_0000_0000)],
+            &[user(w(0x5000, 1, 0x40_1000), 0x100_0000_0000)],
+        );
+        assert_eq!(c.shared.len(), 1);
+        let s = &c.shared[0];
+        assert_eq!((s.a.mode, s.b.mode), (Mode::User, Mode::User));
+        assert_eq!(s.vaddr, Some(0x100_0000_0000), "call A's user address");
+    }
+
+    #[test]
+    fn user_and_kernel_share_one_physical_line_through_different_mappings() {
+        // A's user code writes byte 0 of a page at its user address; B's kernel code reads the
+        // same physical bytes through the direct map (as a write() from that page would), and
+        // another line of the page only in the kernel: one shared location, compared by
+        // physical address, one side user and one kernel.
+        let a = [user(w(0x6000, 8, 0x40_2000), 0x7f00_0000_0000)];
+        let b = [
+            r(0x6004, 4, 0xffff_ffff_8150_0000),
+            r(0x6040, 8, 0xffff_ffff_8150_0000),
+        ];
+        let c = analyze(&a, &b);
+        assert_eq!(c.shared.len(), 1, "{c:?}");
+        let s = &c.shared[0];
+        assert_eq!((s.addr, s.size), (0x6004, 4));
+        assert_eq!((s.a.mode, s.a.rw), (Mode::User, Rw::W));
+        assert_eq!((s.b.mode, s.b.rw), (Mode::Kernel, Rw::R));
+        assert_eq!(s.vaddr, Some(0x7f00_0000_0004));
+        // False sharing of a line: the mode of each side over the whole line.
+        let c = analyze(&a, &[r(0x6020, 4, 0xffff_ffff_8150_0000)]);
+        assert!(c.shared.is_empty());
+        let f = &c.false_sharing[0];
+        assert_eq!((f.a.mode, f.b.mode), (Mode::User, Mode::Kernel));
+    }
+
+    #[test]
+    fn a_side_touched_by_user_and_kernel_code_is_both() {
+        // A side's mode comes from byte masks, not from its (bounded) list of PCs: more
+        // distinct kernel instructions than are named still leave the user write counted.
+        let mut a: Vec<Access> = (0..MAX_TOUCHES as u64 + 4)
+            .map(|i| r(0x7000, 1, 0xffff_ffff_8100_0000 + i))
+            .collect();
+        a.push(user(w(0x7000, 1, 0x40_3000), 0x100_0000_0000));
+        let c = analyze(&a, &[w(0x7000, 1, 0xffff_ffff_8100_1000)]);
+        assert_eq!(c.shared[0].a.mode, Mode::Both);
+        assert_eq!(c.shared[0].a.rw, Rw::Rw);
+        assert_eq!(c.shared[0].b.mode, Mode::Kernel);
+        // Kernel code alone, as before user-mode tracing.
+        let c = analyze(&[w(0x8000, 4, 1)], &[r(0x8000, 4, 2)]);
+        assert_eq!(
+            (c.shared[0].a.mode, c.shared[0].b.mode),
+            (Mode::Kernel, Mode::Kernel)
+        );
     }
 
     #[test]

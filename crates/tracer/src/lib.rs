@@ -3,9 +3,10 @@
 //! Built as a cdylib it is a QEMU TCG plugin (plugin API v4, QEMU 10.0) for
 //! `qemu-system-x86_64`: the guest brackets each test and each call with marker instructions
 //! ([`commuter_trace_format::marker`]), the plugin records the kernel-mode memory accesses each
-//! vCPU makes inside a call, and at the end of each test it computes the conflicts between the
-//! two calls ([`conflict`]) and appends one JSON line ([`commuter_trace_format::record`]) to its
-//! output file.
+//! vCPU makes inside a call (and, with `user=on`, the user-mode ones too, each tagged with its
+//! mode), and at the end of each test it computes the conflicts between the two calls
+//! ([`conflict`]) and appends one JSON line ([`commuter_trace_format::record`]) to its output
+//! file.
 //!
 //! The formats live in `commuter-trace-format`, so that the guest and the target driver never
 //! depend on this crate (and on QEMU's symbols); without the default `plugin` feature this

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::conflict::Access;
 use crate::percpu;
-use crate::session::{CallBuffer, TestSession, is_kernel_pc};
+use crate::session::{CallBuffer, TestSession, is_kernel_pc, traced_pc};
 use crate::slab::{self, GuestMemory};
 use commuter_trace_format::marker::{self, Command};
 use commuter_trace_format::record::TestRecord;
@@ -124,12 +124,15 @@ unsafe extern "C" fn on_mem(idx: c_uint, info: qemu_plugin_meminfo_t, vaddr: u64
 }
 
 unsafe fn record_access(buf: &mut CallBuffer, info: qemu_plugin_meminfo_t, vaddr: u64, pc: u64) {
+    // The mode of the instruction, not of the memory: kernel code copying to user memory is a
+    // kernel access.
+    let user = !is_kernel_pc(pc);
     let hw = unsafe { qemu_plugin_get_hwaddr(info, vaddr) };
     if hw.is_null() {
-        return buf.unresolved();
+        return buf.unresolved(user);
     }
     if unsafe { qemu_plugin_hwaddr_is_io(hw) } {
-        return buf.io();
+        return buf.io(user);
     }
     buf.record(Access {
         addr: unsafe { qemu_plugin_hwaddr_phys_addr(hw) },
@@ -137,6 +140,7 @@ unsafe fn record_access(buf: &mut CallBuffer, info: qemu_plugin_meminfo_t, vaddr
         pc,
         size: 1u8 << unsafe { qemu_plugin_mem_size_shift(info) }.min(6),
         write: unsafe { qemu_plugin_mem_is_store(info) },
+        user,
     });
 }
 
@@ -313,16 +317,17 @@ fn register_translation(id: qemu_plugin_id_t) {
 
 unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb) {
     guard("translation callback", || {
-        let instrument = plugin().instrument.load(Ordering::Acquire);
+        let p = plugin();
+        let instrument = p.instrument.load(Ordering::Acquire);
         let n = unsafe { qemu_plugin_tb_n_insns(tb) };
         for i in 0..n {
             // SAFETY: `i` is below the block's instruction count.
-            unsafe { instrument_insn(qemu_plugin_tb_get_insn(tb, i), instrument) };
+            unsafe { instrument_insn(qemu_plugin_tb_get_insn(tb, i), instrument, p.cfg.user) };
         }
     });
 }
 
-unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool) {
+unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, user: bool) {
     unsafe {
         if qemu_plugin_insn_size(insn) == marker::LEN {
             let mut bytes = [0u8; marker::LEN];
@@ -339,8 +344,9 @@ unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool) {
         }
         let pc = qemu_plugin_insn_vaddr(insn);
         // Decided per instruction at translation time: kernel code that touches user memory
-        // (copy_to_user) counts, user code does not.
-        if memory && is_kernel_pc(pc) {
+        // (copy_to_user) counts, user code only with `user=on` (off, it gets no callback and
+        // runs as fast as untraced code). The buffer keeps only accesses inside a call.
+        if memory && traced_pc(pc, user) {
             qemu_plugin_register_vcpu_mem_cb(
                 insn,
                 Some(on_mem),

@@ -6,12 +6,19 @@ use crate::conflict::{self, Access};
 use commuter_trace_format::record::{CallStats, RECORD_VERSION, TestRecord};
 use std::fmt::Write as _;
 
-/// Lowest kernel-mode address on x86-64 (upper canonical half, 4- and 5-level paging).
-pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
+pub use commuter_trace_format::record::KERNEL_BASE;
 
 /// Whether an instruction address is kernel code.
 pub fn is_kernel_pc(pc: u64) -> bool {
     pc >= KERNEL_BASE
+}
+
+/// Whether the plugin instruments the memory accesses of the instruction at `pc`: kernel code
+/// always, user code only when user-mode tracing is on (`user=on`). Decided once per
+/// instruction at translation time, so with user mode off user code runs with no callback at
+/// all and costs what it did before user-mode tracing existed.
+pub fn traced_pc(pc: u64, user: bool) -> bool {
+    user || is_kernel_pc(pc)
 }
 
 /// The accesses of one finished call.
@@ -73,6 +80,7 @@ impl CallBuffer {
     pub fn record(&mut self, access: Access) {
         let s = &mut self.trace.stats;
         s.accesses += 1;
+        s.user += u64::from(access.user);
         if self.trace.accesses.len() < self.max {
             self.trace.accesses.push(access);
         } else {
@@ -80,17 +88,19 @@ impl CallBuffer {
         }
     }
 
-    /// Counts an access whose physical address was unknown.
+    /// Counts an access whose physical address was unknown; `user` for user-mode code.
     #[inline]
-    pub fn unresolved(&mut self) {
+    pub fn unresolved(&mut self, user: bool) {
         self.trace.stats.accesses += 1;
+        self.trace.stats.user += u64::from(user);
         self.trace.stats.unresolved += 1;
     }
 
-    /// Counts an access to memory-mapped I/O.
+    /// Counts an access to memory-mapped I/O; `user` for user-mode code.
     #[inline]
-    pub fn io(&mut self) {
+    pub fn io(&mut self, user: bool) {
         self.trace.stats.accesses += 1;
+        self.trace.stats.user += u64::from(user);
         self.trace.stats.io += 1;
     }
 
@@ -234,6 +244,7 @@ fn check_calls(calls: &[CallTrace]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn call(slot: u64, vcpu: u32, accesses: &[(u64, bool)]) -> CallTrace {
         let mut b = CallBuffer::new(2);
@@ -245,6 +256,7 @@ mod tests {
                 pc: KERNEL_BASE + addr,
                 size: 8,
                 write,
+                user: false,
             });
         }
         b.end(slot, vcpu).unwrap()
@@ -320,5 +332,92 @@ mod tests {
     fn kernel_pcs() {
         assert!(is_kernel_pc(0xffff_ffff_8100_0000));
         assert!(!is_kernel_pc(0x0000_7fff_ffff_f000));
+    }
+
+    /// What the plugin's translation callback decides for each instruction.
+    #[test]
+    fn user_code_is_traced_only_when_asked() {
+        let (kernel, user) = (0xffff_ffff_8137_a1c2, 0x40_1a2b);
+        assert!(traced_pc(kernel, false) && traced_pc(kernel, true));
+        assert!(!traced_pc(user, false), "user mode is off by default");
+        assert!(traced_pc(user, true));
+        assert!(Config::parse(&["out=t"]).is_ok_and(|c| !c.user));
+    }
+
+    /// A call as the plugin records it: only the instructions `traced_pc` admits reach the
+    /// buffer, each tagged by its PC's mode.
+    fn traced_call(slot: u64, vcpu: u32, user_on: bool, accesses: &[Access]) -> CallTrace {
+        let mut b = CallBuffer::new(64);
+        b.begin(slot, vcpu).unwrap();
+        for a in accesses.iter().filter(|a| traced_pc(a.pc, user_on)) {
+            b.record(Access {
+                user: !is_kernel_pc(a.pc),
+                ..*a
+            });
+        }
+        b.end(slot, vcpu).unwrap()
+    }
+
+    fn at(pc: u64, addr: u64, vaddr: u64, write: bool) -> Access {
+        Access {
+            addr,
+            vaddr,
+            pc,
+            size: 1,
+            write,
+            user: false,
+        }
+    }
+
+    /// Two threads of one process store to one byte of a shared page (memwrite/memwrite), and
+    /// the kernel of call B reads it too (a write() from that page): user-user sharing on one
+    /// physical address, and a side that is both user and kernel.
+    fn two_threads(user_on: bool) -> TestRecord {
+        let page = 0x0123_4000;
+        let user_va = 0x100_0000_0000;
+        let kernel_va = 0xffff_8880_0000_0000 + page;
+        let a = [at(0x40_1000, page, user_va, true)];
+        let b = [
+            at(0x40_1000, page, user_va, true),
+            at(0xffff_ffff_8150_0000, page, user_va, false),
+            // The kernel's direct-map alias of the same page: the same physical line.
+            at(0xffff_ffff_8150_0040, page + 8, kernel_va + 8, false),
+        ];
+        let mut s = TestSession::default();
+        s.begin_test(0);
+        s.add_call(traced_call(0, 1, user_on, &a));
+        s.add_call(traced_call(1, 2, user_on, &b));
+        s.end_test(0)
+    }
+
+    #[test]
+    fn user_mode_accesses_are_tagged_and_shared_by_physical_address() {
+        use commuter_trace_format::record::{Mode, Rw};
+        let r = two_threads(true);
+        assert_eq!(r.errors, Vec::<String>::new());
+        assert_eq!((r.calls[0].accesses, r.calls[0].user), (1, 1));
+        assert_eq!((r.calls[1].accesses, r.calls[1].user), (3, 1));
+        assert_eq!(r.shared.len(), 1, "{:?}", r.shared);
+        let s = &r.shared[0];
+        assert_eq!(
+            (s.addr, s.size, s.vaddr),
+            (0x0123_4000, 1, Some(0x100_0000_0000))
+        );
+        assert_eq!((s.a.mode, s.a.rw, s.a.pc), (Mode::User, Rw::W, 0x40_1000));
+        assert_eq!(s.b.mode, Mode::Both);
+        assert_eq!(s.b.pcs, vec![0x40_1000, 0xffff_ffff_8150_0000]);
+        // Byte 8, read by the kernel through the direct map, shares the line but no byte.
+        assert!(
+            r.false_sharing.is_empty(),
+            "byte 0 is shared, so the line is not false"
+        );
+    }
+
+    #[test]
+    fn without_user_mode_nothing_of_user_code_is_recorded() {
+        let r = two_threads(false);
+        assert_eq!((r.calls[0].accesses, r.calls[0].user), (0, 0));
+        assert_eq!((r.calls[1].accesses, r.calls[1].user), (2, 0));
+        assert!(r.shared.is_empty() && r.false_sharing.is_empty(), "{r:?}");
     }
 }

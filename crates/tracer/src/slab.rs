@@ -193,6 +193,7 @@ mod tests {
         let side = Side {
             pc: 1,
             rw: Rw::W,
+            mode: commuter_trace_format::record::Mode::Kernel,
             pcs: vec![1],
         };
         SharedLocation {
