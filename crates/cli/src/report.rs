@@ -22,6 +22,10 @@ pub struct ReportArgs {
     /// Also write the heat map (SVG) here.
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<PathBuf>,
+    /// Also write SARIF 2.1.0 here: one result per code site that touched shared memory, for
+    /// code-scanning tools.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
     /// How many shared code sites the summary lists.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -81,6 +85,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     );
     if let (Some(out), Some(path)) = (heatmap, &args.heatmap) {
         out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if let (Some(out), Some(path)) = (sarif, &args.sarif) {
+        out.commit(commuter_report::sarif(&conflicts).as_bytes())?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `commuter-report`: turns a `conflicts.json` into what people read: a terminal summary per
 //! call pair, the paper-style triangular heat map (`heatmap.svg`), and the comparison of two
-//! runs ([`diff`]).
+//! runs ([`diff`]), and SARIF for code-scanning tools ([`sarif`]).
 //!
 //! No IO: every function takes the parsed data and returns a `String`; the CLI writes it.
 //! The per-pair test counts come from `tests.json` ([`PairTests`]), so that pairs whose tests
@@ -8,10 +8,12 @@
 
 mod diff;
 mod heatmap;
+mod sarif;
 mod summary;
 
 pub use diff::{PairDelta, RunDiff, TestChange, diff, diff_terminal};
 pub use heatmap::heatmap_svg;
+pub use sarif::sarif;
 pub use summary::{PairSummary, Site, summarize, terminal, top_sites};
 
 /// One call pair of the test suite and how many tests it has.

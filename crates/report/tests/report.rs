@@ -2,7 +2,7 @@
 //! (the real schema, made-up tests).
 
 use commuter_report::{
-    PairTests, diff, diff_terminal, heatmap_svg, pairs_of, summarize, terminal, top_sites,
+    PairTests, diff, diff_terminal, heatmap_svg, pairs_of, sarif, summarize, terminal, top_sites,
 };
 use commuter_scan::ConflictsFile;
 use commuter_scan::schema::{
@@ -266,4 +266,74 @@ fn pairs_come_from_the_conflicts_file_when_there_is_no_suite() {
         .expect("pair");
     assert_eq!(stat.tests, 3);
     assert_eq!(pairs[0].calls, ["stat", "stat"]);
+}
+
+/// The published SARIF 2.1.0 schema (OASIS; `Schemata/sarif-schema-2.1.0.json` of the
+/// specification, as json.schemastore.org serves it).
+const SARIF_SCHEMA: &str = include_str!("data/sarif-schema-2.1.0.json");
+
+#[test]
+fn sarif_is_valid_against_the_published_schema() {
+    let log: serde_json::Value = serde_json::from_str(&sarif(&conflicts())).expect("JSON");
+    let mut schema: serde_json::Value = serde_json::from_str(SARIF_SCHEMA).expect("schema");
+    // The published `language` patterns have a lone `]`, a literal in legacy ECMAScript
+    // regexes but an error in the Unicode mode the validator checks patterns in: escaped, they
+    // mean the same.
+    let lone = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+    assert_eq!(
+        escape_pattern(
+            &mut schema,
+            lone,
+            r"^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}\]?$"
+        ),
+        2
+    );
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&log)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // An invalid log is caught: the check can fail.
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = "severe".into();
+    assert!(!validator.is_valid(&broken));
+}
+
+#[test]
+fn sarif_has_one_result_per_code_site_and_kind() {
+    let log: serde_json::Value = serde_json::from_str(&sarif(&conflicts())).expect("JSON");
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    // dentry: lockref_get_not_dead and lockref_put_return; jiffies_64: inode_set_ctime_current.
+    assert_eq!(results.len(), 3, "{results:#?}");
+    let ctime = results
+        .iter()
+        .find(|r| r["ruleId"] == "shared-static-variable")
+        .expect("a static variable result");
+    let loc = &ctime["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "fs/inode.c");
+    assert_eq!(loc["region"]["startLine"], 2630);
+    insta::assert_snapshot!(sarif(&conflicts()));
+}
+
+/// Replaces every `"pattern": from` in a schema; how many it replaced.
+fn escape_pattern(schema: &mut serde_json::Value, from: &str, to: &str) -> usize {
+    match schema {
+        serde_json::Value::Object(map) => {
+            let mut n = 0;
+            for (k, v) in map.iter_mut() {
+                if k == "pattern" && v == from {
+                    *v = to.into();
+                    n += 1;
+                } else {
+                    n += escape_pattern(v, from, to);
+                }
+            }
+            n
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().map(|v| escape_pattern(v, from, to)).sum()
+        }
+        _ => 0,
+    }
 }
