@@ -69,6 +69,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         .as_deref()
         .map(AtomicOutput::prepare)
         .transpose()?;
+    let sarif = args
+        .sarif
+        .as_deref()
+        .map(AtomicOutput::prepare)
+        .transpose()?;
     let pairs = match &args.tests {
         Some(path) => {
             let bytes = std::fs::read(path)
