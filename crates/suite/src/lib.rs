@@ -1,5 +1,8 @@
-//! The `tests.json` schema: everything a target needs to set up and run each test, with no
-//! access to the model or the solver.
+//! `commuter-suite`: the `tests.json` schema, everything a target needs to set up and run each
+//! test with no access to the model or the solver, and its loader.
+//!
+//! Plain data (serde, no Z3): `commuter-testgen` writes it, and runners of implementations
+//! (`commuter-harness`, linked into static binaries) read it with the same types.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
