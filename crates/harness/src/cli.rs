@@ -147,11 +147,21 @@ fn unpinned_reason(mode: PinMode, cpus: [u32; 2], online: usize) -> String {
     }
 }
 
-/// Runs the command line `args` for adapter `A`; returns the exit code.
+/// Runs the command line `args` for adapter `A`, printing its lines on stdout; returns the
+/// exit code. `init` is set when the runner acts as `/init` (the caller then powers off).
 pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
+    run_with::<A>(args, init, &mut emit)
+}
+
+/// [`run`], handing every line to `emit` (tests collect them).
+pub fn run_with<A: Adapter + 'static>(
+    args: &[String],
+    init: &mut bool,
+    emit: &mut dyn FnMut(&HarnessLine),
+) -> i32 {
     let o = match parse_args(args) {
         Ok(o) => o,
-        Err(e) => return fatal(&format!("{e}\n\n{USAGE}"), EXIT_USAGE),
+        Err(e) => return fatal(emit, &format!("{e}\n\n{USAGE}"), EXIT_USAGE),
     };
     *init = o.init || sys::is_pid1();
     if o.help {
@@ -161,18 +171,24 @@ pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
     if *init {
         for (source, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs")] {
             if let Err(e) = sys::mount(source, target, fstype) {
-                return fatal(&format!("mount {fstype} on {target}: {e}"), EXIT_USAGE);
+                return fatal(
+                    emit,
+                    &format!("mount {fstype} on {target}: {e}"),
+                    EXIT_USAGE,
+                );
             }
         }
     }
     let file = match (&o.file, *init) {
         (Some(f), _) => f.clone(),
         (None, true) => INIT_TESTS.to_string(),
-        (None, false) => return fatal(&format!("no tests file given\n\n{USAGE}"), EXIT_USAGE),
+        (None, false) => {
+            return fatal(emit, &format!("no tests file given\n\n{USAGE}"), EXIT_USAGE);
+        }
     };
     let tests = match input::load::<A>(&file, &o.selection) {
         Ok(t) => t,
-        Err(e) => return fatal(&e.to_string(), EXIT_USAGE),
+        Err(e) => return fatal(emit, &e.to_string(), EXIT_USAGE),
     };
     if o.list {
         for t in &tests {
@@ -188,7 +204,7 @@ pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
     let online = sys::online_cpus();
     let placement = match placement(mode, o.cpus, online) {
         Ok(p) => p,
-        Err(e) => return fatal(&e, EXIT_USAGE),
+        Err(e) => return fatal(emit, &e, EXIT_USAGE),
     };
     let unpinned =
         (placement == Placement::Unpinned).then(|| unpinned_reason(mode, o.cpus, online));
@@ -208,13 +224,13 @@ pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
     });
     let mut runner = match Runner::<A>::start(placement) {
         Ok(r) => r,
-        Err(e) => return fatal(&e.0, EXIT_USAGE),
+        Err(e) => return fatal(emit, &e.0, EXIT_USAGE),
     };
     let mut totals = Totals::default();
     for (index, t) in tests.iter().enumerate() {
         match runner.run_test(index, t, &mut totals) {
             Ok(line) => emit(&line),
-            Err(abort) => return fatal(&abort.0, EXIT_ABORTED),
+            Err(abort) => return fatal(emit, &abort.0, EXIT_ABORTED),
         }
     }
     emit(&HarnessLine::Done {
@@ -231,11 +247,62 @@ pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
     }
 }
 
-fn fatal(message: &str, code: i32) -> i32 {
+/// Explains on stderr, reports a fatal line, returns `code`.
+fn fatal(emit: &mut dyn FnMut(&HarnessLine), message: &str, code: i32) -> i32 {
     eprintln!("error: {message}");
     let first = message.lines().next().unwrap_or_default();
     emit(&HarnessLine::Fatal {
         message: first.to_string(),
     });
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn command_lines() {
+        let o = parse_args(&args(&[
+            "--test", "x_0", "--calls", "get/len", "--cpus", "2,3", "--pin", "off", "t.json",
+        ]))
+        .expect("parses");
+        assert_eq!(o.file.as_deref(), Some("t.json"));
+        assert_eq!(o.selection.tests, ["x_0"]);
+        assert_eq!(o.selection.call_sets, ["get/len"]);
+        assert_eq!(o.cpus, [2, 3]);
+        assert_eq!(o.pin, Some(PinMode::Off));
+        // What the kernel hands init after `--` on its command line.
+        let o = parse_args(&args(&["--", "--init"])).expect("parses");
+        assert!(o.init && o.file.is_none());
+        for bad in [
+            &["--pin", "sometimes"][..],
+            &["--cpus", "1,1"],
+            &["--cpus", "0,1"],
+            &["--cpus", "x"],
+            &["--frob"],
+            &["a.json", "b.json"],
+            &["--test"],
+        ] {
+            assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pinning_falls_back_only_when_allowed() {
+        assert_eq!(
+            placement(PinMode::Auto, [1, 2], 3),
+            Ok(Placement::Pinned([1, 2]))
+        );
+        assert_eq!(placement(PinMode::Auto, [1, 2], 2), Ok(Placement::Unpinned));
+        assert_eq!(placement(PinMode::Off, [1, 2], 8), Ok(Placement::Unpinned));
+        let e = placement(PinMode::Require, [1, 2], 2)
+            .err()
+            .expect("refused");
+        assert!(e.contains("qemu -smp 3"), "{e}");
+    }
 }

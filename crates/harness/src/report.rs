@@ -117,3 +117,33 @@ pub fn emit(line: &HarnessLine) {
     let _ = writeln!(out, "{}", line.to_line());
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lines_round_trip_after_console_noise_and_ignore_the_guests() {
+        let l = HarnessLine::Test {
+            index: 3,
+            id: "get_len_0_0".into(),
+            outcome: Outcome::Mismatch,
+            calls: vec![CallReport {
+                slot: "a".into(),
+                call: "get".into(),
+                ok: false,
+                actual: json!("none"),
+                expected: vec![json!({"some": "Value0"})],
+                cpu: 1,
+                elapsed_ns: Some(90),
+            }],
+            message: None,
+        };
+        let text = format!("[    2.5] random: crng init done\r{}\r", l.to_line());
+        assert_eq!(HarnessLine::parse(&text).and_then(Result::ok), Some(l));
+        // The POSIX guest's lines are not ours.
+        assert!(HarnessLine::parse("@@commuter {\"event\":\"done\",\"tests\":3}").is_none());
+        assert!(HarnessLine::parse("@@commuter-harness {broken").is_some_and(|r| r.is_err()));
+    }
+}

@@ -97,3 +97,30 @@ impl<C: CounterImpl> Adapter for CounterAdapter<C> {
         result(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_setup_calls_and_results() {
+        let t = TestCase {
+            id: "t".into(),
+            path: "p".into(),
+            class: vec![],
+            setup: json!({"counter": 2}),
+            calls: vec![],
+            expected: vec![],
+        };
+        assert_eq!(setup_value(&t), Ok(2));
+        let neg = TestCase {
+            setup: json!({"counter": -1}),
+            ..t
+        };
+        assert!(setup_value(&neg).is_err());
+        assert_eq!(parse_call("iszero", &Json::Null), Ok(CounterCall::IsZero));
+        assert!(parse_call("reset", &Json::Null).is_err());
+        assert_eq!(result(&CounterOutput::Unit), Json::Null);
+        assert_eq!(result(&CounterOutput::IsZero(true)), json!(true));
+    }
+}

@@ -178,3 +178,103 @@ impl<M: KvMap> Adapter for KvAdapter<M> {
         result(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commuter_suite::TestCall;
+
+    fn test(setup: Json, calls: &[(&str, Json)]) -> TestCase {
+        TestCase {
+            id: "t".into(),
+            path: "p".into(),
+            class: vec![],
+            setup,
+            calls: calls
+                .iter()
+                .zip(["a", "b"])
+                .map(|((call, args), slot)| TestCall {
+                    slot: slot.into(),
+                    call: call.to_string(),
+                    args: args.clone(),
+                })
+                .collect(),
+            expected: vec![],
+        }
+    }
+
+    #[test]
+    fn setup_fills_the_size_with_keys_the_test_does_not_name() {
+        let t = test(
+            json!({"map": {"Key0": "Value1"}, "len": 4}),
+            &[("get", json!({"key": "Key1"})), ("len", Json::Null)],
+        );
+        let entries = setup_entries(&t).expect("setup");
+        // Key0 as listed, then the smallest keys neither listed nor named by a call.
+        assert_eq!(entries, [(0, 1), (2, 0), (3, 0), (4, 0)]);
+    }
+
+    #[test]
+    fn setups_the_model_cannot_make_are_refused() {
+        let t = test(json!({"map": {"Key0": "Value1"}, "len": 0}), &[]);
+        let e = setup_entries(&t).err().expect("refused");
+        assert!(e.to_string().contains("less than the 1 entries"), "{e}");
+        let t = test(json!({"map": {"k": "Value1"}, "len": 1}), &[]);
+        let e = setup_entries(&t).err().expect("refused");
+        assert!(
+            e.to_string().contains("expected a label like \"Key0\""),
+            "{e}"
+        );
+        let t = test(json!({"len": 1}), &[]);
+        assert!(setup_entries(&t).is_err());
+    }
+
+    #[test]
+    fn calls_and_results_in_the_models_terms() {
+        let insert = parse_call("insert", &json!({"key": "Key2", "val": "Value5"}));
+        assert_eq!(insert, Ok(KvCall::Insert { key: 2, val: 5 }));
+        assert_eq!(parse_call("len", &Json::Null), Ok(KvCall::Len));
+        let e = parse_call("get", &json!({})).err().expect("refused");
+        assert!(e.to_string().contains("no field \"key\""), "{e}");
+        assert!(matches!(
+            parse_call("put", &Json::Null),
+            Err(AdapterError::UnknownCall { .. })
+        ));
+        assert_eq!(result(&KvOutput::Value(None)), json!("none"));
+        assert_eq!(result(&KvOutput::Value(Some(5))), json!({"some": "Value5"}));
+        assert_eq!(result(&KvOutput::Present(false)), json!(false));
+        assert_eq!(result(&KvOutput::Len(3)), json!(3));
+    }
+
+    struct Bounded;
+    impl KvMap for Bounded {
+        const NAME: &'static str = "bounded";
+        const KEY_LIMIT: Option<u64> = Some(4);
+        fn from_entries(_: &[(u64, u64)]) -> Result<Self, AdapterError> {
+            Ok(Bounded)
+        }
+        fn insert(&self, _: u64, _: u64) -> Option<u64> {
+            None
+        }
+        fn get(&self, _: u64) -> Option<u64> {
+            None
+        }
+        fn remove(&self, _: u64) -> Option<u64> {
+            None
+        }
+        fn contains(&self, _: u64) -> bool {
+            false
+        }
+        fn len(&self) -> usize {
+            0
+        }
+    }
+
+    #[test]
+    fn keys_outside_a_bounded_domain_are_refused_when_parsed() {
+        let ok = <KvAdapter<Bounded> as Adapter>::parse_call("get", &json!({"key": "Key3"}));
+        assert_eq!(ok, Ok(KvCall::Get { key: 3 }));
+        let e = <KvAdapter<Bounded> as Adapter>::parse_call("get", &json!({"key": "Key4"}));
+        assert!(matches!(e, Err(AdapterError::Unsupported(_))), "{e:?}");
+    }
+}
