@@ -59,3 +59,32 @@ impl CounterImpl for PerCpu {
 fn main() {
     commuter_harness::main::<CounterAdapter<PerCpu>>()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_separate_and_the_sum_is_the_count() {
+        let c = PerCpu::new(2).expect("counter");
+        let a = &c.0[0] as *const Line as usize;
+        let b = &c.0[1] as *const Line as usize;
+        assert_eq!(b - a, 64);
+        assert!(!c.is_zero());
+        c.dec();
+        c.dec();
+        assert!(c.is_zero());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| (0..1000).for_each(|_| c.inc()));
+            }
+        });
+        assert!(!c.is_zero());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| (0..1000).for_each(|_| c.dec()));
+            }
+        });
+        assert!(c.is_zero());
+    }
+}
