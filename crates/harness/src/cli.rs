@@ -54,8 +54,9 @@ options:
   --cpus A,B         the CPUs of call A and call B (default 1,2)
   --pin MODE         auto (default): pin when the CPUs exist, else run unpinned and say so;
                      require (default with --init): pin or fail; off: never pin
-  --init             run as /init: mount /proc and /sys, read /tests.json unless a file is
-                     given, power off at the end (implied when running as PID 1)
+  --init             the defaults of /init: read /tests.json unless a file is given, --pin
+                     require (implied as PID 1, which also mounts /proc and /sys and powers
+                     off at the end; other processes never mount or power off)
   --list             print the selected test ids (id and call set per line) and exit
   -h, --help         this text
 
@@ -148,7 +149,7 @@ fn unpinned_reason(mode: PinMode, cpus: [u32; 2], online: usize) -> String {
 }
 
 /// Runs the command line `args` for adapter `A`, printing its lines on stdout; returns the
-/// exit code. `init` is set when the runner acts as `/init` (the caller then powers off).
+/// exit code. `init` is set when the runner is PID 1 (the caller then powers off).
 pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
     run_with::<A>(args, init, &mut emit)
 }
@@ -163,12 +164,16 @@ pub fn run_with<A: Adapter + 'static>(
         Ok(o) => o,
         Err(e) => return fatal(emit, &format!("{e}\n\n{USAGE}"), EXIT_USAGE),
     };
-    *init = o.init || sys::is_pid1();
+    // Mounting and powering off are for PID 1 alone: as any other root process they would
+    // change the host's mounts and power the host off.
+    let pid1 = sys::is_pid1();
+    *init = pid1;
+    let init_defaults = o.init || pid1;
     if o.help {
         println!("{USAGE}");
         return EXIT_PASS;
     }
-    if *init {
+    if pid1 {
         for (source, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs")] {
             if let Err(e) = sys::mount(source, target, fstype) {
                 return fatal(
@@ -179,7 +184,7 @@ pub fn run_with<A: Adapter + 'static>(
             }
         }
     }
-    let file = match (&o.file, *init) {
+    let file = match (&o.file, init_defaults) {
         (Some(f), _) => f.clone(),
         (None, true) => INIT_TESTS.to_string(),
         (None, false) => {
@@ -300,9 +305,7 @@ mod tests {
         );
         assert_eq!(placement(PinMode::Auto, [1, 2], 2), Ok(Placement::Unpinned));
         assert_eq!(placement(PinMode::Off, [1, 2], 8), Ok(Placement::Unpinned));
-        let e = placement(PinMode::Require, [1, 2], 2)
-            .err()
-            .expect("refused");
+        let e = placement(PinMode::Require, [1, 2], 2).expect_err("refused");
         assert!(e.contains("qemu -smp 3"), "{e}");
     }
 }

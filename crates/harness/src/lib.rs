@@ -74,17 +74,24 @@
 //! [`cli::EXIT_PASS`] 0: every selected test passed. [`cli::EXIT_FAILED`] 1: some test
 //! mismatched or could not run. [`cli::EXIT_USAGE`] 2: bad command line, input or environment,
 //! no test ran. [`cli::EXIT_ABORTED`] 3: a call did not return within
-//! [`runner::TIMEOUT_MS`]. As `/init` there is no exit code (PID 1 must not exit): the
+//! [`runner::TIMEOUT_MS`]. As PID 1 there is no exit code (PID 1 must not exit): the
 //! `done` or `fatal` line says how it went, then the machine powers off.
 //!
 //! # As `/init`
 //!
-//! With `--init`, or when it finds itself PID 1, the runner mounts `proc` on `/proc` and
-//! `sysfs` on `/sys` (it counts online CPUs through them), reads `/tests.json` unless a file is
-//! given, defaults to `--pin require`, and powers off (`reboot(RB_POWER_OFF)`, after `sync`)
-//! when done, whatever happened, like the POSIX guest. It needs nothing else: no `/dev`, no
+//! When it finds itself PID 1 the runner mounts `proc` on `/proc` and `sysfs` on `/sys` (it
+//! counts online CPUs through them), reads `/tests.json` unless a file is given, defaults to
+//! `--pin require`, and powers off (`reboot(RB_POWER_OFF)`, after `sync`) when done, whatever
+//! happened, like the POSIX guest. `--init` gives any process the same defaults (file and
+//! pinning) but never mounts or powers off: as a root process on a host that would change the
+//! host's mounts and power it off. It needs nothing else: no `/dev`, no
 //! writable file system, no shell. Arguments reach it from the kernel command line after `--`
-//! (`... -- --calls insert/len`). Its stdout is the console the kernel gives init.
+//! (`... -- --calls insert/len`). Its stdout is the console the kernel gives init, so the
+//! initramfs needs `/dev/console` (character device 5:1) besides `/init` (this binary) and
+//! `/tests.json`, as the POSIX guest's does. The kernel command line should isolate CPUs 1 and
+//! 2 as for the guest (`isolcpus=`, `nohz_full=`, `rcu_nocbs=`); pinning to isolated CPUs
+//! works although init's own affinity excludes them (the runner counts online CPUs, not its
+//! affinity mask).
 
 pub mod adapter;
 pub mod cli;
@@ -100,7 +107,7 @@ pub use commuter_suite::{TestCall, TestCase};
 pub use report::{CallReport, HarnessLine, Outcome};
 
 /// The whole runner: parses the command line, runs the tests, exits with the code the crate
-/// documentation lists (or powers off, as `/init`).
+/// documentation lists (or powers off, as PID 1).
 pub fn main<A: Adapter + 'static>() -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut init = false;

@@ -217,10 +217,10 @@ mod tests {
     #[test]
     fn setups_the_model_cannot_make_are_refused() {
         let t = test(json!({"map": {"Key0": "Value1"}, "len": 0}), &[]);
-        let e = setup_entries(&t).err().expect("refused");
+        let e = setup_entries(&t).expect_err("refused");
         assert!(e.to_string().contains("less than the 1 entries"), "{e}");
         let t = test(json!({"map": {"k": "Value1"}, "len": 1}), &[]);
-        let e = setup_entries(&t).err().expect("refused");
+        let e = setup_entries(&t).expect_err("refused");
         assert!(
             e.to_string().contains("expected a label like \"Key0\""),
             "{e}"
@@ -234,7 +234,7 @@ mod tests {
         let insert = parse_call("insert", &json!({"key": "Key2", "val": "Value5"}));
         assert_eq!(insert, Ok(KvCall::Insert { key: 2, val: 5 }));
         assert_eq!(parse_call("len", &Json::Null), Ok(KvCall::Len));
-        let e = parse_call("get", &json!({})).err().expect("refused");
+        let e = parse_call("get", &json!({})).expect_err("refused");
         assert!(e.to_string().contains("no field \"key\""), "{e}");
         assert!(matches!(
             parse_call("put", &Json::Null),
