@@ -7,7 +7,7 @@
 //! Implement [`Adapter`] for your implementation (build it from a test's `setup`, parse a
 //! call, perform it, put its result in the model's terms) and link this crate:
 //!
-//! ```ignore
+//! ```text
 //! fn main() {
 //!     commuter_harness::main::<MyAdapter>()
 //! }
