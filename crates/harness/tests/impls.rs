@@ -65,9 +65,11 @@ fn runners() -> PathBuf {
     repo().join("target/impls").join(TARGET).join("release")
 }
 
-/// `commuter testgen -m model` into the test's directory.
-fn testgen(commuter: &Path, model: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("harness-impls");
+/// `commuter testgen -m model` into directory `test` of this test binary's.
+fn testgen(commuter: &Path, model: &str, test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("harness-impls")
+        .join(test);
     std::fs::create_dir_all(&dir).expect("test directory");
     let file = dir.join(format!("{model}.json"));
     let out = Command::new(commuter)
@@ -118,8 +120,8 @@ fn is_static(elf: &Path) -> bool {
 fn static_runners_pass_every_kv_and_counter_test() {
     let commuter = commuter();
     let bin = runners();
-    let kv = testgen(&commuter, "kv");
-    let counter = testgen(&commuter, "counter");
+    let kv = testgen(&commuter, "kv", "runners");
+    let counter = testgen(&commuter, "counter", "runners");
     let runs = [
         ("kv-mutex", &kv),
         ("kv-rwlock", &kv),
@@ -206,7 +208,7 @@ impl KvMap for ForgetfulGet {
 
 #[test]
 fn a_wrong_get_is_reported_as_mismatches() {
-    let kv = testgen(&commuter(), "kv");
+    let kv = testgen(&commuter(), "kv", "wrong-get");
     let args = vec![
         kv.to_string_lossy().into_owned(),
         "--pin".into(),
@@ -252,4 +254,74 @@ fn a_wrong_get_is_reported_as_mismatches() {
         }) => assert_eq!(*m, mismatched),
         other => panic!("no done line last: {other:?}"),
     }
+}
+
+/// The `getset` model's register, adapted directly (no typed helpers): the runner is generic.
+struct Register(std::sync::atomic::AtomicI64);
+
+enum RegisterCall {
+    Set(i64),
+    Get,
+}
+
+impl commuter_harness::Adapter for Register {
+    const MODEL: &'static str = "getset";
+    const NAME: &'static str = "getset-atomic";
+    type Call = RegisterCall;
+    type Output = Option<i64>;
+    fn setup(test: &commuter_harness::TestCase) -> Result<Self, AdapterError> {
+        let v = test.setup["val"]
+            .as_i64()
+            .ok_or_else(|| AdapterError::setup(format!("no integer \"val\" in {}", test.setup)))?;
+        Ok(Register(std::sync::atomic::AtomicI64::new(v)))
+    }
+    fn parse_call(call: &str, args: &Json) -> Result<RegisterCall, AdapterError> {
+        match call {
+            "set" => args["val"]
+                .as_i64()
+                .map(RegisterCall::Set)
+                .ok_or_else(|| AdapterError::args(call, "no integer \"val\"")),
+            "get" => Ok(RegisterCall::Get),
+            _ => Err(AdapterError::unknown_call(call, &["set", "get"])),
+        }
+    }
+    fn call(&self, call: &RegisterCall) -> Option<i64> {
+        use std::sync::atomic::Ordering;
+        match call {
+            RegisterCall::Set(v) => {
+                self.0.store(*v, Ordering::Release);
+                None
+            }
+            RegisterCall::Get => Some(self.0.load(Ordering::Acquire)),
+        }
+    }
+    fn result(out: &Option<i64>) -> Json {
+        out.map_or(Json::Null, |v| json!(v))
+    }
+}
+
+#[test]
+fn any_model_runs_through_an_adapter_written_directly() {
+    let suite = testgen(&commuter(), "getset", "getset");
+    let total = total_tests(&suite);
+    let args = vec![
+        suite.to_string_lossy().into_owned(),
+        "--pin".into(),
+        "off".into(),
+    ];
+    let mut lines = Vec::new();
+    let code = commuter_harness::cli::run_with::<Register>(&args, &mut false, &mut |l| {
+        lines.push(l.clone())
+    });
+    assert_eq!(code, commuter_harness::cli::EXIT_PASS, "{lines:?}");
+    assert!(total > 0);
+    assert_eq!(
+        lines.last(),
+        Some(&HarnessLine::Done {
+            tests: total,
+            passed: total,
+            mismatched: 0,
+            errors: 0
+        })
+    );
 }
