@@ -200,6 +200,57 @@ fn upipe_known_answers() {
 }
 
 #[test]
+fn kv_known_answers() {
+    let a = run("kv", None);
+    // Readers commute with each other in every state.
+    for reads in [
+        "get/get",
+        "get/contains",
+        "get/len",
+        "contains/contains",
+        "contains/len",
+        "len/len",
+    ] {
+        assert_eq!(set(&a, reads).commutes, Commutes::Always, "{reads}");
+    }
+    // Inserts of different new keys commute (and no path of the pair needs equal keys to).
+    let ii = commute_conditions(set(&a, "insert/insert"));
+    assert!(
+        ii.contains(
+            &"!s.map.contains(a.key) && !s.map.contains(b.key) && b.key != a.key".to_string()
+        ),
+        "{ii:#?}"
+    );
+    // An insert commutes with len exactly when it replaces a key that is there.
+    assert_eq!(
+        commute_conditions(set(&a, "insert/len")),
+        ["s.map.contains(a.key)"]
+    );
+    // A remove commutes with len exactly when the key is absent.
+    assert_eq!(
+        commute_conditions(set(&a, "remove/len")),
+        ["!s.map.contains(a.key)"]
+    );
+    // Replacing a present key's value commutes with contains of any key.
+    let ic = commute_conditions(set(&a, "insert/contains"));
+    assert!(ic.contains(&"s.map.contains(a.key)".to_string()), "{ic:#?}");
+    // get of the key an insert writes commutes only when the value stays what it was.
+    let ig = set(&a, "insert/get");
+    assert_eq!(ig.commutes, Commutes::Sometimes);
+    assert!(
+        ig.path_list
+            .iter()
+            .any(|p| !p.commutes && p.divergence == ["ab/b result"]),
+        "{ig:?}"
+    );
+    // Removing the same present key twice never commutes; different keys do.
+    let rr = set(&a, "remove/remove");
+    assert_eq!(rr.commutes, Commutes::Sometimes);
+    assert_eq!(a.total_unknowns(), 0);
+    insta::assert_snapshot!(render(&a));
+}
+
+#[test]
 fn three_call_sets_walk_the_subset_lattice() {
     let m = find_model("counter").expect("counter");
     let opts = AnalyzeOptions {

@@ -1,7 +1,7 @@
 //! The built-in interface models, and the registry the CLI lists and runs them from.
 //!
-//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`) are small
-//! interfaces with known commutativity answers; they document the model API by example and
+//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`, `kv`) are
+//! small interfaces with known commutativity answers; they document the model API by example and
 //! test the pipeline end to end. `posix` is the paper's file-system and virtual-memory model.
 
 pub mod posix;
@@ -19,6 +19,7 @@ pub fn builtin_models() -> Vec<Box<dyn DynModel>> {
         Box::new(toys::rename::RenameModel),
         Box::new(toys::trackforget::TrackForgetModel),
         Box::new(toys::upipe::UpipeModel),
+        Box::new(toys::kv::KvModel),
     ]
 }
 

@@ -175,3 +175,40 @@ fn posix_tests_do_not_depend_on_the_solvers_models() {
     assert!(first.total_tests() > 100);
     assert_eq!(first, second);
 }
+
+#[test]
+fn kv_setups_are_maps_an_implementation_can_build() {
+    let s = suite("kv", None, &TestgenOptions::default());
+    assert!(s.total_tests() > 0);
+    for cs in &s.call_sets {
+        assert!(cs.errors.is_empty(), "{}: {:?}", cs.name(), cs.errors);
+        for t in &cs.tests {
+            let map = t.setup["map"].as_object().expect("a map of entries");
+            let len = t.setup["len"].as_u64().expect("a size");
+            // The size counts at least the entries listed (the rest are keys no call names).
+            assert!(len as usize >= map.len(), "{t:?}");
+            for (k, v) in map {
+                assert!(k.starts_with("Key") && v.as_str().is_some_and(|v| v.starts_with("Value")));
+            }
+            for c in &t.calls {
+                if let Some(k) = c.args.get("key") {
+                    assert!(k.as_str().is_some_and(|k| k.starts_with("Key")), "{t:?}");
+                }
+            }
+        }
+    }
+    // insert/len commute only when the key is there: the setup lists it, and len counts it.
+    let il = s
+        .call_sets
+        .iter()
+        .find(|c| c.name() == "insert/len")
+        .expect("insert/len");
+    for t in &il.tests {
+        let key = t.calls[0].args["key"].as_str().expect("key");
+        assert!(t.setup["map"].get(key).is_some(), "{t:?}");
+        assert!(t.setup["len"].as_u64() >= Some(1), "{t:?}");
+        for e in t.expected.iter().filter(|e| e.slot == "b") {
+            assert_eq!(e.result, t.setup["len"], "{t:?}");
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod counter;
 pub mod getset;
+pub mod kv;
 pub mod rename;
 pub mod trackforget;
 pub mod upipe;

@@ -1,0 +1,27 @@
+//! Typed views of the built-in models' JSON (`setup`, `args`, results as `tests.json` writes
+//! them), so an implementation of `kv` or `counter` only writes its operations: implement
+//! [`kv::KvMap`] or [`counter::CounterImpl`] and run `main::<KvAdapter<MyMap>>()`.
+//!
+//! Other models write their [`crate::Adapter`] directly.
+
+pub mod counter;
+pub mod kv;
+
+use crate::AdapterError;
+use serde_json::Value as Json;
+
+/// The number of an uninterpreted value's label (`Key3` with prefix `Key`: 3).
+pub fn label_number(v: &Json, prefix: &str) -> Result<u64, String> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("expected a label like \"{prefix}0\", found {v}"))?;
+    s.strip_prefix(prefix)
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("expected a label like \"{prefix}0\", found {s:?}"))
+}
+
+/// An object field of a call's arguments.
+fn arg<'a>(call: &str, args: &'a Json, field: &str) -> Result<&'a Json, AdapterError> {
+    args.get(field)
+        .ok_or_else(|| AdapterError::args(call, format!("no field {field:?} in {args}")))
+}

@@ -1,0 +1,327 @@
+//! End to end on this host: the real `commuter testgen` writes the `kv` and `counter` suites,
+//! the static runners of `impls/` (built as `scripts/setup` builds them) run every test
+//! natively (the markers are no-ops; on a host without CPUs 1 and 2 the calls run unpinned),
+//! and every result must match. A deliberately wrong map must be caught as mismatches.
+//!
+//! The test builds the CLI and the runners with cargo itself (incremental, so cheap once
+//! built), like the Linux target's end-to-end tests build the guest.
+
+use commuter_harness::models::kv::{KvAdapter, KvMap};
+use commuter_harness::{AdapterError, HarnessLine, Outcome};
+use serde_json::{Value as Json, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cargo(args: &[&str], rustflags: Option<&str>) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(repo()).arg("build").args(args);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        c.env_remove(var);
+    }
+    if let Some(flags) = rustflags {
+        c.env("RUSTFLAGS", flags);
+    }
+    let out = c.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `commuter` CLI (the dev build `cargo test` of the workspace shares).
+fn commuter() -> PathBuf {
+    cargo(&["-p", "commuter", "--bin", "commuter"], None);
+    repo().join("target/debug/commuter")
+}
+
+/// Every runner of `impls/`, static, exactly as `scripts/setup` builds them.
+fn runners() -> PathBuf {
+    cargo(
+        &[
+            "--release",
+            "--manifest-path",
+            "impls/Cargo.toml",
+            "--target-dir",
+            "target/impls",
+            "--target",
+            TARGET,
+        ],
+        Some("-C target-feature=+crt-static -C relocation-model=static"),
+    );
+    repo().join("target/impls").join(TARGET).join("release")
+}
+
+/// `commuter testgen -m model` into directory `test` of this test binary's.
+fn testgen(commuter: &Path, model: &str, test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("harness-impls")
+        .join(test);
+    std::fs::create_dir_all(&dir).expect("test directory");
+    let file = dir.join(format!("{model}.json"));
+    let out = Command::new(commuter)
+        .args(["testgen", "-m", model, "-o"])
+        .arg(&file)
+        .output()
+        .expect("run commuter testgen");
+    assert!(
+        out.status.success(),
+        "testgen -m {model}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
+fn total_tests(suite: &Path) -> usize {
+    let j: Json = serde_json::from_slice(&std::fs::read(suite).expect("suite")).expect("json");
+    j["call_sets"]
+        .as_array()
+        .expect("call sets")
+        .iter()
+        .map(|c| c["tests"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
+fn parse_lines(stdout: &str) -> Vec<HarnessLine> {
+    stdout
+        .lines()
+        .filter_map(HarnessLine::parse)
+        .map(|l| l.expect("a well-formed runner line"))
+        .collect()
+}
+
+/// No `PT_INTERP` program header: the kernel runs it without a dynamic loader (as `/init`).
+fn is_static(elf: &Path) -> bool {
+    let b = std::fs::read(elf).expect("binary");
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    assert_eq!(&b[..4], b"\x7fELF");
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) != 3
+    })
+}
+
+#[test]
+fn static_runners_pass_every_kv_and_counter_test() {
+    let commuter = commuter();
+    let bin = runners();
+    let kv = testgen(&commuter, "kv", "runners");
+    let counter = testgen(&commuter, "counter", "runners");
+    let runs = [
+        ("kv-mutex", &kv),
+        ("kv-rwlock", &kv),
+        ("kv-dashmap", &kv),
+        ("kv-scalable", &kv),
+        ("counter-atomic", &counter),
+        ("counter-scalable", &counter),
+    ];
+    for (runner, suite) in runs {
+        let exe = bin.join(runner);
+        assert!(is_static(&exe), "{runner} is not static");
+        let total = total_tests(suite);
+        assert!(total > 0, "{suite:?} has tests");
+        let out = Command::new(&exe).arg(suite).output().expect("run runner");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines = parse_lines(&stdout);
+        assert_eq!(out.status.code(), Some(0), "{runner}: {stdout}");
+        match lines.first() {
+            Some(HarnessLine::Start {
+                implementation,
+                tests,
+                ..
+            }) => assert_eq!((implementation.as_str(), *tests), (runner, total)),
+            other => panic!("{runner}: no start line first: {other:?}"),
+        }
+        let passed = lines
+            .iter()
+            .filter(|l| {
+                matches!(
+                    l,
+                    HarnessLine::Test {
+                        outcome: Outcome::Pass,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(passed, total, "{runner}: {stdout}");
+        assert_eq!(
+            lines.last(),
+            Some(&HarnessLine::Done {
+                tests: total,
+                passed: total,
+                mismatched: 0,
+                errors: 0
+            }),
+            "{runner}"
+        );
+    }
+    // Bad input stops a runner before any test, with the fix, and exit code 2.
+    let out = Command::new(bin.join("kv-mutex"))
+        .arg(&counter)
+        .output()
+        .expect("run runner");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("commuter testgen -m kv"), "{stderr}");
+}
+
+/// A map whose `get` forgets every value.
+struct ForgetfulGet(Mutex<std::collections::HashMap<u64, u64>>);
+
+impl KvMap for ForgetfulGet {
+    const NAME: &'static str = "kv-forgetful-get";
+    fn from_entries(e: &[(u64, u64)]) -> Result<Self, AdapterError> {
+        Ok(ForgetfulGet(Mutex::new(e.iter().copied().collect())))
+    }
+    fn insert(&self, k: u64, v: u64) -> Option<u64> {
+        self.0.lock().ok()?.insert(k, v)
+    }
+    fn get(&self, _: u64) -> Option<u64> {
+        None
+    }
+    fn remove(&self, k: u64) -> Option<u64> {
+        self.0.lock().ok()?.remove(&k)
+    }
+    fn contains(&self, k: u64) -> bool {
+        self.0.lock().is_ok_and(|m| m.contains_key(&k))
+    }
+    fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
+}
+
+#[test]
+fn a_wrong_get_is_reported_as_mismatches() {
+    let kv = testgen(&commuter(), "kv", "wrong-get");
+    let args = vec![
+        kv.to_string_lossy().into_owned(),
+        "--pin".into(),
+        "off".into(),
+    ];
+    let mut lines = Vec::new();
+    let mut init = false;
+    let code =
+        commuter_harness::cli::run_with::<KvAdapter<ForgetfulGet>>(&args, &mut init, &mut |l| {
+            lines.push(l.clone())
+        });
+    assert_eq!(code, commuter_harness::cli::EXIT_FAILED);
+    let mut mismatched = 0;
+    for l in &lines {
+        let HarnessLine::Test {
+            id, outcome, calls, ..
+        } = l
+        else {
+            continue;
+        };
+        // Exactly the tests in which a get should have found a value fail, at that call.
+        let wrong: Vec<_> = calls
+            .iter()
+            .filter(|c| c.call == "get" && c.expected != [json!("none")])
+            .collect();
+        if wrong.is_empty() {
+            assert_eq!(*outcome, Outcome::Pass, "{id}: {l:?}");
+            continue;
+        }
+        mismatched += 1;
+        assert_eq!(*outcome, Outcome::Mismatch, "{id}: {l:?}");
+        for c in wrong {
+            assert!(!c.ok && c.actual == json!("none"), "{id}: {c:?}");
+            assert!(c.expected[0]["some"].is_string(), "{id}: {c:?}");
+        }
+    }
+    assert!(mismatched > 0, "no kv test has a get of a present key");
+    match lines.last() {
+        Some(HarnessLine::Done {
+            mismatched: m,
+            errors: 0,
+            ..
+        }) => assert_eq!(*m, mismatched),
+        other => panic!("no done line last: {other:?}"),
+    }
+}
+
+/// The `getset` model's register, adapted directly (no typed helpers): the runner is generic.
+struct Register(std::sync::atomic::AtomicI64);
+
+enum RegisterCall {
+    Set(i64),
+    Get,
+}
+
+impl commuter_harness::Adapter for Register {
+    const MODEL: &'static str = "getset";
+    const NAME: &'static str = "getset-atomic";
+    type Call = RegisterCall;
+    type Output = Option<i64>;
+    fn setup(test: &commuter_harness::TestCase) -> Result<Self, AdapterError> {
+        let v = test.setup["val"]
+            .as_i64()
+            .ok_or_else(|| AdapterError::setup(format!("no integer \"val\" in {}", test.setup)))?;
+        Ok(Register(std::sync::atomic::AtomicI64::new(v)))
+    }
+    fn parse_call(call: &str, args: &Json) -> Result<RegisterCall, AdapterError> {
+        match call {
+            "set" => args["val"]
+                .as_i64()
+                .map(RegisterCall::Set)
+                .ok_or_else(|| AdapterError::args(call, "no integer \"val\"")),
+            "get" => Ok(RegisterCall::Get),
+            _ => Err(AdapterError::unknown_call(call, &["set", "get"])),
+        }
+    }
+    fn call(&self, call: &RegisterCall) -> Option<i64> {
+        use std::sync::atomic::Ordering;
+        match call {
+            RegisterCall::Set(v) => {
+                self.0.store(*v, Ordering::Release);
+                None
+            }
+            RegisterCall::Get => Some(self.0.load(Ordering::Acquire)),
+        }
+    }
+    fn result(out: &Option<i64>) -> Json {
+        out.map_or(Json::Null, |v| json!(v))
+    }
+}
+
+#[test]
+fn any_model_runs_through_an_adapter_written_directly() {
+    let suite = testgen(&commuter(), "getset", "getset");
+    let total = total_tests(&suite);
+    let args = vec![
+        suite.to_string_lossy().into_owned(),
+        "--pin".into(),
+        "off".into(),
+    ];
+    let mut lines = Vec::new();
+    let code = commuter_harness::cli::run_with::<Register>(&args, &mut false, &mut |l| {
+        lines.push(l.clone())
+    });
+    assert_eq!(code, commuter_harness::cli::EXIT_PASS, "{lines:?}");
+    assert!(total > 0);
+    assert_eq!(
+        lines.last(),
+        Some(&HarnessLine::Done {
+            tests: total,
+            passed: total,
+            mismatched: 0,
+            errors: 0
+        })
+    );
+}
