@@ -16,6 +16,7 @@ mod check;
 mod common;
 mod diff;
 mod doctor;
+mod impls;
 mod output;
 mod report;
 mod run;
@@ -56,6 +57,8 @@ enum Command {
     /// Boot a kernel once and say whether it can be used (markers, clocksource, symbols, slab
     /// and per-CPU layouts).
     Doctor(doctor::DoctorArgs),
+    /// The implementations this repository carries, for `--target user --impl NAME`.
+    Impls(impls::ImplsArgs),
     /// The summary (and heat map) of a finished run's conflicts.json.
     Report(report::ReportArgs),
     /// Compare two runs: per call pair, per test, per code site; exit code 1 if the second
@@ -138,6 +141,7 @@ where
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&registry, &args),
         Command::Doctor(args) => doctor::doctor(&args),
+        Command::Impls(args) => impls::list(&args),
         Command::Report(args) => report::report(&args),
         Command::Diff(args) => report::diff(&args),
     };

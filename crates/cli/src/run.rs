@@ -11,6 +11,7 @@ use commuter_scan::ConflictsFile;
 use commuter_targets::kernel::LinuxKernel;
 use commuter_targets::linux::LinuxConfig;
 use commuter_targets::suite::{self, Events, Target};
+use commuter_targets::user::{self, UserProgram};
 use commuter_testgen::{TestSuite, parse_suite};
 use indicatif::ProgressBar;
 
@@ -18,10 +19,13 @@ use crate::UsageError;
 use crate::common::progress_bar;
 use crate::output::AtomicOutput;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TargetKind {
-    /// Debian's stock kernel under qemu-system-x86_64 with the tracer plugin.
+    /// Debian's stock kernel under qemu-system-x86_64 with the tracer plugin (POSIX tests).
     Linux,
+    /// A user-space implementation's runner (`--impl`) as the guest's init, user-mode code
+    /// traced too (tests of any model).
+    User,
 }
 
 #[derive(Args)]
@@ -44,6 +48,10 @@ pub struct RunOptions {
     /// Where to run the tests.
     #[arg(long, value_enum, default_value = "linux")]
     pub target: TargetKind,
+    /// The implementation for `--target user`: a name from `commuter impls` (built now if
+    /// needed) or the path of a static runner built with commuter-harness.
+    #[arg(long = "impl", value_name = "NAME|PATH")]
+    pub implementation: Option<String>,
     /// VMs to run at once (each uses three virtual CPUs).
     #[arg(long, default_value_t = 1)]
     pub vms: usize,
@@ -94,6 +102,12 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}.work", output.display()))),
     };
+    if args.target == TargetKind::Linux && args.implementation.is_some() {
+        return Err(UsageError(
+            "--impl names a user-space implementation: add --target user".into(),
+        )
+        .into());
+    }
     let conflicts = match args.target {
         TargetKind::Linux => {
             let cfg = args
@@ -101,6 +115,19 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
                 .config(&root, Duration::from_secs(args.timeout))?;
             let kernel = LinuxKernel::new(cfg, &args.inputs.vmlinux_path(&root));
             run_on(&kernel, suite, bytes, &options)?
+        }
+        TargetKind::User => {
+            let name = args.implementation.as_deref().ok_or_else(|| {
+                UsageError(
+                    "--target user needs --impl NAME|PATH (`commuter impls` lists them)".into(),
+                )
+            })?;
+            let runner = user::runner(&root, name).map_err(|e| UsageError(e.to_string()))?;
+            let cfg = args
+                .inputs
+                .config(&root, Duration::from_secs(args.timeout))?;
+            let program = UserProgram::new(cfg, &runner, &args.inputs.vmlinux_path(&root));
+            run_on(&program, suite, bytes, &options)?
         }
     };
     let pairs = pair_counts(suite);

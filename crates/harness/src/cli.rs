@@ -148,6 +148,15 @@ fn unpinned_reason(mode: PinMode, cpus: [u32; 2], online: usize) -> String {
     }
 }
 
+/// The words after ` -- ` on a kernel command line: the arguments meant for init.
+pub fn init_args(cmdline: &str) -> Vec<String> {
+    let mut words = cmdline.split_whitespace();
+    if !words.any(|w| w == "--") {
+        return Vec::new();
+    }
+    words.map(str::to_string).collect()
+}
+
 /// Runs the command line `args` for adapter `A`, printing its lines on stdout; returns the
 /// exit code. `init` is set when the runner is PID 1 (the caller then powers off).
 pub fn run<A: Adapter + 'static>(args: &[String], init: &mut bool) -> i32 {
@@ -160,19 +169,10 @@ pub fn run_with<A: Adapter + 'static>(
     init: &mut bool,
     emit: &mut dyn FnMut(&HarnessLine),
 ) -> i32 {
-    let o = match parse_args(args) {
-        Ok(o) => o,
-        Err(e) => return fatal(emit, &format!("{e}\n\n{USAGE}"), EXIT_USAGE),
-    };
     // Mounting and powering off are for PID 1 alone: as any other root process they would
     // change the host's mounts and power the host off.
     let pid1 = sys::is_pid1();
     *init = pid1;
-    let init_defaults = o.init || pid1;
-    if o.help {
-        println!("{USAGE}");
-        return EXIT_PASS;
-    }
     if pid1 {
         for (source, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs")] {
             if let Err(e) = sys::mount(source, target, fstype) {
@@ -183,6 +183,24 @@ pub fn run_with<A: Adapter + 'static>(
                 );
             }
         }
+    }
+    // As PID 1 the kernel also hands init every boot parameter it does not know (`nokaslr`
+    // on some kernels): only what follows `--` on its command line is ours.
+    let kernel_args = pid1
+        .then(|| std::fs::read_to_string("/proc/cmdline").ok())
+        .flatten();
+    let args = match &kernel_args {
+        Some(cmdline) => init_args(cmdline),
+        None => args.to_vec(),
+    };
+    let o = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => return fatal(emit, &format!("{e}\n\n{USAGE}"), EXIT_USAGE),
+    };
+    let init_defaults = o.init || pid1;
+    if o.help {
+        println!("{USAGE}");
+        return EXIT_PASS;
     }
     let file = match (&o.file, init_defaults) {
         (Some(f), _) => f.clone(),
@@ -268,6 +286,13 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn init_takes_only_what_follows_the_kernel_double_dash() {
+        let cmdline = "console=ttyS0 quiet nokaslr isolcpus=1,2 -- --calls get/len\n";
+        assert_eq!(init_args(cmdline), args(&["--calls", "get/len"]));
+        assert!(init_args("console=ttyS0 nokaslr\n").is_empty());
     }
 
     #[test]

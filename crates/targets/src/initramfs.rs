@@ -143,14 +143,16 @@ fn check_path(path: &str) -> Result<(), InitramfsError> {
     }
 }
 
-/// The Linux target's initramfs: `/dev/console` (so the kernel gives `/init` a console),
-/// `/init` and `/plan.json`.
-pub fn linux_initramfs(init: &[u8], plan_json: &[u8]) -> Result<Vec<u8>, InitramfsError> {
+/// A Linux target's initramfs: `/dev/console` (so the kernel gives `/init` a console), `/init`
+/// and the given files in the root (the POSIX guest's `/plan.json`, a runner's `/tests.json`).
+pub fn linux_initramfs(init: &[u8], files: &[(&str, &[u8])]) -> Result<Vec<u8>, InitramfsError> {
     let mut a = Initramfs::new();
     a.dir("dev", 0o755)?
         .char_dev("dev/console", 0o600, 5, 1)?
-        .file("init", 0o755, init)?
-        .file("plan.json", 0o644, plan_json)?;
+        .file("init", 0o755, init)?;
+    for (name, content) in files {
+        a.file(name, 0o644, content)?;
+    }
     Ok(a.finish())
 }
 
@@ -190,7 +192,7 @@ mod tests {
 
     #[test]
     fn linux_initramfs_has_console_init_and_plan() {
-        let a = linux_initramfs(b"\x7fELF...", b"{\"version\":1}").unwrap();
+        let a = linux_initramfs(b"\x7fELF...", &[("plan.json", b"{\"version\":1}")]).unwrap();
         assert_eq!(a.len() % 512, 0);
         let entries = parse(&a);
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();

@@ -13,7 +13,7 @@ use commuter_tests_format::{TestCase, TestSuite};
 
 use crate::linux::{self, LinuxConfig};
 use crate::posix::{PosixTest, plan_test};
-use crate::suite::{BatchRun, Events, Item, SuiteError, Target};
+use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target};
 
 /// Runs POSIX tests on a Linux kernel under the tracer.
 pub struct LinuxKernel {
@@ -29,29 +29,11 @@ impl LinuxKernel {
     /// finds with the debug image `vmlinux`; without a usable one, conflicts stay unnamed and
     /// the run says why.
     pub fn new(mut cfg: LinuxConfig, vmlinux: &Path) -> LinuxKernel {
-        let (symbols, symbols_problem) = match Symbols::open(vmlinux) {
-            Ok(s) => (Some(s), None),
-            Err(e) => (
-                None,
-                Some(format!(
-                    "conflicts are not symbolised ({e}); `COMMUTER_LINUX_SYMBOLS=1 ./scripts/setup` fetches the symbols"
-                )),
-            ),
-        };
-        let mut problems = symbols_problem.into_iter().collect::<Vec<_>>();
-        // The plugin names slab caches and places per-CPU data with layouts read from the same
-        // debug image.
-        if let Some(s) = &symbols {
-            match s.slab_layout() {
-                Ok(layout) => cfg.slab = Some(layout),
-                Err(e) => problems.push(format!("heap objects are not named by slab cache ({e})")),
-            }
-            cfg.percpu = s.percpu_layout();
-        }
+        let (symbols, symbols_problem) = kernel_symbols(&mut cfg, vmlinux);
         LinuxKernel {
             cfg,
             symbols: Mutex::new(symbols),
-            symbols_problem: (!problems.is_empty()).then(|| problems.join("; ")),
+            symbols_problem,
         }
     }
 
@@ -117,16 +99,45 @@ impl Target for LinuxKernel {
         })
     }
 
-    fn open_symbols(&self, events: &dyn Events) -> Option<Symbols> {
+    fn open_symbols(&self, events: &dyn Events) -> SymbolTables {
         if let Some(problem) = &self.symbols_problem {
             events.warn(problem);
         }
-        self.symbols.lock().ok()?.take()
+        SymbolTables {
+            kernel: self.symbols.lock().ok().and_then(|mut s| s.take()),
+            user: None,
+        }
     }
 
     fn platform_warnings(&self, platform: &Platform, symbols: Option<&Symbols>) -> Vec<String> {
         platform_warnings(platform, symbols)
     }
+}
+
+/// The kernel's debug image, and the plugin's layouts read from it into `cfg` (the plugin
+/// names slab caches and places per-CPU data with them); without it, why not.
+pub(crate) fn kernel_symbols(
+    cfg: &mut LinuxConfig,
+    vmlinux: &Path,
+) -> (Option<Symbols>, Option<String>) {
+    let symbols = match Symbols::open(vmlinux) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                None,
+                Some(format!(
+                    "conflicts are not symbolised ({e}); `COMMUTER_LINUX_SYMBOLS=1 ./scripts/setup` fetches the symbols"
+                )),
+            );
+        }
+    };
+    let mut problem = None;
+    match symbols.slab_layout() {
+        Ok(layout) => cfg.slab = Some(layout),
+        Err(e) => problem = Some(format!("heap objects are not named by slab cache ({e})")),
+    }
+    cfg.percpu = symbols.percpu_layout();
+    (Some(symbols), problem)
 }
 
 /// When the kernel's results may not be its own: a clocksource other than the TSC, or debug

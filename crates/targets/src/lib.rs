@@ -2,7 +2,8 @@
 //!
 //! [`suite`] is the seam: a [`suite::Target`] prepares tests and runs batches of them, and
 //! [`suite::run_suite`] does what every target needs (batches, VMs in parallel, resume,
-//! scanning). [`kernel`] is the Linux kernel as a target of POSIX tests.
+//! scanning). [`kernel`] is the Linux kernel as a target of POSIX tests; [`user`] a user-space
+//! implementation's runner (built with `commuter-harness`) as a target of any model's tests.
 //!
 //! The Linux target ([`linux`]) packs the guest runner and a plan into an initramfs
 //! ([`initramfs`]), boots Debian's stock kernel under `qemu-system-x86_64` with the tracer
@@ -16,3 +17,4 @@ pub mod kernel;
 pub mod linux;
 pub mod posix;
 pub mod suite;
+pub mod user;

@@ -308,10 +308,50 @@ const TRACE: &str = "trace.jsonl";
 
 /// Boots the kernel with `plan`, waits for the guest to power off, and collects the results.
 pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
+    let plan_json = plan.to_json();
+    let boot = boot(
+        cfg,
+        &Payload {
+            files: vec![("plan.json", plan_json.as_bytes())],
+            cpus: plan.cpus,
+            init_args: Vec::new(),
+        },
+    )?;
+    let (tests, platform) = collect(plan, &boot.console, boot.trace)?;
+    Ok(LinuxRun {
+        tests,
+        platform,
+        elapsed: boot.elapsed,
+        work_dir: cfg.work_dir.clone(),
+    })
+}
+
+/// What a boot gives `/init` (the configuration's guest binary) besides itself.
+pub struct Payload<'a> {
+    /// Files in the initramfs's root: (name, content).
+    pub files: Vec<(&'a str, &'a [u8])>,
+    /// The CPUs of call A and call B (isolated on the kernel command line; the VM gets one
+    /// more for setup).
+    pub cpus: [u32; 2],
+    /// Arguments for `/init`, after `--` on the kernel command line.
+    pub init_args: Vec<String>,
+}
+
+/// What one boot left: the serial console and the tracer's records.
+pub struct Boot {
+    pub console: String,
+    /// Empty when booted without the plugin.
+    pub trace: Vec<TestRecord>,
+    pub elapsed: Duration,
+}
+
+/// Boots the kernel with the guest binary as `/init` and `payload`, and waits for the guest to
+/// power off (or the timeout).
+pub fn boot(cfg: &LinuxConfig, payload: &Payload) -> Result<Boot, LinuxError> {
     cfg.check()?;
     let start = Instant::now();
-    prepare_work_dir(cfg, plan)?;
-    let mut child = qemu_command(cfg, plan)?
+    prepare_work_dir(cfg, payload)?;
+    let mut child = qemu_command(cfg, payload)?
         .spawn()
         .map_err(LinuxError::Spawn)?;
     let status =
@@ -333,12 +373,10 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
         Some(_) => record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?,
         None => Vec::new(),
     };
-    let (tests, platform) = collect(plan, &console, trace)?;
-    Ok(LinuxRun {
-        tests,
-        platform,
+    Ok(Boot {
+        console,
+        trace,
         elapsed: start.elapsed(),
-        work_dir: cfg.work_dir.clone(),
     })
 }
 
@@ -356,7 +394,7 @@ fn read(path: &Path) -> Result<String, LinuxError> {
         .map_err(|e| io("read", path, e))
 }
 
-fn prepare_work_dir(cfg: &LinuxConfig, plan: &Plan) -> Result<(), LinuxError> {
+fn prepare_work_dir(cfg: &LinuxConfig, payload: &Payload) -> Result<(), LinuxError> {
     let dir = &cfg.work_dir;
     if dir.as_os_str().is_empty() {
         return Err(LinuxError::NoWorkDir);
@@ -367,7 +405,7 @@ fn prepare_work_dir(cfg: &LinuxConfig, plan: &Plan) -> Result<(), LinuxError> {
         let _ = std::fs::remove_file(dir.join(f));
     }
     let init = std::fs::read(&cfg.guest).map_err(|e| io("read", &cfg.guest, e))?;
-    let image = linux_initramfs(&init, plan.to_json().as_bytes())?;
+    let image = linux_initramfs(&init, &payload.files)?;
     let path = dir.join("initramfs.cpio");
     std::fs::write(&path, image).map_err(|e| io("write", &path, e))
 }
@@ -394,9 +432,9 @@ pub fn kernel_cmdline(cpus: [u32; 2]) -> String {
     )
 }
 
-fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
+fn qemu_command(cfg: &LinuxConfig, payload: &Payload) -> Result<Command, LinuxError> {
     let dir = &cfg.work_dir;
-    let vcpus = plan.cpus.iter().max().map_or(3, |m| m + 1).max(3);
+    let vcpus = payload.cpus.iter().max().map_or(3, |m| m + 1).max(3);
     let stderr = std::fs::File::create(dir.join(QEMU_LOG)).map_err(|e| io("create", dir, e))?;
     let mut c = Command::new(&cfg.qemu);
     // Multi-threaded TCG (the default): with thread=single QEMU 10.0 reports wrong vCPU indexes.
@@ -422,8 +460,9 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
     .arg(dir.join("initramfs.cpio"))
     .arg("-append")
     .arg(
-        std::iter::once(kernel_cmdline(plan.cpus))
+        std::iter::once(kernel_cmdline(payload.cpus))
             .chain(cfg.kernel_args.iter().cloned())
+            .chain(init_args(&payload.init_args))
             .collect::<Vec<_>>()
             .join(" "),
     )
@@ -450,6 +489,16 @@ fn qemu_command(cfg: &LinuxConfig, plan: &Plan) -> Result<Command, LinuxError> {
             .args(["-plugin", &plugin]);
     }
     Ok(c)
+}
+
+/// `-- ARG...`: what the kernel passes on to `/init`.
+fn init_args(args: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once("--".to_string())
+        .chain(args.iter().cloned())
+        .collect()
 }
 
 /// Waits for the child; `None` (after killing it) on timeout.

@@ -15,7 +15,10 @@ use commuter_guest::report::Platform;
 use commuter_scan::schema::{
     ErrorKind, Target as TargetInfo, TestConflicts, TestError, natural_cmp,
 };
-use commuter_scan::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile, Symbols, TestRun, scan};
+use commuter_scan::{
+    CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile, Symbols, TestRun, UserBinary, scan,
+    scan_with,
+};
 use commuter_tests_format::{TestCase, TestSuite};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -43,12 +46,20 @@ pub trait Target: Sync {
     ) -> Result<BatchRun, String>;
 
     /// The symbol tables conflicts are named with; opened once, on the scanning thread.
-    fn open_symbols(&self, events: &dyn Events) -> Option<Symbols>;
+    fn open_symbols(&self, events: &dyn Events) -> SymbolTables;
 
     /// What is wrong with the platform a batch ran on (checked once per run).
     fn platform_warnings(&self, _platform: &Platform, _symbols: Option<&Symbols>) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// What conflicts are named with: the kernel's debug image, and the runner binary of a
+/// user-space target (its own DWARF names user-mode code and memory).
+#[derive(Default)]
+pub struct SymbolTables {
+    pub kernel: Option<Symbols>,
+    pub user: Option<UserBinary>,
 }
 
 /// A test of the suite with what the target made of it.
@@ -162,7 +173,7 @@ pub fn run_suite<T: Target>(
         target,
         work: &options.work_dir,
         info: &info,
-        symbols: symbols.as_ref(),
+        symbols: &symbols,
         events,
     }
     .run_batches(&batches, options.vms)?;
@@ -172,7 +183,7 @@ pub fn run_suite<T: Target>(
         schema: CONFLICTS_SCHEMA.into(),
         version: CONFLICTS_VERSION,
         target: TargetInfo {
-            symbols: symbols.as_ref().map(|s| s.name().to_string()),
+            symbols: symbols.kernel.as_ref().map(|s| s.name().to_string()),
             ..info
         },
         tests,
@@ -294,7 +305,7 @@ struct Runner<'a, T: Target> {
     target: &'a T,
     work: &'a Path,
     info: &'a TargetInfo,
-    symbols: Option<&'a Symbols>,
+    symbols: &'a SymbolTables,
     events: &'a dyn Events,
 }
 
@@ -350,12 +361,16 @@ impl<T: Target> Runner<'_, T> {
             let mut platform_checked = false;
             for (i, run) in receive {
                 if let (false, Some(p)) = (platform_checked, &run.platform) {
-                    for w in self.target.platform_warnings(p, self.symbols) {
+                    for w in self
+                        .target
+                        .platform_warnings(p, self.symbols.kernel.as_ref())
+                    {
                         self.events.warn(&w);
                     }
                     platform_checked = true;
                 }
-                let tests = scan(self.info.clone(), &run.runs, self.symbols).tests;
+                let (kernel, user) = (self.symbols.kernel.as_ref(), self.symbols.user.as_ref());
+                let tests = scan_with(self.info.clone(), &run.runs, kernel, user).tests;
                 let bytes = serde_json::to_vec(&tests).map_err(std::io::Error::other);
                 let path = batch_file(self.work, i);
                 write_atomic(&path, &bytes.map_err(io("writing", &path))?)?;
