@@ -25,9 +25,10 @@
 //!    round-trip tests. [`PosixCall::name`] and [`PosixResult::name`] then fail to compile
 //!    until they name it.
 //! 3. The model's concretization (`crates/models/src/posix/concrete.rs`): build the new
-//!    [`PosixCall`] variant from the symbolic arguments (`concrete_args`); the model's result
-//!    type must serialise as the new [`PosixResult`] variant's payload (the test
-//!    `every_model_call_has_a_schema` in that crate checks the names).
+//!    [`PosixCall`] variant from the symbolic arguments (`concrete_call`) and the new
+//!    [`PosixResult`] variant from the model's result type (`concrete_posix_result`, which
+//!    panics on a result type it does not read, so `cargo test -p commuter-testgen` finds a
+//!    mismatch). The test `every_model_call_has_a_schema` there checks the list of names.
 //! 4. The Linux target (`crates/targets/src/posix.rs`): `operation` (which guest operation
 //!    runs it, or an error saying Linux cannot) and `expectation` (which of the model's result
 //!    Linux can show) do not compile until they handle the new variants.

@@ -12,24 +12,25 @@
 //! The state and the arguments are built as the shared POSIX schema's types
 //! (`commuter_posix_format`: [`Setup`], [`PosixCall`]) and written into `tests.json` as their
 //! JSON, so a target needs no model to run a test: it reads them back with the same types.
-//! Results are the model's own values, written by the engine; their schema is
-//! `commuter_posix_format::PosixResult` (checked by `every_model_call_has_a_schema`). Only
-//! what the test's calls name is set up, as in the original.
+//! Results are built as [`PosixResult`] from the model's result types (`concrete_result`).
+//! Only what the test's calls name is set up, as in the original.
 
 use std::any::Any;
 
 use commuter_engine::serde_json::{Value as Json, json};
 use commuter_engine::{Bool, Concrete, Concretizer, Int, Key, Pool, PoolExhausted, SymEq};
 use commuter_posix_format::{
-    Backing, Fd, FdTarget, FormatError, Inode, Map, Name, Pipe, PosixCall, Proc, Setup, Whence,
+    Backing, Fd, FdTarget, FormatError, Inode, Map, Maybe, Name, Outcome, Pipe, PosixCall,
+    PosixResult, Proc, Setup, Stat, Whence,
 };
 
 use super::fs::{
-    FdArgs, LinkArgs, LseekArgs, NameArgs, OpenArgs, PreadArgs, PwriteArgs, RenameArgs, WriteArgs,
+    FdArgs, LinkArgs, LseekArgs, NameArgs, OpenArgs, PreadArgs, PwriteArgs, ReadResult, RenameArgs,
+    StatResult, WriteArgs,
 };
-use super::pipe::PidArgs;
+use super::pipe::{PidArgs, PipeFds};
 use super::state::{
-    DataVal, FileName, Inum, PAGE, PROCESSES, Pages, PipeId, PosixState, Va, zero_page,
+    DataVal, Errno, FileName, Inum, PAGE, PROCESSES, Pages, PipeId, PosixState, Va, zero_page,
 };
 use super::vm::{MemwriteArgs, MmapArgs, MprotectArgs, VaArgs};
 
@@ -322,6 +323,136 @@ fn mmap_args(
         page,
         fd,
         off,
+    })
+}
+
+/// A call's result in the shared schema ([`PosixResult`]), as its `tests.json` `result`.
+pub fn concrete_result(
+    call: &str,
+    result: &dyn Any,
+    cx: &mut Concretizer,
+) -> Option<Result<Json, PoolExhausted>> {
+    if !commuter_posix_format::CALLS.contains(&call) {
+        return None;
+    }
+    // A call of the schema whose result has another type than the one read here is a bug in
+    // this file, which every POSIX test generation (and `cargo test -p commuter-testgen`) hits.
+    let result = concrete_posix_result(call, result, cx).unwrap_or_else(|| {
+        panic!("the POSIX model's `{call}` result is not the type `concrete_result` reads")
+    });
+    Some(result.map(|r| to_json(r.result_json())))
+}
+
+/// A call's result from the model's result type. Values are read in the order of their fields
+/// (as the engine reads a struct), which decides the canonical values of what no branch fixed.
+fn concrete_posix_result(
+    call: &str,
+    result: &dyn Any,
+    cx: &mut Concretizer,
+) -> Option<Result<PosixResult, PoolExhausted>> {
+    macro_rules! with {
+        ($t:ty, |$r:ident| $body:expr) => {
+            result
+                .downcast_ref::<$t>()
+                .map(|$r| -> Result<PosixResult, PoolExhausted> { $body })
+        };
+    }
+    let int = |cx: &mut Concretizer, v: &Int| Ok(cx.int(v));
+    let nothing = |_: &mut Concretizer, _: &()| Ok(());
+    match call {
+        "open" => with!(Result<Int, Errno>, |r| Ok(PosixResult::Open(outcome(r, cx, int)?))),
+        "lseek" => with!(Result<Int, Errno>, |r| Ok(PosixResult::Lseek(outcome(r, cx, int)?))),
+        "link" | "unlink" | "rename" | "close" | "munmap" | "mprotect" | "memwrite" | "fsync" => {
+            with!(Result<(), Errno>, |r| {
+                let o = outcome(r, cx, nothing)?;
+                Ok(match call {
+                    "link" => PosixResult::Link(o),
+                    "unlink" => PosixResult::Unlink(o),
+                    "rename" => PosixResult::Rename(o),
+                    "close" => PosixResult::Close(o),
+                    "munmap" => PosixResult::Munmap(o),
+                    "mprotect" => PosixResult::Mprotect(o),
+                    "memwrite" => PosixResult::Memwrite(o),
+                    _ => PosixResult::Fsync(o),
+                })
+            })
+        }
+        "stat" => with!(Result<StatResult, Errno>, |r| Ok(PosixResult::Stat(
+            outcome(r, cx, stat)?
+        ))),
+        "fstat" => with!(Result<Option<StatResult>, Errno>, |r| Ok(
+            PosixResult::Fstat(outcome(r, cx, |cx, st| maybe(st.as_ref(), cx, stat))?)
+        )),
+        "read" | "pread" => with!(ReadResult, |r| {
+            let o = outcome(r, cx, |cx, d| maybe(d.as_ref(), cx, data))?;
+            Ok(if call == "read" {
+                PosixResult::Read(o)
+            } else {
+                PosixResult::Pread(o)
+            })
+        }),
+        "write" | "pwrite" => with!(Result<i64, Errno>, |r| {
+            let o = outcome(r, cx, |_, &bytes| Ok(bytes))?;
+            Ok(if call == "write" {
+                PosixResult::Write(o)
+            } else {
+                PosixResult::Pwrite(o)
+            })
+        }),
+        "pipe" => with!(PipeFds, |r| Ok(PosixResult::Pipe(
+            commuter_posix_format::PipeFds {
+                read: cx.int(&r.read),
+                write: cx.int(&r.write),
+            }
+        ))),
+        "mmap" => with!(Result<Va, Errno>, |r| Ok(PosixResult::Mmap(outcome(
+            r,
+            cx,
+            |cx, va| Ok(format!("Va{}", cx.label("Va", va)?))
+        )?))),
+        "memread" => with!(Result<DataVal, Errno>, |r| Ok(PosixResult::Memread(
+            outcome(r, cx, data)?
+        ))),
+        "sync" => with!((), |_r| Ok(PosixResult::Sync(()))),
+        "reboot" => with!((), |_r| Ok(PosixResult::Reboot(()))),
+        _ => None,
+    }
+}
+
+/// A result that may fail with an errno.
+fn outcome<T, U>(
+    result: &Result<T, Errno>,
+    cx: &mut Concretizer,
+    ok: impl FnOnce(&mut Concretizer, &T) -> Result<U, PoolExhausted>,
+) -> Result<Outcome<U>, PoolExhausted> {
+    Ok(match result {
+        Ok(v) => Outcome::Ok(ok(cx, v)?),
+        // The model's errnos are the schema's i32 constants widened (`state::errno`).
+        Err(e) => Outcome::Err(i32::try_from(*e).unwrap_or(i32::MAX)),
+    })
+}
+
+fn maybe<T, U>(
+    value: Option<&T>,
+    cx: &mut Concretizer,
+    some: impl FnOnce(&mut Concretizer, &T) -> Result<U, PoolExhausted>,
+) -> Result<Maybe<U>, PoolExhausted> {
+    Ok(match value {
+        Some(v) => Maybe::Some(some(cx, v)?),
+        None => Maybe::None,
+    })
+}
+
+/// What stat returns; the inode is labelled in the namespace of the setup's inodes, so
+/// `Inum<i>` is the setup's `inodes[i]`.
+fn stat(cx: &mut Concretizer, st: &StatResult) -> Result<Stat, PoolExhausted> {
+    Ok(Stat {
+        inum: format!("Inum{}", inode(cx, &st.inum)?),
+        size: cx.int(&st.size),
+        nlink: cx.int(&st.nlink),
+        atime: cx.int(&st.atime),
+        mtime: cx.int(&st.mtime),
+        ctime: cx.int(&st.ctime),
     })
 }
 
