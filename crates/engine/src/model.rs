@@ -65,6 +65,17 @@ pub trait Model: Send + Sync + 'static {
     ) -> Option<Result<Json, PoolExhausted>> {
         None
     }
+    /// A call's result in a concrete test, when the model maps it itself (e.g. to a typed
+    /// schema a target reads); `None` shows it generically ([`Concrete`]). Read quietly: a
+    /// result follows from the test's situation and makes no class.
+    fn concrete_result(
+        &self,
+        _call: &str,
+        _result: &dyn Any,
+        _cx: &mut Concretizer,
+    ) -> Option<Result<Json, PoolExhausted>> {
+        None
+    }
     /// How concrete tests use a namespace of values (by default: unbounded, enumerated).
     fn pool(&self, _namespace: &str) -> Pool {
         Pool::default()
@@ -223,6 +234,13 @@ pub trait Instance {
         state: &dyn AnyState,
         cx: &mut Concretizer,
     ) -> Result<Json, PoolExhausted>;
+    /// A call's result in a concrete test.
+    fn concrete_result(
+        &self,
+        call: usize,
+        result: &dyn CallResult,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted>;
 }
 
 struct ModelInstance<'m, M: Model> {
@@ -306,5 +324,19 @@ impl<M: Model> Instance for ModelInstance<'_, M> {
             .downcast_ref::<M::State>()
             .expect("state made by the same model");
         self.model.concrete_state(state, cx)
+    }
+    fn concrete_result(
+        &self,
+        call: usize,
+        result: &dyn CallResult,
+        cx: &mut Concretizer,
+    ) -> Result<Json, PoolExhausted> {
+        match self
+            .model
+            .concrete_result(self.calls[call].name, result.as_any(), cx)
+        {
+            Some(custom) => custom,
+            None => result.concrete(cx),
+        }
     }
 }

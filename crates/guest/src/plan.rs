@@ -27,12 +27,17 @@
 
 use serde::{Deserialize, Serialize};
 
+// The setup, the page size and the errno and signal tables are the POSIX test schema's: the
+// model writes them and the target translates them with the same types.
+pub use commuter_posix_format::setup::{
+    Backing, Fd, FdTarget, Inode, Map, Name, Pipe, Proc, Setup,
+};
+pub use commuter_posix_format::{ERRNOS, PAGE, SIGNALS, errno_name, signal_name};
+
 /// Version of the plan format; the guest refuses other versions.
 pub const PLAN_VERSION: u32 = 1;
 /// Where the guest maps page 0 of each process's test mappings.
 pub const MAP_BASE: u64 = 0x100_0000_0000;
-/// Size of one data value (a page).
-pub const PAGE: u64 = 4096;
 /// Mapping pages a test may use per process.
 pub const MAX_PAGES: u32 = 64;
 /// Number of processes a test can use.
@@ -69,136 +74,6 @@ pub struct Test {
     pub setup: Setup,
     /// Call A then call B.
     pub calls: [Call; 2],
-}
-
-/// The state the calls start from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Setup {
-    /// Inodes (regular files) by index.
-    #[serde(default)]
-    pub inodes: Vec<Inode>,
-    /// Directory entries.
-    #[serde(default)]
-    pub names: Vec<Name>,
-    /// Pipes by index.
-    #[serde(default)]
-    pub pipes: Vec<Pipe>,
-    /// Per-process state, indexed by process slot (at most [`PROCS`]).
-    #[serde(default)]
-    pub procs: Vec<Proc>,
-}
-
-/// A regular file's contents.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inode {
-    /// One data value per page.
-    #[serde(default)]
-    pub data: Vec<u8>,
-    /// Links in all: the setup's names plus links from a directory no call sees (absent: as
-    /// many as its names). A model with link counts gives them, so that removing the last
-    /// link is what it says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nlink: Option<u64>,
-}
-
-impl Inode {
-    /// Links from outside the test's directory that the setup must create.
-    pub fn hidden_links(&self, names: usize) -> usize {
-        self.nlink.map_or(0, |n| {
-            usize::try_from(n)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(names)
-        })
-    }
-}
-
-/// A directory entry naming an inode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Name {
-    /// File name (no `/`).
-    pub name: String,
-    /// Index into `setup.inodes`.
-    pub inode: usize,
-}
-
-/// A pipe's buffered contents.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pipe {
-    /// One data value per 4096-byte chunk, oldest first.
-    #[serde(default)]
-    pub data: Vec<u8>,
-}
-
-/// One process's fds and mappings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Proc {
-    /// Open file descriptions at fixed fd numbers.
-    #[serde(default)]
-    pub fds: Vec<Fd>,
-    /// Memory mappings at fixed pages.
-    #[serde(default)]
-    pub maps: Vec<Map>,
-}
-
-/// An fd slot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fd {
-    /// The fd number, in `MIN_TEST_FD..=MAX_TEST_FD`.
-    pub fd: i32,
-    /// What it refers to.
-    #[serde(flatten)]
-    pub target: FdTarget,
-}
-
-/// What an fd refers to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FdTarget {
-    /// A file opened read-write at byte offset `off`.
-    File {
-        /// Index into `setup.inodes`.
-        inode: usize,
-        /// Byte offset.
-        #[serde(default)]
-        off: u64,
-    },
-    /// One end of a pipe (non-blocking).
-    Pipe {
-        /// Index into `setup.pipes`.
-        pipe: usize,
-        /// True for the write end.
-        write: bool,
-    },
-}
-
-/// A mapping of one page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Map {
-    /// Page index from [`MAP_BASE`].
-    pub page: u32,
-    /// Anonymous or file-backed.
-    #[serde(flatten)]
-    pub backing: Backing,
-    /// Whether the page is writable.
-    pub writable: bool,
-}
-
-/// What backs a mapping.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backing {
-    /// Private anonymous memory whose first byte is `data`.
-    Anon {
-        /// Data value.
-        data: u8,
-    },
-    /// A shared mapping of an inode at a page-aligned byte offset.
-    File {
-        /// Index into `setup.inodes`.
-        inode: usize,
-        /// Byte offset (multiple of 4096).
-        off: u64,
-    },
 }
 
 /// One call of a test.
@@ -409,45 +284,6 @@ pub struct StatExpect {
     pub fifo: Option<bool>,
 }
 
-/// Errno names a plan may use, with their Linux x86-64 numbers.
-pub const ERRNOS: &[(&str, i32)] = &[
-    ("EPERM", 1),
-    ("ENOENT", 2),
-    ("EBADF", 9),
-    ("EAGAIN", 11),
-    ("ENOMEM", 12),
-    ("EACCES", 13),
-    ("EFAULT", 14),
-    ("EEXIST", 17),
-    ("ENODEV", 19),
-    ("ENOTDIR", 20),
-    ("EISDIR", 21),
-    ("EINVAL", 22),
-    ("EMFILE", 24),
-    ("ESPIPE", 29),
-    ("EPIPE", 32),
-];
-
-/// Signal names a plan may use, with their numbers.
-pub const SIGNALS: &[(&str, i32)] = &[("SIGBUS", 7), ("SIGSEGV", 11)];
-
-/// The name of an errno number (or `E<number>`).
-pub fn errno_name(errno: i32) -> String {
-    lookup_name(ERRNOS, errno).unwrap_or_else(|| format!("E{errno}"))
-}
-
-/// The name of a signal number (or `SIG<number>`).
-pub fn signal_name(sig: i32) -> String {
-    lookup_name(SIGNALS, sig).unwrap_or_else(|| format!("SIG{sig}"))
-}
-
-fn lookup_name(table: &[(&str, i32)], n: i32) -> Option<String> {
-    table
-        .iter()
-        .find(|(_, v)| *v == n)
-        .map(|(k, _)| k.to_string())
-}
-
 /// Why a plan cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -653,17 +489,6 @@ mod tests {
         );
         assert_eq!(t.setup.procs[0].maps[0].backing, Backing::Anon { data: 4 });
         assert_eq!(Plan::from_json(&plan.to_json()).unwrap(), plan);
-    }
-
-    #[test]
-    fn links_beyond_the_names_are_hidden_ones() {
-        let inode = |nlink| Inode {
-            data: vec![],
-            nlink,
-        };
-        assert_eq!(inode(None).hidden_links(2), 0);
-        assert_eq!(inode(Some(3)).hidden_links(1), 2);
-        assert_eq!(inode(Some(0)).hidden_links(0), 0);
     }
 
     #[test]

@@ -170,22 +170,7 @@ pub fn kernel_version(kernel: &Path) -> Option<String> {
 
 /// A `tests.json` test as a guest plan test.
 fn translate_test(t: &TestCase) -> Result<Test, String> {
-    let result_of = |order: &str, slot: &str| {
-        t.expected
-            .iter()
-            .find(|e| e.order == order && e.slot == slot)
-            .map(|e| &e.result)
-            .ok_or_else(|| format!("no expected result for order {order}"))
-    };
-    let posix = PosixTest {
-        name: &t.id,
-        setup: &t.setup,
-        calls: [
-            (t.calls[0].call.as_str(), &t.calls[0].args),
-            (t.calls[1].call.as_str(), &t.calls[1].args),
-        ],
-        // The guest runs A, then B: A's result as A alone first, B's after A.
-        expected: [result_of("a", "a")?, result_of("ab", "b")?],
-    };
-    plan_test(&posix).map_err(|e| e.to_string())
+    PosixTest::from_case(t)
+        .and_then(|posix| plan_test(&posix))
+        .map_err(|e| e.to_string())
 }

@@ -248,7 +248,8 @@ fn build_test(
     let mut expected = Vec::new();
     for (order, slot, result) in &outcome.results {
         // Results follow from the situation: they do not define new classes.
-        let result = cx.quietly(|cx| result.concrete(cx))?;
+        let call = x.set[*slot];
+        let result = cx.quietly(|cx| x.instance.concrete_result(call, result.as_ref(), cx))?;
         expected.push(Expectation {
             order: order.clone(),
             slot: slot_name(*slot),

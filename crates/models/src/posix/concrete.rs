@@ -9,28 +9,35 @@
 //! and the file's length share one namespace per inode, so "same page", "different page" and
 //! "at the end of the file" are classes wherever a branch compares them.
 //!
-//! The state is written in the shape of the guest plan's setup (`inodes`, `names`, `pipes`,
-//! `procs` with `fds` and `maps`), and arguments with the guest's field names, so a target
-//! needs no model to run a test. Only what the test's calls name is set up, as in the original.
+//! The state and the arguments are built as the shared POSIX schema's types
+//! (`commuter_posix_format`: [`Setup`], [`PosixCall`]) and written into `tests.json` as their
+//! JSON, so a target needs no model to run a test: it reads them back with the same types.
+//! Results are built as [`PosixResult`] from the model's result types (`concrete_result`).
+//! Only what the test's calls name is set up, as in the original.
 
 use std::any::Any;
 
-use commuter_engine::serde_json::{Map, Value as Json, json};
+use commuter_engine::serde_json::{Value as Json, json};
 use commuter_engine::{Bool, Concrete, Concretizer, Int, Key, Pool, PoolExhausted, SymEq};
+use commuter_posix_format::{
+    Backing, Fd, FdTarget, FormatError, Inode, Map, Maybe, Name, Outcome, Pipe, PosixCall,
+    PosixResult, Proc, Setup, Stat, Whence,
+};
 
 use super::fs::{
-    FdArgs, LinkArgs, LseekArgs, NameArgs, OpenArgs, PreadArgs, PwriteArgs, RenameArgs, WriteArgs,
+    FdArgs, LinkArgs, LseekArgs, NameArgs, OpenArgs, PreadArgs, PwriteArgs, ReadResult, RenameArgs,
+    StatResult, WriteArgs,
 };
-use super::pipe::PidArgs;
+use super::pipe::{PidArgs, PipeFds};
 use super::state::{
-    DataVal, FileName, Inum, PAGE, PROCESSES, Pages, PipeId, PosixState, Va, zero_page,
+    DataVal, Errno, FileName, Inum, PAGE, PROCESSES, Pages, PipeId, PosixState, Va, zero_page,
 };
 use super::vm::{MemwriteArgs, MmapArgs, MprotectArgs, VaArgs};
 
 const NAMES: usize = 6;
 const INODES: usize = 6;
 const FDS_PER_PROCESS: usize = 10;
-const FIRST_FD: i64 = 10;
+const FIRST_FD: i32 = 10;
 const PIPES: usize = 5;
 const PAGES_PER_PROCESS: usize = 4;
 const DATA_VALUES: usize = 16;
@@ -52,25 +59,27 @@ pub fn pool(namespace: &str) -> Pool {
     }
 }
 
-fn name(cx: &mut Concretizer, n: &FileName) -> Result<Json, PoolExhausted> {
-    Ok(json!(format!("__f{}", cx.label("FileName", n)?)))
+fn name(cx: &mut Concretizer, n: &FileName) -> Result<String, PoolExhausted> {
+    Ok(format!("__f{}", cx.label("FileName", n)?))
 }
 
 fn inode(cx: &mut Concretizer, i: &Inum) -> Result<usize, PoolExhausted> {
     cx.label("Inum", i)
 }
 
-fn data(cx: &mut Concretizer, d: &DataVal) -> Result<Json, PoolExhausted> {
-    d.concrete(cx)
+/// The byte every byte of the page equals: 0 for the zero page, else 1..=16.
+fn data(cx: &mut Concretizer, d: &DataVal) -> Result<u8, PoolExhausted> {
+    if cx.incidental_bool(&d.sym_eq(&zero_page()), false) {
+        return Ok(0);
+    }
+    let label = cx.label("DataVal", d)?;
+    // The pool holds DATA_VALUES (16) values, so the label is below 16.
+    Ok(u8::try_from(label + 1).unwrap_or(u8::MAX))
 }
 
 impl Concrete for DataVal {
-    /// The byte every byte of the page equals: 0 for the zero page, else 1..=16.
     fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
-        if cx.incidental_bool(&self.sym_eq(&zero_page()), false) {
-            return Ok(json!(0));
-        }
-        Ok(json!(cx.label("DataVal", self)? + 1))
+        Ok(json!(data(cx, self)?))
     }
 }
 
@@ -78,20 +87,36 @@ fn process(cx: &mut Concretizer, pid: &Int) -> usize {
     if cx.bool(&pid.eq(0)) { 0 } else { 1 }
 }
 
-fn fd(cx: &mut Concretizer, p: usize, fd: &Int) -> Result<Json, PoolExhausted> {
-    Ok(json!(FIRST_FD + cx.label(&format!("fd{p}"), fd)? as i64))
+fn fd(cx: &mut Concretizer, p: usize, fd: &Int) -> Result<i32, PoolExhausted> {
+    let label = cx.label(&format!("fd{p}"), fd)?;
+    // The pool holds FDS_PER_PROCESS (10) fds per process.
+    Ok(FIRST_FD + i32::try_from(label).unwrap_or(i32::MAX - FIRST_FD))
 }
 
-fn page(cx: &mut Concretizer, p: usize, va: &Va) -> Result<Json, PoolExhausted> {
-    Ok(json!(cx.label(&format!("va{p}"), va)?))
+fn page(cx: &mut Concretizer, p: usize, va: &Va) -> Result<u32, PoolExhausted> {
+    let label = cx.label(&format!("va{p}"), va)?;
+    // The pool holds PAGES_PER_PROCESS (4) pages per process.
+    Ok(u32::try_from(label).unwrap_or(u32::MAX))
 }
 
 fn bytes(cx: &mut Concretizer, pages: &Int) -> i64 {
     cx.int(pages) * PAGE
 }
 
-fn flag(cx: &mut Concretizer, b: &Bool) -> Json {
-    json!(cx.bool(b))
+/// A setup's offset in pages, in bytes: the model assumes the offsets of the fds and mappings
+/// a path reads are never negative (`fd_get`, `vma_at`), and a setup holds only those.
+fn setup_offset(pages: i64) -> u64 {
+    u64::try_from(pages * PAGE).unwrap_or(0)
+}
+
+fn flag(cx: &mut Concretizer, b: &Bool) -> bool {
+    cx.bool(b)
+}
+
+/// A part of the schema as its `tests.json` JSON.
+fn to_json(part: Result<Json, FormatError>) -> Json {
+    // The schema is plain data (string keys, no custom serialisers): serialising it cannot fail.
+    part.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The namespace of offsets into inode `ino` (its fds', mappings' and arguments' offsets, and
@@ -120,135 +145,361 @@ fn offset_arg(
     Ok(bytes(cx, off))
 }
 
-/// A call's arguments, with the guest's field names and the process it runs in.
+/// A call's arguments in the shared schema ([`PosixCall`]), as its `tests.json` `args`.
 pub fn concrete_args(
     call: &str,
     args: &dyn Any,
     s: &PosixState,
     cx: &mut Concretizer,
 ) -> Option<Result<Json, PoolExhausted>> {
+    let call = concrete_call(call, args, s, cx)?;
+    Some(call.map(|c| to_json(c.args_json())))
+}
+
+/// A call with concrete arguments. Arguments are read in the order their fields are written:
+/// the order of reads decides a test's canonical values, so it must not change.
+fn concrete_call(
+    call: &str,
+    args: &dyn Any,
+    s: &PosixState,
+    cx: &mut Concretizer,
+) -> Option<Result<PosixCall, PoolExhausted>> {
     macro_rules! with {
         ($t:ty, |$a:ident| $body:expr) => {
             args.downcast_ref::<$t>()
-                .map(|$a| -> Result<Json, PoolExhausted> { $body })
+                .map(|$a| -> Result<PosixCall, PoolExhausted> { $body })
         };
     }
     match call {
         "open" => with!(OpenArgs, |a| {
-            let p = process(cx, &a.pid);
-            Ok(
-                json!({"proc": p, "name": name(cx, &a.name)?, "creat": flag(cx, &a.creat),
-                      "excl": flag(cx, &a.excl), "trunc": flag(cx, &a.trunc),
-                      "anyfd": flag(cx, &a.anyfd)}),
-            )
+            let proc = process(cx, &a.pid);
+            Ok(PosixCall::Open {
+                proc,
+                name: name(cx, &a.name)?,
+                creat: flag(cx, &a.creat),
+                excl: flag(cx, &a.excl),
+                trunc: flag(cx, &a.trunc),
+                anyfd: flag(cx, &a.anyfd),
+            })
         }),
-        "link" => with!(LinkArgs, |a| Ok(
-            json!({"old": name(cx, &a.old)?, "new": name(cx, &a.new)?})
-        )),
-        "unlink" | "stat" => with!(NameArgs, |a| Ok(json!({"name": name(cx, &a.name)?}))),
-        "rename" => with!(RenameArgs, |a| Ok(
-            json!({"src": name(cx, &a.src)?, "dst": name(cx, &a.dst)?})
-        )),
+        "link" => with!(LinkArgs, |a| Ok(PosixCall::Link {
+            old: name(cx, &a.old)?,
+            new: name(cx, &a.new)?,
+        })),
+        "unlink" => with!(NameArgs, |a| Ok(PosixCall::Unlink {
+            name: name(cx, &a.name)?,
+        })),
+        "stat" => with!(NameArgs, |a| Ok(PosixCall::Stat {
+            name: name(cx, &a.name)?,
+        })),
+        "rename" => with!(RenameArgs, |a| Ok(PosixCall::Rename {
+            src: name(cx, &a.src)?,
+            dst: name(cx, &a.dst)?,
+        })),
         "fstat" | "close" | "read" | "fsync" => with!(FdArgs, |a| {
-            let p = process(cx, &a.pid);
-            Ok(json!({"proc": p, "fd": fd(cx, p, &a.fd)?}))
+            let proc = process(cx, &a.pid);
+            let fd = fd(cx, proc, &a.fd)?;
+            Ok(match call {
+                "fstat" => PosixCall::Fstat { proc, fd },
+                "close" => PosixCall::Close { proc, fd },
+                "read" => PosixCall::Read { proc, fd },
+                _ => PosixCall::Fsync { proc, fd },
+            })
         }),
         "lseek" => with!(LseekArgs, |a| {
-            let p = process(cx, &a.pid);
+            let proc = process(cx, &a.pid);
             let whence = if cx.bool(&a.whence_set) {
-                "set"
+                Whence::Set
             } else if cx.bool(&a.whence_cur) {
-                "cur"
+                Whence::Cur
             } else if cx.bool(&a.whence_end) {
-                "end"
+                Whence::End
             } else {
-                "none"
+                Whence::None
             };
-            let slot = fd(cx, p, &a.fd)?;
-            let off = offset_arg(cx, s, p, &a.fd, &a.off)?;
-            Ok(json!({"proc": p, "fd": slot, "off": off, "whence": whence}))
+            let fd_number = fd(cx, proc, &a.fd)?;
+            let off = offset_arg(cx, s, proc, &a.fd, &a.off)?;
+            Ok(PosixCall::Lseek {
+                proc,
+                fd: fd_number,
+                off,
+                whence,
+            })
         }),
         "write" => with!(WriteArgs, |a| {
-            let p = process(cx, &a.pid);
-            Ok(json!({"proc": p, "fd": fd(cx, p, &a.fd)?, "data": data(cx, &a.data)?}))
+            let proc = process(cx, &a.pid);
+            Ok(PosixCall::Write {
+                proc,
+                fd: fd(cx, proc, &a.fd)?,
+                data: data(cx, &a.data)?,
+            })
         }),
         "pread" => with!(PreadArgs, |a| {
-            let p = process(cx, &a.pid);
-            let slot = fd(cx, p, &a.fd)?;
-            let off = offset_arg(cx, s, p, &a.fd, &a.off)?;
-            Ok(json!({"proc": p, "fd": slot, "off": off}))
+            let proc = process(cx, &a.pid);
+            let fd_number = fd(cx, proc, &a.fd)?;
+            let off = offset_arg(cx, s, proc, &a.fd, &a.off)?;
+            Ok(PosixCall::Pread {
+                proc,
+                fd: fd_number,
+                off,
+            })
         }),
         "pwrite" => with!(PwriteArgs, |a| {
-            let p = process(cx, &a.pid);
-            let slot = fd(cx, p, &a.fd)?;
-            let off = offset_arg(cx, s, p, &a.fd, &a.off)?;
-            Ok(json!({"proc": p, "fd": slot, "off": off, "data": data(cx, &a.data)?}))
+            let proc = process(cx, &a.pid);
+            let fd_number = fd(cx, proc, &a.fd)?;
+            let off = offset_arg(cx, s, proc, &a.fd, &a.off)?;
+            Ok(PosixCall::Pwrite {
+                proc,
+                fd: fd_number,
+                off,
+                data: data(cx, &a.data)?,
+            })
         }),
-        "pipe" => with!(PidArgs, |a| Ok(json!({"proc": process(cx, &a.pid)}))),
+        "pipe" => with!(PidArgs, |a| Ok(PosixCall::Pipe {
+            proc: process(cx, &a.pid),
+        })),
         "mmap" => with!(MmapArgs, |a| mmap_args(cx, s, a)),
-        "munmap" | "memread" => with!(VaArgs, |a| {
-            let p = process(cx, &a.pid);
-            Ok(json!({"proc": p, "page": page(cx, p, &a.va)?}))
+        "munmap" => with!(VaArgs, |a| {
+            let proc = process(cx, &a.pid);
+            Ok(PosixCall::Munmap {
+                proc,
+                page: page(cx, proc, &a.va)?,
+            })
+        }),
+        "memread" => with!(VaArgs, |a| {
+            let proc = process(cx, &a.pid);
+            Ok(PosixCall::Memread {
+                proc,
+                page: page(cx, proc, &a.va)?,
+            })
         }),
         "mprotect" => with!(MprotectArgs, |a| {
-            let p = process(cx, &a.pid);
-            Ok(json!({"proc": p, "page": page(cx, p, &a.va)?, "writable": flag(cx, &a.writable)}))
+            let proc = process(cx, &a.pid);
+            Ok(PosixCall::Mprotect {
+                proc,
+                page: page(cx, proc, &a.va)?,
+                writable: flag(cx, &a.writable),
+            })
         }),
         "memwrite" => with!(MemwriteArgs, |a| {
-            let p = process(cx, &a.pid);
-            Ok(json!({"proc": p, "page": page(cx, p, &a.va)?, "data": data(cx, &a.data)?}))
+            let proc = process(cx, &a.pid);
+            Ok(PosixCall::Memwrite {
+                proc,
+                page: page(cx, proc, &a.va)?,
+                data: data(cx, &a.data)?,
+            })
         }),
+        "sync" => Some(Ok(PosixCall::Sync)),
+        "reboot" => Some(Ok(PosixCall::Reboot)),
         _ => None,
     }
 }
 
 /// mmap reads only the arguments its kind uses: a fixed page, a file's fd and offset.
-fn mmap_args(cx: &mut Concretizer, s: &PosixState, a: &MmapArgs) -> Result<Json, PoolExhausted> {
-    let p = process(cx, &a.pid);
+fn mmap_args(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    a: &MmapArgs,
+) -> Result<PosixCall, PoolExhausted> {
+    let proc = process(cx, &a.pid);
     let anon = cx.bool(&a.anon);
     let fixed = cx.bool(&a.fixed);
-    let mut m = Map::new();
-    m.insert("proc".into(), json!(p));
-    m.insert("anon".into(), json!(anon));
-    m.insert("writable".into(), flag(cx, &a.writable));
-    m.insert("fixed".into(), json!(fixed));
-    m.insert(
-        "page".into(),
-        if fixed { page(cx, p, &a.va)? } else { json!(0) },
-    );
-    if !anon {
-        m.insert("fd".into(), fd(cx, p, &a.fd)?);
-        m.insert("off".into(), json!(offset_arg(cx, s, p, &a.fd, &a.off)?));
-    }
-    Ok(Json::Object(m))
+    let writable = flag(cx, &a.writable);
+    let page = if fixed { page(cx, proc, &a.va)? } else { 0 };
+    let (fd, off) = if anon {
+        (None, None)
+    } else {
+        let fd_number = fd(cx, proc, &a.fd)?;
+        (
+            Some(fd_number),
+            Some(offset_arg(cx, s, proc, &a.fd, &a.off)?),
+        )
+    };
+    Ok(PosixCall::Mmap {
+        proc,
+        anon,
+        writable,
+        fixed,
+        page,
+        fd,
+        off,
+    })
 }
 
-/// The initial state the test's calls see, in the guest plan's setup shape.
+/// A call's result in the shared schema ([`PosixResult`]), as its `tests.json` `result`.
+pub fn concrete_result(
+    call: &str,
+    result: &dyn Any,
+    cx: &mut Concretizer,
+) -> Option<Result<Json, PoolExhausted>> {
+    if !commuter_posix_format::CALLS.contains(&call) {
+        return None;
+    }
+    // A call of the schema whose result has another type than the one read here is a bug in
+    // this file, which every POSIX test generation (and `cargo test -p commuter-testgen`) hits.
+    let result = concrete_posix_result(call, result, cx).unwrap_or_else(|| {
+        panic!("the POSIX model's `{call}` result is not the type `concrete_result` reads")
+    });
+    Some(result.map(|r| to_json(r.result_json())))
+}
+
+/// A call's result from the model's result type. Values are read in the order of their fields
+/// (as the engine reads a struct), which decides the canonical values of what no branch fixed.
+fn concrete_posix_result(
+    call: &str,
+    result: &dyn Any,
+    cx: &mut Concretizer,
+) -> Option<Result<PosixResult, PoolExhausted>> {
+    macro_rules! with {
+        ($t:ty, |$r:ident| $body:expr) => {
+            result
+                .downcast_ref::<$t>()
+                .map(|$r| -> Result<PosixResult, PoolExhausted> { $body })
+        };
+    }
+    let int = |cx: &mut Concretizer, v: &Int| Ok(cx.int(v));
+    let nothing = |_: &mut Concretizer, _: &()| Ok(());
+    match call {
+        "open" => with!(Result<Int, Errno>, |r| Ok(PosixResult::Open(outcome(r, cx, int)?))),
+        "lseek" => with!(Result<Int, Errno>, |r| Ok(PosixResult::Lseek(outcome(r, cx, int)?))),
+        "link" | "unlink" | "rename" | "close" | "munmap" | "mprotect" | "memwrite" | "fsync" => {
+            with!(Result<(), Errno>, |r| {
+                let o = outcome(r, cx, nothing)?;
+                Ok(match call {
+                    "link" => PosixResult::Link(o),
+                    "unlink" => PosixResult::Unlink(o),
+                    "rename" => PosixResult::Rename(o),
+                    "close" => PosixResult::Close(o),
+                    "munmap" => PosixResult::Munmap(o),
+                    "mprotect" => PosixResult::Mprotect(o),
+                    "memwrite" => PosixResult::Memwrite(o),
+                    _ => PosixResult::Fsync(o),
+                })
+            })
+        }
+        "stat" => with!(Result<StatResult, Errno>, |r| Ok(PosixResult::Stat(
+            outcome(r, cx, stat)?
+        ))),
+        "fstat" => with!(Result<Option<StatResult>, Errno>, |r| Ok(
+            PosixResult::Fstat(outcome(r, cx, |cx, st| maybe(st.as_ref(), cx, stat))?)
+        )),
+        "read" | "pread" => with!(ReadResult, |r| {
+            let o = outcome(r, cx, |cx, d| maybe(d.as_ref(), cx, data))?;
+            Ok(if call == "read" {
+                PosixResult::Read(o)
+            } else {
+                PosixResult::Pread(o)
+            })
+        }),
+        "write" | "pwrite" => with!(Result<i64, Errno>, |r| {
+            let o = outcome(r, cx, |_, &bytes| Ok(bytes))?;
+            Ok(if call == "write" {
+                PosixResult::Write(o)
+            } else {
+                PosixResult::Pwrite(o)
+            })
+        }),
+        "pipe" => with!(PipeFds, |r| Ok(PosixResult::Pipe(
+            commuter_posix_format::PipeFds {
+                read: cx.int(&r.read),
+                write: cx.int(&r.write),
+            }
+        ))),
+        "mmap" => with!(Result<Va, Errno>, |r| Ok(PosixResult::Mmap(outcome(
+            r,
+            cx,
+            |cx, va| Ok(format!("Va{}", cx.label("Va", va)?))
+        )?))),
+        "memread" => with!(Result<DataVal, Errno>, |r| Ok(PosixResult::Memread(
+            outcome(r, cx, data)?
+        ))),
+        "sync" => with!((), |_r| Ok(PosixResult::Sync(()))),
+        "reboot" => with!((), |_r| Ok(PosixResult::Reboot(()))),
+        _ => None,
+    }
+}
+
+/// A result that may fail with an errno.
+fn outcome<T, U>(
+    result: &Result<T, Errno>,
+    cx: &mut Concretizer,
+    ok: impl FnOnce(&mut Concretizer, &T) -> Result<U, PoolExhausted>,
+) -> Result<Outcome<U>, PoolExhausted> {
+    Ok(match result {
+        Ok(v) => Outcome::Ok(ok(cx, v)?),
+        // The model's errnos are the schema's i32 constants widened (`state::errno`).
+        Err(e) => Outcome::Err(i32::try_from(*e).unwrap_or(i32::MAX)),
+    })
+}
+
+fn maybe<T, U>(
+    value: Option<&T>,
+    cx: &mut Concretizer,
+    some: impl FnOnce(&mut Concretizer, &T) -> Result<U, PoolExhausted>,
+) -> Result<Maybe<U>, PoolExhausted> {
+    Ok(match value {
+        Some(v) => Maybe::Some(some(cx, v)?),
+        None => Maybe::None,
+    })
+}
+
+/// What stat returns; the inode is labelled in the namespace of the setup's inodes, so
+/// `Inum<i>` is the setup's `inodes[i]`.
+fn stat(cx: &mut Concretizer, st: &StatResult) -> Result<Stat, PoolExhausted> {
+    Ok(Stat {
+        inum: format!("Inum{}", inode(cx, &st.inum)?),
+        size: cx.int(&st.size),
+        nlink: cx.int(&st.nlink),
+        atime: cx.int(&st.atime),
+        mtime: cx.int(&st.mtime),
+        ctime: cx.int(&st.ctime),
+    })
+}
+
+/// The initial state the test's calls see, as the shared schema's [`Setup`].
 pub fn concrete_state(s: &PosixState, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+    Ok(to_json(concrete_setup(s, cx)?.to_json()))
+}
+
+fn concrete_setup(s: &PosixState, cx: &mut Concretizer) -> Result<Setup, PoolExhausted> {
     label_pipe_end_witnesses(cx)?;
     let names = names(s, cx)?;
     let procs = (0..PROCESSES)
-        .map(|p| -> Result<Json, PoolExhausted> {
-            Ok(json!({"fds": fds(s, p, cx)?, "maps": maps(s, p, cx)?}))
+        .map(|p| -> Result<Proc, PoolExhausted> {
+            Ok(Proc {
+                fds: fds(s, p, cx)?,
+                maps: maps(s, p, cx)?,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     // Inodes and pipes last: every name, fd and mapping above has labelled the ones it uses.
     let inodes = known::<Inum>(cx, "Inum")
         .iter()
         .enumerate()
-        .map(|(ino, i)| -> Result<Json, PoolExhausted> {
+        .map(|(ino, i)| -> Result<Inode, PoolExhausted> {
             let node = s.i_map.get(i);
             cx.int_in(&offsets_of(ino), &node.data.len())?;
-            Ok(json!({"data": pages(&node.data, cx)?, "nlink": cx.int(&node.nlink)}))
+            Ok(Inode {
+                data: pages(&node.data, cx)?,
+                // Link counts are never negative in the model (`fs::assume_link_counts`).
+                nlink: u64::try_from(cx.int(&node.nlink)).ok(),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let pipes = known::<PipeId>(cx, "PipeId")
         .iter()
-        .map(|id| -> Result<Json, PoolExhausted> {
-            Ok(json!({"data": pages(&s.pipes.get(id).data, cx)?}))
+        .map(|id| -> Result<Pipe, PoolExhausted> {
+            Ok(Pipe {
+                data: pages(&s.pipes.get(id).data, cx)?,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({"inodes": inodes, "names": names, "pipes": pipes, "procs": procs}))
+    Ok(Setup {
+        inodes,
+        names,
+        pipes,
+        procs,
+    })
 }
 
 /// Where the path says "some fd of either process is an end of this pipe", the model named a
@@ -284,18 +535,21 @@ fn known<K: Key>(cx: &Concretizer, namespace: &str) -> Vec<K> {
         .collect()
 }
 
-fn names(s: &PosixState, cx: &mut Concretizer) -> Result<Vec<Json>, PoolExhausted> {
+fn names(s: &PosixState, cx: &mut Concretizer) -> Result<Vec<Name>, PoolExhausted> {
     let mut out = Vec::new();
     for n in known::<FileName>(cx, "FileName") {
         if cx.bool(&s.root_dir.contains(&n)) {
             let label = name(cx, &n)?;
-            out.push(json!({"name": label, "inode": inode(cx, &s.root_dir.get(&n))?}));
+            out.push(Name {
+                name: label,
+                inode: inode(cx, &s.root_dir.get(&n))?,
+            });
         }
     }
     Ok(out)
 }
 
-fn fds(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, PoolExhausted> {
+fn fds(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Fd>, PoolExhausted> {
     let map = &s.proc(p).fd_map;
     let mut out = Vec::new();
     for number in known::<Int>(cx, &format!("fd{p}")) {
@@ -304,19 +558,24 @@ fn fds(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, Pool
         }
         let slot = fd(cx, p, &number)?;
         let f = map.get(&number);
-        if cx.bool(&f.ispipe) {
-            let pipe = cx.label("PipeId", &f.pipeid)?;
-            out.push(json!({"fd": slot, "pipe": {"pipe": pipe, "write": cx.bool(&f.pipewriter)}}));
+        let target = if cx.bool(&f.ispipe) {
+            FdTarget::Pipe {
+                pipe: cx.label("PipeId", &f.pipeid)?,
+                write: cx.bool(&f.pipewriter),
+            }
         } else {
             let ino = inode(cx, &f.inum)?;
-            let off = cx.int_in(&offsets_of(ino), &f.off)? * PAGE;
-            out.push(json!({"fd": slot, "file": {"inode": ino, "off": off}}));
-        }
+            FdTarget::File {
+                inode: ino,
+                off: setup_offset(cx.int_in(&offsets_of(ino), &f.off)?),
+            }
+        };
+        out.push(Fd { fd: slot, target });
     }
     Ok(out)
 }
 
-fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, PoolExhausted> {
+fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, PoolExhausted> {
     let map = &s.proc(p).va_map;
     let mut out = Vec::new();
     for va in known::<Va>(cx, &format!("va{p}")) {
@@ -326,21 +585,43 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Json>, Poo
         let index = page(cx, p, &va)?;
         let vma = map.get(&va);
         let writable = cx.bool(&vma.writable);
-        if cx.bool(&vma.anon) {
-            out.push(json!({"page": index, "writable": writable, "anon": {"data": data(cx, &vma.anondata)?}}));
+        let backing = if cx.bool(&vma.anon) {
+            Backing::Anon {
+                data: data(cx, &vma.anondata)?,
+            }
         } else {
             let ino = inode(cx, &vma.inum)?;
-            let off = cx.int_in(&offsets_of(ino), &vma.off)? * PAGE;
-            out.push(
-                json!({"page": index, "writable": writable, "file": {"inode": ino, "off": off}}),
-            );
-        }
+            Backing::File {
+                inode: ino,
+                off: setup_offset(cx.int_in(&offsets_of(ino), &vma.off)?),
+            }
+        };
+        out.push(Map {
+            page: index,
+            backing,
+            writable,
+        });
     }
     Ok(out)
 }
 
 /// A file's or pipe's pages as data values (a file's length is labelled with its offsets).
-fn pages(list: &Pages, cx: &mut Concretizer) -> Result<Vec<Json>, PoolExhausted> {
+fn pages(list: &Pages, cx: &mut Concretizer) -> Result<Vec<u8>, PoolExhausted> {
     let len = cx.int(&list.len()).clamp(0, super::state::MAX_PAGES as i64);
     (0..len).map(|i| data(cx, &list.get(i))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use commuter_engine::Model;
+
+    use crate::posix::PosixModel;
+
+    /// Every call the model registers has a variant in the shared schema, in the same order.
+    #[test]
+    fn every_model_call_has_a_schema() {
+        let model = PosixModel::default();
+        let names: Vec<&str> = model.calls().iter().map(|c| c.name()).collect();
+        assert_eq!(names, commuter_posix_format::CALLS);
+    }
 }

@@ -98,6 +98,15 @@ impl Model for PosixModel {
         concrete::concrete_args(call, args, state, cx)
     }
 
+    fn concrete_result(
+        &self,
+        call: &str,
+        result: &dyn Any,
+        cx: &mut Concretizer,
+    ) -> Option<Result<Json, PoolExhausted>> {
+        concrete::concrete_result(call, result, cx)
+    }
+
     fn concrete_state(&self, s: &PosixState, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
         concrete::concrete_state(s, cx)
     }

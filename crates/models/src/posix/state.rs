@@ -42,28 +42,32 @@ commuter_engine::uninterpreted!(
     pub PipeId
 );
 
-/// Bytes in one data value: `read`/`write` move one page at a time.
-pub const PAGE: i64 = 4096;
+/// Bytes in one data value: `read`/`write` move one page at a time (the shared schema's value).
+pub const PAGE: i64 = commuter_posix_format::PAGE as i64;
 /// Pages a file or a pipe can hold in the model.
 pub const MAX_PAGES: usize = 8;
 /// Processes calls can run in.
 pub const PROCESSES: usize = 2;
 
-/// Linux errno values (asm-generic/errno-base.h) and the signals of memory accesses.
+/// Linux errno values and the signals of memory accesses, as the model's `Errno`; the numbers
+/// are the shared schema's (`commuter_posix_format::{errno, signal}`), which targets and the
+/// guest read too.
 pub mod errno {
-    pub const ENOENT: i64 = 2;
-    pub const EBADF: i64 = 9;
-    pub const EAGAIN: i64 = 11;
-    pub const ENOMEM: i64 = 12;
-    pub const EACCES: i64 = 13;
-    pub const EEXIST: i64 = 17;
-    pub const ENODEV: i64 = 19;
-    pub const EINVAL: i64 = 22;
-    pub const ESPIPE: i64 = 29;
-    pub const EPIPE: i64 = 32;
+    use commuter_posix_format::{errno as e, signal as sig};
+
+    pub const ENOENT: i64 = e::ENOENT as i64;
+    pub const EBADF: i64 = e::EBADF as i64;
+    pub const EAGAIN: i64 = e::EAGAIN as i64;
+    pub const ENOMEM: i64 = e::ENOMEM as i64;
+    pub const EACCES: i64 = e::EACCES as i64;
+    pub const EEXIST: i64 = e::EEXIST as i64;
+    pub const ENODEV: i64 = e::ENODEV as i64;
+    pub const EINVAL: i64 = e::EINVAL as i64;
+    pub const ESPIPE: i64 = e::ESPIPE as i64;
+    pub const EPIPE: i64 = e::EPIPE as i64;
     /// Signal numbers, returned as the `Err` of `memread`/`memwrite`.
-    pub const SIGBUS: i64 = 7;
-    pub const SIGSEGV: i64 = 11;
+    pub const SIGBUS: i64 = sig::SIGBUS as i64;
+    pub const SIGSEGV: i64 = sig::SIGSEGV as i64;
 }
 
 /// A call's error: a Linux errno (or, for memory accesses, a signal number).
