@@ -1,27 +1,12 @@
 //! `commuter run` through the real binary on the stock kernel: result checking, a hung VM, and
 //! resuming a killed run. Needs `./scripts/setup`.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
 mod common;
-use common::commuter;
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
-}
+use common::{commuter, json, ok};
 
 /// A small stat/stat suite in a fresh directory.
 fn suite(name: &str) -> PathBuf {

@@ -3,26 +3,12 @@
 //! Needs `./scripts/setup` (kernel, plugin, runners); a missing piece fails the test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
-use common::commuter;
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
-}
+use common::{commuter, json, ok};
 
 /// The `kv` suite in a fresh directory.
 fn kv_suite(name: &str) -> PathBuf {

@@ -6,12 +6,11 @@
 //! The test builds the CLI and the runners with cargo itself (incremental, so cheap once
 //! built), like the Linux target's end-to-end tests build the guest.
 
-use commuter_harness::models::kv::{KvAdapter, KvMap};
+use commuter_harness::models::kv::KvAdapter;
 use commuter_harness::{AdapterError, HarnessLine, Outcome};
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -181,30 +180,10 @@ fn static_runners_pass_every_kv_and_counter_test() {
     assert!(stderr.contains("commuter testgen -m kv"), "{stderr}");
 }
 
-/// A map whose `get` forgets every value.
-struct ForgetfulGet(Mutex<std::collections::HashMap<u64, u64>>);
-
-impl KvMap for ForgetfulGet {
-    const NAME: &'static str = "kv-forgetful-get";
-    fn from_entries(e: &[(u64, u64)]) -> Result<Self, AdapterError> {
-        Ok(ForgetfulGet(Mutex::new(e.iter().copied().collect())))
-    }
-    fn insert(&self, k: u64, v: u64) -> Option<u64> {
-        self.0.lock().ok()?.insert(k, v)
-    }
-    fn get(&self, _: u64) -> Option<u64> {
-        None
-    }
-    fn remove(&self, k: u64) -> Option<u64> {
-        self.0.lock().ok()?.remove(&k)
-    }
-    fn contains(&self, k: u64) -> bool {
-        self.0.lock().is_ok_and(|m| m.contains_key(&k))
-    }
-    fn len(&self) -> usize {
-        self.0.lock().map_or(0, |m| m.len())
-    }
-}
+/// A map whose `get` forgets every value (also the example runner the VM tests use).
+#[path = "../examples/kv_forgetful_get/map.rs"]
+mod forgetful;
+use forgetful::ForgetfulGet;
 
 #[test]
 fn a_wrong_get_is_reported_as_mismatches() {

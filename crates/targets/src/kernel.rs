@@ -13,7 +13,7 @@ use commuter_tests_format::{TestCase, TestSuite};
 
 use crate::linux::{self, LinuxConfig};
 use crate::posix::{PosixTest, plan_test};
-use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target};
+use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target, pairs_only};
 
 /// Runs POSIX tests on a Linux kernel under the tracer.
 pub struct LinuxKernel {
@@ -62,13 +62,7 @@ impl Target for LinuxKernel {
                 found: suite.model.clone(),
             });
         }
-        match suite.call_sets.iter().find(|c| c.calls.len() != 2) {
-            Some(cs) => Err(SuiteError::Arity {
-                target: "linux".into(),
-                call_set: cs.name(),
-            }),
-            None => Ok(()),
-        }
+        pairs_only("linux", suite)
     }
 
     fn prepare(&self, test: &TestCase) -> Result<Test, String> {

@@ -116,6 +116,17 @@ pub enum SuiteError {
     Arity { target: String, call_set: String },
 }
 
+/// Refuses a suite with a call set of other than two calls (`target` names the target).
+pub fn pairs_only(target: &str, suite: &TestSuite) -> Result<(), SuiteError> {
+    match suite.call_sets.iter().find(|c| c.calls.len() != 2) {
+        Some(cs) => Err(SuiteError::Arity {
+            target: target.into(),
+            call_set: cs.name(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Why a run stopped.
 #[derive(Debug, Error)]
 pub enum RunError {

@@ -13,7 +13,7 @@ use commuter_tests_format::{CallSetTests, TESTS_SCHEMA, TESTS_VERSION, TestCase,
 
 use crate::kernel::kernel_symbols;
 use crate::linux::{self, LinuxConfig, Payload};
-use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target};
+use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target, pairs_only};
 
 /// The CPUs of call A and call B, as for the POSIX guest.
 const CPUS: [u32; 2] = [1, 2];
@@ -76,13 +76,7 @@ impl Target for UserProgram {
                 found: suite.model.clone(),
             });
         }
-        match suite.call_sets.iter().find(|c| c.calls.len() != 2) {
-            Some(cs) => Err(SuiteError::Arity {
-                target: "user".into(),
-                call_set: cs.name(),
-            }),
-            None => Ok(()),
-        }
+        pairs_only("user", suite)
     }
 
     fn prepare(&self, test: &TestCase) -> Result<TestCase, String> {

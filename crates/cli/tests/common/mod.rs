@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::Value;
+
 /// Runs the `commuter` binary built for these tests in `dir`.
 pub fn commuter(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_commuter"))
@@ -20,4 +22,20 @@ pub fn temp_dir(group: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// The stdout of a run that must have succeeded (else the test fails with both streams).
+pub fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A JSON file the run wrote.
+pub fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
 }

@@ -1,18 +1,12 @@
-//! A deliberately wrong `kv` runner: its `get` forgets every value. The end-to-end tests run it
-//! on the user-space target to show that a wrong result is reported as a mismatch. Build it
-//! static like `impls/`:
-//!
-//! ```text
-//! RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build --release \
-//!     -p commuter-harness --example kv_forgetful_get --target x86_64-unknown-linux-gnu
-//! ```
+//! A `kv` map whose `get` forgets every value: deliberately wrong, shared by the example runner
+//! (for the end-to-end tests on the VM) and the harness's own tests (natively).
 
 use commuter_harness::AdapterError;
-use commuter_harness::models::kv::{KvAdapter, KvMap};
+use commuter_harness::models::kv::KvMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-struct ForgetfulGet(Mutex<HashMap<u64, u64>>);
+pub struct ForgetfulGet(Mutex<HashMap<u64, u64>>);
 
 impl KvMap for ForgetfulGet {
     const NAME: &'static str = "kv-forgetful-get";
@@ -34,8 +28,4 @@ impl KvMap for ForgetfulGet {
     fn len(&self) -> usize {
         self.0.lock().map_or(0, |m| m.len())
     }
-}
-
-fn main() {
-    commuter_harness::main::<KvAdapter<ForgetfulGet>>()
 }
