@@ -1,0 +1,97 @@
+//! `commuter report` and `commuter diff` through the real binary, on a conflicts file made
+//! here (the schema's real types, two tests) and a copy with one test made worse.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{commuter, ok};
+
+/// A conflicts file of two inc/inc-style tests: `t_0` conflict-free, `t_1` conflicted on a
+/// static variable written by a site with a source line.
+fn conflicts() -> Value {
+    let site = json!({"pc": "0xffffffff81000010", "mode": "kernel", "symbol": "bump",
+        "offset": "0x10", "frames": [{"function": "bump", "file": "kernel/counter.c", "line": 42}]});
+    let shared = json!({"addr": "0x1000", "size": 8,
+        "what": {"kind": "static", "symbol": "counter", "offset": "0x0", "section": ".data",
+                 "vaddr": "0xffffffff81001000"},
+        "a": {"rw": "w", "mode": "kernel", "sites": [site.clone()]},
+        "b": {"rw": "w", "mode": "kernel", "sites": [site]}});
+    let test = |id: &str, status: &str, shared: Vec<Value>| {
+        json!({"id": id, "calls": ["inc", "inc"], "status": status, "shared": shared,
+               "false_sharing": [], "mismatches": [], "errors": []})
+    };
+    json!({"schema": "commuter.conflicts", "version": 4,
+        "target": {"name": "linux", "version": null, "symbols": null},
+        "tests": [test("t_0", "conflict_free", vec![]), test("t_1", "conflicted", vec![shared])]})
+}
+
+fn write(dir: &Path, name: &str, v: &Value) {
+    std::fs::write(dir.join(name), serde_json::to_vec_pretty(v).expect("JSON")).expect("write");
+}
+
+#[test]
+fn report_prints_the_summary_and_writes_sarif() {
+    let dir = common::temp_dir("report", "sarif");
+    write(&dir, "conflicts.json", &conflicts());
+    let stdout = ok(&commuter(
+        &[
+            "report",
+            "conflicts.json",
+            "--sarif",
+            "r.sarif",
+            "--heatmap",
+            "h.svg",
+        ],
+        &dir,
+    ));
+    assert!(stdout.contains("inc/inc"), "{stdout}");
+    let sarif: Value = common::json(&dir.join("r.sarif"));
+    assert_eq!(sarif["version"], "2.1.0");
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "shared-static-variable");
+    let loc = &result["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "kernel/counter.c");
+    assert_eq!(loc["region"]["startLine"], 42);
+    assert!(dir.join("h.svg").is_file());
+}
+
+#[test]
+fn diff_exits_1_when_the_new_run_is_worse_and_0_when_not() {
+    let dir = common::temp_dir("report", "diff");
+    let old = conflicts();
+    let mut worse = old.clone();
+    worse["tests"][0] = worse["tests"][1].clone();
+    worse["tests"][0]["id"] = "t_0".into();
+    write(&dir, "old.json", &old);
+    write(&dir, "worse.json", &worse);
+    let same = commuter(&["diff", "old.json", "old.json"], &dir);
+    assert_eq!(same.status.code(), Some(0));
+    let out = commuter(&["diff", "old.json", "worse.json"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("became conflicted: 1") && stdout.contains("t_0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bump (kernel/counter.c:42)"), "{stdout}");
+    // The fix is not worse.
+    let back = commuter(&["diff", "worse.json", "old.json"], &dir);
+    assert_eq!(back.status.code(), Some(0));
+}
+
+#[test]
+fn a_conflicts_file_of_another_version_is_a_usage_error() {
+    let dir = common::temp_dir("report", "version");
+    let mut old = conflicts();
+    old["version"] = 3.into();
+    write(&dir, "v3.json", &old);
+    let out = commuter(&["report", "v3.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("v3.json") && stderr.contains("commuter run"),
+        "{stderr}"
+    );
+}
