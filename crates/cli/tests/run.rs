@@ -122,3 +122,61 @@ fn a_killed_run_resumes_from_its_finished_batches() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to another run"));
 }
+
+/// Processes whose command line mentions `needle` (from /proc).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+fn wait_until(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    done()
+}
+
+#[test]
+fn a_driver_killed_with_sigkill_leaves_no_vm_running() {
+    let dir = suite("sigkill");
+    // An absolute work directory: QEMU's command line names it, and no other test's VM does.
+    let work = dir.join("work");
+    let mut driver = std::process::Command::new(env!("CARGO_BIN_EXE_commuter"))
+        .args(["run", "tests.json", "--batch", "3", "--work-dir"])
+        .arg(&work)
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the driver starts");
+    // QEMU's command line names the batch's work directory.
+    let needle = work.join("vm-00000").display().to_string();
+    let vm_up = wait_until(120, || {
+        processes_mentioning(&needle)
+            .iter()
+            .any(|&pid| pid != driver.id())
+    });
+    driver.kill().expect("SIGKILL the driver");
+    let _ = driver.wait();
+    assert!(vm_up, "no VM started for {needle}");
+    assert!(
+        wait_until(10, || processes_mentioning(&needle).is_empty()),
+        "a VM outlived its driver: {:?}",
+        processes_mentioning(&needle)
+    );
+}

@@ -351,9 +351,9 @@ pub fn boot(cfg: &LinuxConfig, payload: &Payload) -> Result<Boot, LinuxError> {
     cfg.check()?;
     let start = Instant::now();
     prepare_work_dir(cfg, payload)?;
-    let mut child = qemu_command(cfg, payload)?
-        .spawn()
-        .map_err(LinuxError::Spawn)?;
+    let mut command = qemu_command(cfg, payload)?;
+    die_with_parent(&mut command);
+    let mut child = command.spawn().map_err(LinuxError::Spawn)?;
     let status =
         wait_with_timeout(&mut child, cfg.timeout).map_err(|e| io("wait for", &cfg.qemu, e))?;
     let Some(status) = status else {
@@ -489,6 +489,31 @@ fn qemu_command(cfg: &LinuxConfig, payload: &Payload) -> Result<Command, LinuxEr
             .args(["-plugin", &plugin]);
     }
     Ok(c)
+}
+
+/// The VM must not outlive the driver: killed (even with SIGKILL, as a batch system cancels a
+/// job), the driver takes its QEMU with it, and `--resume` continues later. Without this the
+/// child is reparented to init and runs its batch to the end (a hung one until its timeout
+/// would have been, which nobody is left to enforce).
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid before the fork; after it, the child only makes async-signal-safe
+    // system calls (prctl, getppid) before exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would signal.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the driver exited while starting QEMU",
+                ));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// `-- ARG...`: what the kernel passes on to `/init`.
