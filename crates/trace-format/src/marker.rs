@@ -50,6 +50,35 @@ impl Command {
     }
 }
 
+/// Displacements of the four markers, for [`emit`].
+pub const BEGIN_TEST: u32 = Command::BeginTest.displacement();
+pub const BEGIN_CALL: u32 = Command::BeginCall.displacement();
+pub const END_CALL: u32 = Command::EndCall.displacement();
+pub const END_TEST: u32 = Command::EndTest.displacement();
+
+/// Emits the marker with displacement `DISP` (one of the constants above) and argument `arg`
+/// in `%rdi`: what the POSIX guest and every harness runner execute, so both speak the exact
+/// encoding [`decode`] reads.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn emit<const DISP: u32>(arg: u64) {
+    // SAFETY: a 9-byte no-op; %rdi only carries the argument.
+    unsafe {
+        core::arch::asm!(
+            ".byte {p0}, {p1}, {p2}, {p3}, {p4}",
+            ".long {d}",
+            p0 = const PREFIX[0],
+            p1 = const PREFIX[1],
+            p2 = const PREFIX[2],
+            p3 = const PREFIX[3],
+            p4 = const PREFIX[4],
+            d = const DISP,
+            in("rdi") arg,
+            options(nostack, preserves_flags)
+        )
+    }
+}
+
 /// Decodes the bytes of one instruction; `None` unless it is a marker.
 pub fn decode(insn: &[u8]) -> Option<Command> {
     if insn.len() != LEN || insn[..PREFIX.len()] != PREFIX {
@@ -69,6 +98,27 @@ pub fn encode(cmd: Command) -> [u8; LEN] {
 
 #[cfg(test)]
 mod tests {
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn emits_begin_call() {
+        emit::<BEGIN_CALL>(1);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_emitted_instruction_decodes_as_its_command() {
+        // The function's own machine code holds the marker: find it and decode it.
+        let code = emits_begin_call as *const () as *const u8;
+        // SAFETY: reading the first bytes of a function of this test binary.
+        let bytes = unsafe { std::slice::from_raw_parts(code, 64) };
+        let at = bytes
+            .windows(LEN)
+            .position(|w| w[..PREFIX.len()] == PREFIX)
+            .expect("a marker in the function");
+        assert_eq!(decode(&bytes[at..at + LEN]), Some(Command::BeginCall));
+    }
+
     use super::*;
 
     #[test]

@@ -5,29 +5,13 @@
 
 use crate::shared::RawResult;
 use commuter_guest::plan::{MAP_BASE, MAX_PAGES, Op, PAGE, Whence};
-use commuter_trace_format::marker::Command;
 use std::ffi::CString;
 use std::io;
 
-/// Emits a marker instruction (a no-op without the tracer).
-#[inline(always)]
-pub fn marker<const DISP: u32>(arg: u64) {
-    // SAFETY: a 9-byte no-op; %rdi only carries the argument.
-    unsafe {
-        core::arch::asm!(
-            ".byte 0x66, 0x0f, 0x1f, 0x84, 0x00",
-            ".long {d}",
-            d = const DISP,
-            in("rdi") arg,
-            options(nostack, preserves_flags)
-        )
-    }
-}
-
-pub const BEGIN_TEST: u32 = Command::BeginTest.displacement();
-pub const BEGIN_CALL: u32 = Command::BeginCall.displacement();
-pub const END_CALL: u32 = Command::EndCall.displacement();
-pub const END_TEST: u32 = Command::EndTest.displacement();
+/// Marker instructions (no-ops without the tracer), in the encoding the tracer decodes.
+pub use commuter_trace_format::marker::{
+    BEGIN_CALL, BEGIN_TEST, END_CALL, END_TEST, emit as marker,
+};
 
 /// Address of mapping page `page`.
 pub fn page_addr(page: u32) -> u64 {
