@@ -18,10 +18,7 @@ use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target, pai
 /// Runs POSIX tests on a Linux kernel under the tracer.
 pub struct LinuxKernel {
     cfg: LinuxConfig,
-    /// Taken by [`Target::open_symbols`]; also the source of the plugin's layouts.
-    symbols: Mutex<Option<Symbols>>,
-    /// Why there are no symbols, said once when the run opens them.
-    symbols_problem: Option<String>,
+    symbols: KernelSymbols,
 }
 
 impl LinuxKernel {
@@ -29,17 +26,8 @@ impl LinuxKernel {
     /// finds with the debug image `vmlinux`; without a usable one, conflicts stay unnamed and
     /// the run says why.
     pub fn new(mut cfg: LinuxConfig, vmlinux: &Path) -> LinuxKernel {
-        let (symbols, symbols_problem) = kernel_symbols(&mut cfg, vmlinux);
-        LinuxKernel {
-            cfg,
-            symbols: Mutex::new(symbols),
-            symbols_problem,
-        }
-    }
-
-    /// The configuration batches boot with.
-    pub fn config(&self) -> &LinuxConfig {
-        &self.cfg
+        let symbols = KernelSymbols::open(&mut cfg, vmlinux);
+        LinuxKernel { cfg, symbols }
     }
 }
 
@@ -94,65 +82,76 @@ impl Target for LinuxKernel {
     }
 
     fn open_symbols(&self, events: &dyn Events) -> SymbolTables {
-        if let Some(problem) = &self.symbols_problem {
-            events.warn(problem);
-        }
         SymbolTables {
-            kernel: self.symbols.lock().ok().and_then(|mut s| s.take()),
+            kernel: self.symbols.take(events),
             user: None,
         }
     }
 
+    /// A clocksource other than the TSC, or debug symbols of another build: the kernel's
+    /// results may then not be its own.
     fn platform_warnings(&self, platform: &Platform, symbols: Option<&Symbols>) -> Vec<String> {
-        platform_warnings(platform, symbols)
-    }
-}
-
-/// The kernel's debug image, and the plugin's layouts read from it into `cfg` (the plugin
-/// names slab caches and places per-CPU data with them); without it, why not.
-pub(crate) fn kernel_symbols(
-    cfg: &mut LinuxConfig,
-    vmlinux: &Path,
-) -> (Option<Symbols>, Option<String>) {
-    let symbols = match Symbols::open(vmlinux) {
-        Ok(s) => s,
-        Err(e) => {
-            return (
-                None,
-                Some(format!(
-                    "conflicts are not symbolised ({e}); `COMMUTER_LINUX_SYMBOLS=1 ./scripts/setup` fetches the symbols"
-                )),
-            );
+        let mut warnings = Vec::new();
+        if platform.clocksource != linux::CLOCKSOURCE {
+            warnings.push(format!(
+                "the guest's clocksource is `{}`, not {}: conflicts on the clock are the virtual platform's (see `commuter doctor`)",
+                platform.clocksource,
+                linux::CLOCKSOURCE
+            ));
         }
-    };
-    let mut problem = None;
-    match symbols.slab_layout() {
-        Ok(layout) => cfg.slab = Some(layout),
-        Err(e) => problem = Some(format!("heap objects are not named by slab cache ({e})")),
+        let banner = symbols.and_then(Symbols::linux_banner);
+        if let Some(b) = banner.filter(|b| *b != platform.version) {
+            warnings.push(format!(
+                "the debug symbols are of another build ({b}) than the kernel ({}): locations may be named wrongly (see `commuter doctor`)",
+                platform.version
+            ));
+        }
+        warnings
     }
-    cfg.percpu = symbols.percpu_layout();
-    (Some(symbols), problem)
 }
 
-/// When the kernel's results may not be its own: a clocksource other than the TSC, or debug
-/// symbols of another build.
-pub fn platform_warnings(platform: &Platform, symbols: Option<&Symbols>) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if platform.clocksource != linux::CLOCKSOURCE {
-        warnings.push(format!(
-            "the guest's clocksource is `{}`, not {}: conflicts on the clock are the virtual platform's (see `commuter doctor`)",
-            platform.clocksource,
-            linux::CLOCKSOURCE
-        ));
+/// The kernel's debug image, opened once per target: the plugin's layouts are read from it
+/// when the target is made, and the run takes it for scanning.
+pub(crate) struct KernelSymbols {
+    symbols: Mutex<Option<Symbols>>,
+    /// Why conflicts will not be (fully) named, said when the run takes the symbols.
+    problem: Option<String>,
+}
+
+impl KernelSymbols {
+    /// Opens `vmlinux` and puts the plugin's layouts into `cfg` (the plugin names slab caches
+    /// and places per-CPU data with them).
+    pub(crate) fn open(cfg: &mut LinuxConfig, vmlinux: &Path) -> KernelSymbols {
+        let symbols = match Symbols::open(vmlinux) {
+            Ok(s) => s,
+            Err(e) => {
+                return KernelSymbols {
+                    symbols: Mutex::new(None),
+                    problem: Some(format!(
+                        "conflicts are not symbolised ({e}); `COMMUTER_LINUX_SYMBOLS=1 ./scripts/setup` fetches the symbols"
+                    )),
+                };
+            }
+        };
+        let mut problem = None;
+        match symbols.slab_layout() {
+            Ok(layout) => cfg.slab = Some(layout),
+            Err(e) => problem = Some(format!("heap objects are not named by slab cache ({e})")),
+        }
+        cfg.percpu = symbols.percpu_layout();
+        KernelSymbols {
+            symbols: Mutex::new(Some(symbols)),
+            problem,
+        }
     }
-    let banner = symbols.and_then(Symbols::linux_banner);
-    if let Some(b) = banner.filter(|b| *b != platform.version) {
-        warnings.push(format!(
-            "the debug symbols are of another build ({b}) than the kernel ({}): locations may be named wrongly (see `commuter doctor`)",
-            platform.version
-        ));
+
+    /// The symbols, for the run's scanning thread (once); says what is missing.
+    pub(crate) fn take(&self, events: &dyn Events) -> Option<Symbols> {
+        if let Some(problem) = &self.problem {
+            events.warn(problem);
+        }
+        self.symbols.lock().ok()?.take()
     }
-    warnings
 }
 
 /// `6.12.95+deb12-amd64` from `vmlinuz-6.12.95+deb12-amd64` (following a symlink).

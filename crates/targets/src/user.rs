@@ -4,14 +4,14 @@
 //! are named with its DWARF; those in the kernel (system calls, page faults) with vmlinux.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use commuter_harness::report::{CallReport, HarnessLine, Outcome};
 use commuter_scan::schema::{ErrorKind, Target as TargetInfo, TestError};
-use commuter_scan::{CallCheck, Symbols, TestRun, UserBinary};
+use commuter_scan::{CallCheck, TestRun, UserBinary};
 use commuter_tests_format::{CallSetTests, TESTS_SCHEMA, TESTS_VERSION, TestCase, TestSuite};
 
-use crate::kernel::kernel_symbols;
+use crate::kernel::KernelSymbols;
 use crate::linux::{self, LinuxConfig, Payload};
 use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target, pairs_only};
 
@@ -23,8 +23,7 @@ pub struct UserProgram {
     cfg: LinuxConfig,
     /// The implementation's name, as `conflicts.json` records it.
     name: String,
-    kernel_symbols: Mutex<Option<Symbols>>,
-    problems: Vec<String>,
+    kernel_symbols: KernelSymbols,
     /// The model of the suite being run (each batch's `tests.json` names it for the runner).
     model: OnceLock<String>,
 }
@@ -35,22 +34,16 @@ impl UserProgram {
     pub fn new(mut cfg: LinuxConfig, runner: &Path, vmlinux: &Path) -> UserProgram {
         cfg.guest = runner.to_path_buf();
         cfg.user = true;
-        let (symbols, problem) = kernel_symbols(&mut cfg, vmlinux);
+        let kernel_symbols = KernelSymbols::open(&mut cfg, vmlinux);
         let name = runner
             .file_name()
             .map_or_else(|| "user".into(), |n| n.to_string_lossy().into_owned());
         UserProgram {
             cfg,
             name,
-            kernel_symbols: Mutex::new(symbols),
-            problems: problem.into_iter().collect(),
+            kernel_symbols,
             model: OnceLock::new(),
         }
-    }
-
-    /// The runner binary.
-    pub fn runner(&self) -> &Path {
-        &self.cfg.guest
     }
 }
 
@@ -131,10 +124,7 @@ impl Target for UserProgram {
     }
 
     fn open_symbols(&self, events: &dyn Events) -> SymbolTables {
-        for p in &self.problems {
-            events.warn(p);
-        }
-        let user = match UserBinary::open(self.runner()) {
+        let user = match UserBinary::open(&self.cfg.guest) {
             Ok(u) => Some(u),
             Err(e) => {
                 events.warn(&format!(
@@ -144,7 +134,7 @@ impl Target for UserProgram {
             }
         };
         SymbolTables {
-            kernel: self.kernel_symbols.lock().ok().and_then(|mut s| s.take()),
+            kernel: self.kernel_symbols.take(events),
             user,
         }
     }
