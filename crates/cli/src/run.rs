@@ -126,7 +126,13 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
             let cfg = args
                 .inputs
                 .config(&root, Duration::from_secs(args.timeout))?;
-            let program = UserProgram::new(cfg, &runner, &args.inputs.vmlinux_path(&root));
+            // A runner of impls/ says its model; a runner given by path is trusted to run the
+            // suite's (and refuses it at boot if not).
+            let model = user::implementations(&root)
+                .ok()
+                .and_then(|all| all.into_iter().find(|i| i.name == name))
+                .map_or_else(|| suite.model.clone(), |i| i.model);
+            let program = UserProgram::new(cfg, &runner, &model, &args.inputs.vmlinux_path(&root));
             run_on(&program, suite, bytes, &options)?
         }
     };

@@ -4,7 +4,6 @@
 //! are named with its DWARF; those in the kernel (system calls, page faults) with vmlinux.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use commuter_harness::report::{CallReport, HarnessLine, Outcome};
 use commuter_scan::schema::{ErrorKind, Target as TargetInfo, TestError};
@@ -24,14 +23,15 @@ pub struct UserProgram {
     /// The implementation's name, as `conflicts.json` records it.
     name: String,
     kernel_symbols: KernelSymbols,
-    /// The model of the suite being run (each batch's `tests.json` names it for the runner).
-    model: OnceLock<String>,
+    /// The model the runner implements (each batch's `tests.json` names it for the runner).
+    model: String,
 }
 
 impl UserProgram {
-    /// A target booting `cfg` with `runner` (a static binary linked with `commuter-harness`) as
-    /// `/init`, tracing user-mode code too; kernel code is named with `vmlinux`.
-    pub fn new(mut cfg: LinuxConfig, runner: &Path, vmlinux: &Path) -> UserProgram {
+    /// A target booting `cfg` with `runner` (a static binary linked with `commuter-harness`,
+    /// implementing `model`) as `/init`, tracing user-mode code too; kernel code is named with
+    /// `vmlinux`.
+    pub fn new(mut cfg: LinuxConfig, runner: &Path, model: &str, vmlinux: &Path) -> UserProgram {
         cfg.guest = runner.to_path_buf();
         cfg.user = true;
         let kernel_symbols = KernelSymbols::open(&mut cfg, vmlinux);
@@ -42,7 +42,7 @@ impl UserProgram {
             cfg,
             name,
             kernel_symbols,
-            model: OnceLock::new(),
+            model: model.to_string(),
         }
     }
 }
@@ -59,13 +59,11 @@ impl Target for UserProgram {
     }
 
     fn check_suite(&self, suite: &TestSuite) -> Result<(), SuiteError> {
-        // The runner checks the model itself (its first line says which it implements).
-        // A target runs one suite: its model is fixed by the first.
-        let model = self.model.get_or_init(|| suite.model.clone());
-        if *model != suite.model {
+        // The runner checks the model too (its first line says which it implements).
+        if suite.model != self.model {
             return Err(SuiteError::Model {
                 target: "user".into(),
-                expected: model.clone(),
+                expected: self.model.clone(),
                 found: suite.model.clone(),
             });
         }
@@ -78,8 +76,7 @@ impl Target for UserProgram {
 
     fn run_batch(&self, batch: &[&Item<TestCase>], work_dir: &Path) -> Result<BatchRun, String> {
         let tests: Vec<&TestCase> = batch.iter().filter_map(|i| i.test.as_ref().ok()).collect();
-        let model = self.model.get().map_or("", String::as_str);
-        let suite = batch_suite(model, &tests);
+        let suite = batch_suite(&self.model, &tests);
         let json = serde_json::to_vec(&suite).map_err(|e| e.to_string())?;
         let cfg = LinuxConfig {
             work_dir: work_dir.to_path_buf(),
