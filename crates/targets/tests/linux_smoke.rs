@@ -10,7 +10,7 @@ use commuter_targets::doctor::two_files;
 use commuter_targets::linux::{self, LinuxConfig, LinuxRun, TestOutcome};
 mod common;
 
-use common::{build_guest, build_plugin, repo};
+use common::{assert_calls_ran, build_guest, build_plugin, repo};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -193,24 +193,6 @@ fn the_plan_runs_without_the_plugin() {
     for t in &run.tests {
         assert_calls_ran(t);
         assert_eq!(t.trace, None, "{}: a record without the plugin", t.name);
-    }
-}
-
-/// No guest error, and both calls returned what the plan expected and were timed.
-fn assert_calls_ran(t: &TestOutcome) {
-    assert!(
-        t.errors.is_empty(),
-        "{}: guest errors {:?}",
-        t.name,
-        t.errors
-    );
-    for (i, c) in t.calls.iter().enumerate() {
-        let c = c
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
-        assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
-        // Only its presence: values depend on the host (bench/tracer-overhead measures them).
-        assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
     }
 }
 

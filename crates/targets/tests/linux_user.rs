@@ -17,7 +17,7 @@ use commuter_targets::linux::{self, LinuxConfig, LinuxRun, TestOutcome};
 use commuter_trace_format::record::{Mode, Rw, SharedLocation};
 mod common;
 
-use common::{build_guest, build_plugin, repo};
+use common::{assert_calls_ran, build_guest, build_plugin, repo};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -126,18 +126,7 @@ fn run(user: bool) -> &'static (LinuxRun, PathBuf) {
 /// what the plan expected, and the tracer saw both calls on the two test CPUs.
 fn checked(user: bool, index: usize) -> &'static TestOutcome {
     let t = &run(user).0.tests[index];
-    assert!(
-        t.errors.is_empty(),
-        "{}: guest errors {:?}",
-        t.name,
-        t.errors
-    );
-    for (i, c) in t.calls.iter().enumerate() {
-        let c = c
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
-        assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
-    }
+    assert_calls_ran(t);
     let trace = t
         .trace
         .as_ref()

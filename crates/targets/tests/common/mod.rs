@@ -3,6 +3,9 @@
 //! The tests build them rather than expect them built, so `cargo test` alone is enough once
 //! `scripts/install-linux-target` has run; cargo's incremental builds make this cheap.
 
+// Each test file uses its own subset.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -70,4 +73,22 @@ pub fn build_guest() -> Result<PathBuf, String> {
         .join("target/guest")
         .join(target)
         .join("release/commuter-guest"))
+}
+
+/// No guest error, and both calls returned what the plan expected and were timed.
+pub fn assert_calls_ran(t: &commuter_targets::linux::TestOutcome) {
+    assert!(
+        t.errors.is_empty(),
+        "{}: guest errors {:?}",
+        t.name,
+        t.errors
+    );
+    for (i, c) in t.calls.iter().enumerate() {
+        let c = c
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no result for call {i}", t.name));
+        assert!(c.ok, "{}: call {i} mismatched: {:?}", t.name, c.mismatches);
+        // Only its presence: values depend on the host (bench/tracer-overhead measures them).
+        assert!(c.elapsed.is_some(), "{}: call {i} was not timed", t.name);
+    }
 }
