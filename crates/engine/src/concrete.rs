@@ -161,6 +161,11 @@ impl<'m> Concretizer<'m> {
         }
     }
 
+    /// Whether a fact read so far contradicts a canonical decision (see [`Canonical`]).
+    pub fn is_stale(&self) -> bool {
+        self.canonical.as_ref().is_some_and(|(c, _)| c.is_stale())
+    }
+
     /// Run `f` with reads that do not count for the test's class: values that follow from the
     /// situation (expected results, internal choices) must not split it into more tests. Labels
     /// stay consistent, and values met here still appear in later state descriptions.

@@ -11,7 +11,8 @@
 //! Invariant: no IO. Output order is canonical (call sets in selection order, paths in the
 //! analyzer's order, tests in enumeration order within one fresh Z3 context per call set).
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use commuter_analyzer::{
@@ -135,7 +136,16 @@ fn enumerate_path(
     budget: usize,
 ) -> Enumerated {
     let relevant = branch_terms(path);
-    let is_relevant = |d: &Dynamic| relevant.contains(d) || relevant.contains(&d.simplify());
+    // Every build asks about the same few hundred terms: simplify each once per path.
+    let verdicts = RefCell::new(HashMap::<Dynamic, bool>::new());
+    let is_relevant = |d: &Dynamic| {
+        if let Some(&known) = verdicts.borrow().get(d) {
+            return known;
+        }
+        let verdict = relevant.contains(d) || relevant.contains(&d.simplify());
+        verdicts.borrow_mut().insert(d.clone(), verdict);
+        verdict
+    };
     let pool = |ns: &str| x.model.pool(ns);
     let solver = Solver::new();
     for c in &path.constraints {
@@ -208,18 +218,20 @@ fn canonical_test(
     let mut canonical = Canonical::default();
     let mut model = first;
     let mut rounds = 0;
+    let mut no_better_model = false;
     loop {
         let mut cx = Concretizer::canonical(&model, pool, &mut canonical, solver);
         let built = build_test(x, path, &mut cx);
-        let class = cx.class(is_relevant);
-        drop(cx);
         rounds += 1;
-        if !canonical.is_stale() || rounds == MAX_CANONICAL_ROUNDS {
-            return (built, class);
+        // Only the last build's class is used: a stale build's is never computed.
+        if !cx.is_stale() || rounds == MAX_CANONICAL_ROUNDS || no_better_model {
+            return (built, cx.class(is_relevant));
         }
+        drop(cx);
         match canonical.model(solver) {
             Some(m) => model = m,
-            None => return (built, class),
+            // Cannot happen (the decisions were each proved possible); build once more.
+            None => no_better_model = true,
         }
     }
 }
