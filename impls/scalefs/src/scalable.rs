@@ -317,7 +317,7 @@ pub fn bucket_of(name: &str) -> usize {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    ((h ^ (h >> 29) ^ (h >> 47)) % BUCKETS as u64) as usize
+    ((h ^ (h >> 32)) % BUCKETS as u64) as usize
 }
 
 fn name_bytes(name: &str) -> Result<&[u8], Errno> {
