@@ -96,6 +96,19 @@ impl<T> Ptr<T> {
 
 // --------------------------------------------------------------------------------- inodes
 
+#[derive(Clone, Copy)]
+struct PageSlot {
+    valid: bool,
+    page: Ptr<Page>,
+}
+
+impl PageSlot {
+    const EMPTY: PageSlot = PageSlot {
+        valid: false,
+        page: Ptr::NULL,
+    };
+}
+
 struct Inode {
     ino: AtomicU64,
     nlink: Counter,
@@ -103,7 +116,9 @@ struct Inode {
     refs: Counter,
     /// Length in pages.
     len: Line<SeqLock<usize>>,
-    pages: [Line<SeqLock<Ptr<Page>>>; MAX_FILE_PAGES],
+    /// Per page: whether it is in the file (below the length) and its data, so that reads and
+    /// overwrites of a page need not read the length.
+    pages: [Line<SeqLock<PageSlot>>; MAX_FILE_PAGES],
     atime: Line<AtomicU64>,
     /// mtime, ctime.
     mctime: Line<[AtomicU64; 2]>,
@@ -116,7 +131,7 @@ impl Inode {
             nlink: Counter::default(),
             refs: Counter::default(),
             len: Line(SeqLock::new(0)),
-            pages: std::array::from_fn(|_| Line(SeqLock::new(Ptr::NULL))),
+            pages: std::array::from_fn(|_| Line(SeqLock::new(PageSlot::EMPTY))),
             atime: Line(AtomicU64::new(0)),
             mctime: Line([AtomicU64::new(0), AtomicU64::new(0)]),
         }
@@ -128,7 +143,7 @@ impl Inode {
         self.refs.reset(0);
         *self.len.0.get_mut() = 0;
         for p in &mut self.pages {
-            *p.0.get_mut() = Ptr::NULL;
+            *p.0.get_mut() = PageSlot::EMPTY;
         }
         *self.atime.0.get_mut() = t;
         for m in &mut self.mctime.0 {
@@ -165,43 +180,82 @@ impl Inode {
         }
     }
 
-    /// Page `idx` (below the length) into `buf`.
-    fn copy_page(&self, idx: usize, buf: &mut PageBuf) {
-        self.pages[idx].read_with(|p| {
-            if p.is_null() {
+    /// Page `idx` into `buf`; false when the page is not in the file (at or past the end).
+    fn copy_page(&self, idx: usize, buf: &mut PageBuf) -> bool {
+        let Some(slot) = self.pages.get(idx) else {
+            return false;
+        };
+        slot.read_with(|s| {
+            if !s.valid {
+                return false;
+            }
+            if s.page.is_null() {
                 buf.fill(0);
             } else {
                 // SAFETY: the page is valid (pools outlive calls); a copy overlapping a writer
                 // is discarded and retried by `read_with`.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(p.get().0.as_ptr(), buf.as_mut_ptr(), PAGE_BYTES)
+                    std::ptr::copy_nonoverlapping(
+                        s.page.get().0.as_ptr(),
+                        buf.as_mut_ptr(),
+                        PAGE_BYTES,
+                    )
                 };
             }
+            true
         })
     }
 
-    /// Whether page `idx` already holds `buf` (reads only).
-    fn page_equals(&self, idx: usize, buf: &PageBuf) -> bool {
-        self.pages[idx].read_with(|p| {
-            if p.is_null() {
-                buf.iter().all(|b| *b == 0)
+    /// Whether page `idx` already holds `buf` (reads only); `None` when it is not in the file.
+    fn page_equals(&self, idx: usize, buf: &PageBuf) -> Option<bool> {
+        self.pages.get(idx)?.read_with(|s| {
+            if !s.valid {
+                None
+            } else if s.page.is_null() {
+                Some(buf.iter().all(|b| *b == 0))
             } else {
                 // SAFETY: as in `copy_page`.
                 let page: &[u8] =
-                    unsafe { std::slice::from_raw_parts(p.get().0.as_ptr(), PAGE_BYTES) };
-                page == buf.as_slice()
+                    unsafe { std::slice::from_raw_parts(s.page.get().0.as_ptr(), PAGE_BYTES) };
+                Some(page == buf.as_slice())
             }
         })
     }
 
-    /// Stores `buf` as page `idx`, allocating the page from the caller's CPU's pool.
+    /// Stores `buf` as page `idx` (in the file from now on), allocating the page from the
+    /// caller's CPU's pool. Callers that extend the file hold the length's lock.
     fn store_page(&self, fs: &ScaleFs, idx: usize, buf: &PageBuf) {
         let mut g = self.pages[idx].lock();
-        if g.is_null() {
-            *g = Ptr(fs.pages.alloc(zero_page, |p| p.0.copy_from_slice(buf)));
+        if g.page.is_null() {
+            g.page = Ptr(fs.pages.alloc(zero_page, |p| p.0.copy_from_slice(buf)));
         } else {
             // SAFETY: the slot's lock makes this the only writer of the page.
-            unsafe { (*g.0).0.copy_from_slice(buf) };
+            unsafe { (*g.page.0).0.copy_from_slice(buf) };
+        }
+        g.valid = true;
+    }
+
+    /// Replaces page `idx` if it is in the file: touches that page's line alone (not the
+    /// length), so overwrites commute with appends elsewhere without sharing.
+    fn overwrite(&self, idx: usize, buf: &PageBuf) -> bool {
+        match self.page_equals(idx, buf) {
+            None => false,
+            // An idempotent update writes nothing.
+            Some(true) => true,
+            Some(false) => {
+                let g = self.pages[idx].lock();
+                if !g.valid {
+                    return false;
+                }
+                // SAFETY: a valid slot has a page (or is null only for setup zero pages,
+                // which `store_page` gave one); the lock makes this the only writer.
+                if let Some(page) = (!g.page.is_null()).then_some(g.page) {
+                    unsafe { (*page.0).0.copy_from_slice(buf) };
+                    true
+                } else {
+                    false
+                }
+            }
         }
     }
 
@@ -210,17 +264,13 @@ impl Inode {
         if idx >= MAX_FILE_PAGES {
             return Err(EFBIG);
         }
-        if idx < self.len.read() {
-            if !self.page_equals(idx, buf) {
-                self.store_page(fs, idx, buf);
-            }
-        } else {
+        if !self.overwrite(idx, buf) {
             let mut len = self.len.lock();
             let zero = [0u8; PAGE_BYTES];
             for i in *len..idx {
                 self.store_page(fs, i, &zero);
             }
-            if idx >= *len || !self.page_equals(idx, buf) {
+            if idx >= *len || self.page_equals(idx, buf) != Some(true) {
                 self.store_page(fs, idx, buf);
             }
             if idx >= *len {
@@ -233,17 +283,20 @@ impl Inode {
 
     /// The model's `read_page`: 0 bytes at or past the end; sets the access time.
     fn read_page(&self, idx: usize, buf: &mut PageBuf) -> usize {
-        if idx >= self.len.read() {
+        if !self.copy_page(idx, buf) {
             return 0;
         }
-        self.copy_page(idx, buf);
         self.touch_atime();
         PAGE_BYTES
     }
 
     fn truncate(&self) {
         if self.len.read() != 0 {
-            *self.len.lock() = 0;
+            let mut len = self.len.lock();
+            for slot in &self.pages[..*len] {
+                slot.lock().valid = false;
+            }
+            *len = 0;
         }
         self.touch_mctime(true);
     }
@@ -542,6 +595,16 @@ impl ScaleFs {
         self.bucket(name).read().get(name)
     }
 
+    /// `name`'s entry while the bucket of `held` is locked (`locked`): read from the guard when
+    /// the two share a bucket, else looked up.
+    fn lookup_locked(&self, locked: &Bucket, name: &[u8], held: &[u8]) -> Option<Ptr<Inode>> {
+        if bucket_of_bytes(name) == bucket_of_bytes(held) {
+            locked.get(name)
+        } else {
+            self.lookup(name)
+        }
+    }
+
     fn new_file(&self, kind: Kind, off: u64) -> Ptr<File> {
         Ptr(self.files.alloc(File::empty, |f| {
             f.kind = kind;
@@ -758,19 +821,20 @@ impl Posix for ScaleFs {
     fn link(&self, old: &str, new: &str) -> Result<(), Errno> {
         let (old, new) = (name_bytes(old)?, name_bytes(new)?);
         // Failures are decided by lookups alone: they write nothing.
-        if self.lookup(old).is_none() {
-            return Err(ENOENT);
-        }
+        let inode = self.lookup(old).ok_or(ENOENT)?;
         if self.lookup(new).is_some() {
             return Err(EEXIST);
         }
-        let (mut g_old, g_new) = self.lock_two(old, new);
-        let inode = g_old.get(old).ok_or(ENOENT)?;
-        let nb: &mut Bucket = match g_new {
-            Some(mut g) => return link_into(&mut g, new, inode),
-            None => &mut g_old,
+        // Only `new`'s bucket is locked: `old`'s is only read (a link of `old` commutes with
+        // other lookups of it). The link takes effect at the lookup of `old`; the inode cannot
+        // go away meanwhile (nothing is freed inside a call).
+        let mut g = self.bucket(new).lock();
+        let inode = if bucket_of_bytes(old) == bucket_of_bytes(new) {
+            g.get(old).ok_or(ENOENT)?
+        } else {
+            inode
         };
-        link_into(nb, new, inode)
+        link_into(&mut g, new, inode)
     }
 
     fn unlink(&self, name: &str) -> Result<(), Errno> {
@@ -794,6 +858,23 @@ impl Posix for ScaleFs {
         }
         if src == dst {
             return Ok(());
+        }
+        // `dst` already names the inode `src` names (another link of it): only `src` goes and
+        // the inode loses a link; `dst`'s entry is left as it is (not rewritten).
+        let moved = self.lookup(src).ok_or(ENOENT)?;
+        if self.lookup(dst).is_some_and(|d| d.same(moved)) {
+            let mut g = self.bucket(src).lock();
+            let still = g.get(src).is_some_and(|s| s.same(moved));
+            if still
+                && self
+                    .lookup_locked(&g, dst, src)
+                    .is_some_and(|d| d.same(moved))
+            {
+                g.remove(src);
+                moved.get().nlink.add(-1);
+                moved.get().touch_mctime(false);
+                return Ok(());
+            }
         }
         let (mut g_src, g_dst) = self.lock_two(src, dst);
         let moved = g_src.get(src).ok_or(ENOENT)?;
@@ -1027,10 +1108,10 @@ impl Posix for ScaleFs {
             match pte.map {
                 Map::None => return Err(SIGSEGV),
                 Map::File(inode, pgoff) => {
-                    if pgoff >= inode.get().len.read() {
+                    // Past the end of the file: the page is not in it.
+                    if !inode.get().copy_page(pgoff, buf) {
                         return Err(SIGBUS);
                     }
-                    inode.get().copy_page(pgoff, buf);
                     return Ok(());
                 }
                 Map::Anon(p) => {
@@ -1075,14 +1156,12 @@ impl Posix for ScaleFs {
         match pte.map {
             Map::None => Err(SIGSEGV),
             Map::File(inode, pgoff) => {
-                let inode = inode.get();
-                if pgoff >= inode.len.read() {
-                    return Err(SIGBUS);
+                // A store never extends a file: past its end is SIGBUS.
+                if inode.get().overwrite(pgoff, buf) {
+                    Ok(())
+                } else {
+                    Err(SIGBUS)
                 }
-                if !inode.page_equals(pgoff, buf) {
-                    inode.store_page(self, pgoff, buf);
-                }
-                Ok(())
             }
             Map::Anon(p) => {
                 let same = slot.read_with(|now| match now.map {
