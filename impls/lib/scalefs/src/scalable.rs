@@ -206,6 +206,11 @@ impl Inode {
         })
     }
 
+    /// Whether page `idx` is in the file (below its length); reads only that page's line.
+    fn in_file(&self, idx: usize) -> bool {
+        self.pages.get(idx).is_some_and(|s| s.read().valid)
+    }
+
     /// Whether page `idx` already holds `buf` (reads only); `None` when it is not in the file.
     fn page_equals(&self, idx: usize, buf: &PageBuf) -> Option<bool> {
         self.pages.get(idx)?.read_with(|s| {
@@ -972,6 +977,12 @@ impl Posix for ScaleFs {
             Kind::PipeRead(p) => p.get().read(buf),
             Kind::PipeWrite(_) => Err(EBADF),
             Kind::File(inode) => {
+                // At the end of the file a read changes nothing: it only reads (the offset's
+                // line is written only when the offset moves).
+                let idx = page_index(f.off.read() as i64)?;
+                if !inode.get().in_file(idx) {
+                    return Ok(0);
+                }
                 let mut off = f.off.lock();
                 let n = inode.get().read_page(page_index(*off as i64)?, buf);
                 if n > 0 {
