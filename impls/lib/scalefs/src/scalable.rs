@@ -309,18 +309,38 @@ impl Inode {
 
 // -------------------------------------------------------------------------------- directory
 
+/// What a name is bound to, on a line of its own: the inode, and whether the name has left
+/// its bucket. `rename` over an existing name rebinds it here without touching the bucket,
+/// so calls that only ask whether the name exists (a failing `open(O_EXCL)` or `link`, a
+/// no-op `rename`) share nothing with it. A binding is marked dead, and its entry removed,
+/// only while its bucket is locked: under the bucket's lock, bindings in it are alive.
+#[derive(Clone, Copy)]
+struct Binding {
+    inode: Ptr<Inode>,
+    dead: bool,
+}
+
+type Dent = Line<SeqLock<Binding>>;
+
+fn empty_dent() -> Dent {
+    Line(SeqLock::new(Binding {
+        inode: Ptr::NULL,
+        dead: true,
+    }))
+}
+
 #[derive(Clone, Copy)]
 struct Entry {
     len: u8,
     name: [u8; MAX_NAME],
-    inode: Ptr<Inode>,
+    dent: Ptr<Dent>,
 }
 
 impl Entry {
     const FREE: Entry = Entry {
         len: 0,
         name: [0; MAX_NAME],
-        inode: Ptr::NULL,
+        dent: Ptr::NULL,
     };
 
     fn is(&self, name: &[u8]) -> bool {
@@ -338,33 +358,34 @@ impl Bucket {
         self.entries.iter().position(|e| e.len > 0 && e.is(name))
     }
 
-    fn get(&self, name: &[u8]) -> Option<Ptr<Inode>> {
-        self.find(name).map(|i| self.entries[i].inode)
+    fn get(&self, name: &[u8]) -> Option<Ptr<Dent>> {
+        self.find(name).map(|i| self.entries[i].dent)
     }
 
-    fn insert(&mut self, name: &[u8], inode: Ptr<Inode>) -> Result<(), Errno> {
+    fn insert(&mut self, name: &[u8], dent: Ptr<Dent>) -> Result<(), Errno> {
         let free = self.entries.iter().position(|e| e.len == 0).ok_or(ENOSPC)?;
         let e = &mut self.entries[free];
         e.len = name.len() as u8;
         e.name[..name.len()].copy_from_slice(name);
-        e.inode = inode;
+        e.dent = dent;
         Ok(())
     }
 
-    fn remove(&mut self, name: &[u8]) {
-        if let Some(i) = self.find(name) {
-            self.entries[i] = Entry::FREE;
-        }
+    fn has_room(&self) -> bool {
+        self.entries.iter().any(|e| e.len == 0)
     }
 
-    fn set(&mut self, name: &[u8], inode: Ptr<Inode>) -> Result<(), Errno> {
-        match self.find(name) {
-            Some(i) => {
-                self.entries[i].inode = inode;
-                Ok(())
-            }
-            None => self.insert(name, inode),
-        }
+    /// Removes `name`, marking its binding dead (the bucket is locked).
+    fn remove(&mut self, name: &[u8]) -> Option<Ptr<Inode>> {
+        let i = self.find(name)?;
+        let dent = self.entries[i].dent;
+        let inode = {
+            let mut b = dent.get().lock();
+            b.dead = true;
+            b.inode
+        };
+        self.entries[i] = Entry::FREE;
+        Some(inode)
     }
 }
 
@@ -583,6 +604,7 @@ pub struct ScaleFs {
     files: Pool<File>,
     pipes: Pool<Pipe>,
     pages: Pool<Page>,
+    dents: Pool<Dent>,
 }
 
 impl ScaleFs {
@@ -596,18 +618,28 @@ impl ScaleFs {
         &self.dir[bucket_of(s)].0
     }
 
-    fn lookup(&self, name: &[u8]) -> Option<Ptr<Inode>> {
-        self.bucket(name).read().get(name)
+    /// Whether `name` exists: reads its bucket only.
+    fn exists(&self, name: &[u8]) -> bool {
+        self.bucket(name).read().find(name).is_some()
     }
 
-    /// `name`'s entry while the bucket of `held` is locked (`locked`): read from the guard when
-    /// the two share a bucket, else looked up.
-    fn lookup_locked(&self, locked: &Bucket, name: &[u8], held: &[u8]) -> Option<Ptr<Inode>> {
-        if bucket_of_bytes(name) == bucket_of_bytes(held) {
-            locked.get(name)
-        } else {
-            self.lookup(name)
+    /// The inode `name` is bound to: reads its bucket and its binding.
+    fn lookup(&self, name: &[u8]) -> Option<Ptr<Inode>> {
+        loop {
+            let dent = self.bucket(name).read().get(name)?;
+            let b = dent.get().read();
+            if !b.dead {
+                return Some(b.inode);
+            }
+            // Removed since the bucket was read: read it again.
+            std::hint::spin_loop();
         }
+    }
+
+    fn new_dent(&self, inode: Ptr<Inode>) -> Ptr<Dent> {
+        Ptr(self.dents.alloc(empty_dent, |d| {
+            *d.0.get_mut() = Binding { inode, dead: false };
+        }))
     }
 
     fn new_file(&self, kind: Kind, off: u64) -> Ptr<File> {
@@ -641,26 +673,6 @@ impl ScaleFs {
     }
 }
 
-/// `link`'s update of `new`'s bucket (locked).
-fn link_into(b: &mut Bucket, new: &[u8], inode: Ptr<Inode>) -> Result<(), Errno> {
-    if b.find(new).is_some() {
-        return Err(EEXIST);
-    }
-    b.insert(new, inode)?;
-    inode.get().nlink.add(1);
-    inode.get().touch_mctime(false);
-    Ok(())
-}
-
-/// `rename`'s update of `dst`'s bucket (locked): the inode `dst` named loses a link.
-fn replace(b: &mut Bucket, dst: &[u8], moved: Ptr<Inode>) -> Result<(), Errno> {
-    if let Some(old) = b.get(dst) {
-        old.get().nlink.add(-1);
-        old.get().touch_mctime(false);
-    }
-    b.set(dst, moved)
-}
-
 impl Posix for ScaleFs {
     const NAME: &'static str = "posix-scalable";
 
@@ -681,6 +693,7 @@ impl Posix for ScaleFs {
             files: Pool::new(4, File::empty),
             pipes: Pool::new(1, Pipe::empty),
             pages: Pool::new(4, zero_page),
+            dents: Pool::new(4, empty_dent),
         };
         let t = now();
         let inodes: Vec<Ptr<Inode>> = setup
@@ -709,7 +722,7 @@ impl Posix for ScaleFs {
                     n.name
                 )));
             }
-            b.insert(name, inodes[n.inode])
+            b.insert(name, fs.new_dent(inodes[n.inode]))
                 .map_err(|_| BuildError::Limit {
                     what: format!("names in the bucket of {:?}", n.name),
                     limit: PER_BUCKET,
@@ -791,11 +804,17 @@ impl Posix for ScaleFs {
     fn open(&self, proc: usize, name: &str, flags: OpenFlags) -> Result<i32, Errno> {
         let pr = self.proc(proc)?;
         let name = name_bytes(name)?;
-        let inode = match self.lookup(name) {
+        // O_CREAT|O_EXCL of an existing name fails on the bucket alone.
+        let existing = if self.exists(name) {
+            if flags.creat && flags.excl {
+                return Err(EEXIST);
+            }
+            self.lookup(name)
+        } else {
+            None
+        };
+        let inode = match existing {
             Some(inode) => {
-                if flags.creat && flags.excl {
-                    return Err(EEXIST);
-                }
                 if flags.trunc {
                     inode.get().truncate();
                 }
@@ -809,10 +828,13 @@ impl Posix for ScaleFs {
                 match b.get(name) {
                     // Created meanwhile: as if this open came second.
                     Some(_) if flags.excl => return Err(EEXIST),
-                    Some(inode) => inode,
+                    Some(dent) => dent.get().read().inode,
                     None => {
+                        if !b.has_room() {
+                            return Err(ENOSPC);
+                        }
                         let inode = self.new_inode(now());
-                        b.insert(name, inode)?;
+                        b.insert(name, self.new_dent(inode))?;
                         inode
                     }
                 }
@@ -825,32 +847,42 @@ impl Posix for ScaleFs {
 
     fn link(&self, old: &str, new: &str) -> Result<(), Errno> {
         let (old, new) = (name_bytes(old)?, name_bytes(new)?);
-        // Failures are decided by lookups alone: they write nothing.
-        let inode = self.lookup(old).ok_or(ENOENT)?;
-        if self.lookup(new).is_some() {
+        // Failures are decided by the buckets alone: they write nothing and read no binding.
+        if !self.exists(old) {
+            return Err(ENOENT);
+        }
+        if self.exists(new) {
             return Err(EEXIST);
         }
-        // Only `new`'s bucket is locked: `old`'s is only read (a link of `old` commutes with
+        // Only `new`'s bucket is locked: `old` is only read (a link of `old` commutes with
         // other lookups of it). The link takes effect at the lookup of `old`; the inode cannot
         // go away meanwhile (nothing is freed inside a call).
+        let inode = self.lookup(old).ok_or(ENOENT)?;
         let mut g = self.bucket(new).lock();
         let inode = if bucket_of_bytes(old) == bucket_of_bytes(new) {
-            g.get(old).ok_or(ENOENT)?
+            g.get(old).ok_or(ENOENT)?.get().read().inode
         } else {
             inode
         };
-        link_into(&mut g, new, inode)
+        if g.find(new).is_some() {
+            return Err(EEXIST);
+        }
+        if !g.has_room() {
+            return Err(ENOSPC);
+        }
+        g.insert(new, self.new_dent(inode))?;
+        drop(g);
+        inode.get().nlink.add(1);
+        inode.get().touch_mctime(false);
+        Ok(())
     }
 
     fn unlink(&self, name: &str) -> Result<(), Errno> {
         let name = name_bytes(name)?;
-        if self.lookup(name).is_none() {
+        if !self.exists(name) {
             return Err(ENOENT);
         }
-        let mut b = self.bucket(name).lock();
-        let inode = b.get(name).ok_or(ENOENT)?;
-        b.remove(name);
-        drop(b);
+        let inode = self.bucket(name).lock().remove(name).ok_or(ENOENT)?;
         inode.get().nlink.add(-1);
         inode.get().touch_mctime(false);
         Ok(())
@@ -858,42 +890,69 @@ impl Posix for ScaleFs {
 
     fn rename(&self, src: &str, dst: &str) -> Result<(), Errno> {
         let (src, dst) = (name_bytes(src)?, name_bytes(dst)?);
-        if self.lookup(src).is_none() {
+        if !self.exists(src) {
             return Err(ENOENT);
         }
         if src == dst {
             return Ok(());
         }
-        // `dst` already names the inode `src` names (another link of it): only `src` goes and
-        // the inode loses a link; `dst`'s entry is left as it is (not rewritten).
-        let moved = self.lookup(src).ok_or(ENOENT)?;
-        if self.lookup(dst).is_some_and(|d| d.same(moved)) {
-            let mut g = self.bucket(src).lock();
-            let still = g.get(src).is_some_and(|s| s.same(moved));
-            if still
-                && self
-                    .lookup_locked(&g, dst, src)
-                    .is_some_and(|d| d.same(moved))
-            {
-                g.remove(src);
-                moved.get().nlink.add(-1);
-                moved.get().touch_mctime(false);
-                return Ok(());
+        loop {
+            let moved = self.lookup(src).ok_or(ENOENT)?;
+            if let Some(dd) = self.bucket(dst).read().get(dst) {
+                let bound = dd.get().read();
+                if !bound.dead {
+                    // `dst` exists: rebind it (its bucket is not written), remove `src`.
+                    let mut gs = self.bucket(src).lock();
+                    let Some(sd) = gs.get(src) else {
+                        return Err(ENOENT);
+                    };
+                    let moved = sd.get().read().inode;
+                    if bound.inode.same(moved) {
+                        // Another link of the same inode: `dst` stays as it is.
+                        gs.remove(src);
+                        drop(gs);
+                        moved.get().nlink.add(-1);
+                        moved.get().touch_mctime(false);
+                        return Ok(());
+                    }
+                    let mut d = dd.get().lock();
+                    if d.dead {
+                        // `dst` was removed meanwhile: start again.
+                        continue;
+                    }
+                    let old = d.inode;
+                    d.inode = moved;
+                    drop(d);
+                    gs.remove(src);
+                    drop(gs);
+                    old.get().nlink.add(-1);
+                    old.get().touch_mctime(false);
+                    return Ok(());
+                }
             }
+            // `dst` does not exist: a new entry in its bucket, `src`'s removed.
+            let (mut gs, gd) = self.lock_two(src, dst);
+            if gs.get(src).is_none() {
+                return Err(ENOENT);
+            }
+            let db: &Bucket = gd.as_deref().unwrap_or(&gs);
+            if db.find(dst).is_some() {
+                // Created meanwhile: start again (it is now a rebinding).
+                continue;
+            }
+            if !db.has_room() {
+                return Err(ENOSPC);
+            }
+            let _ = moved;
+            let moved = gs.get(src).ok_or(ENOENT)?.get().read().inode;
+            let dent = self.new_dent(moved);
+            match gd {
+                Some(mut g) => g.insert(dst, dent)?,
+                None => gs.insert(dst, dent)?,
+            }
+            gs.remove(src);
+            return Ok(());
         }
-        let (mut g_src, g_dst) = self.lock_two(src, dst);
-        let moved = g_src.get(src).ok_or(ENOENT)?;
-        match g_dst {
-            Some(mut g) => {
-                replace(&mut g, dst, moved)?;
-                g_src.remove(src);
-            }
-            None => {
-                replace(&mut g_src, dst, moved)?;
-                g_src.remove(src);
-            }
-        }
-        Ok(())
     }
 
     fn stat(&self, name: &str) -> Result<StatBuf, Errno> {
