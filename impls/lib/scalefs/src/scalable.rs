@@ -978,7 +978,18 @@ impl Posix for ScaleFs {
         let base = match whence {
             Whence::Set => 0,
             Whence::Cur => f.off.read(),
-            _ => inode.get().len.read() as u64 * PAGE,
+            _ => {
+                // Before the start of the file: decided by one page's presence (the file is
+                // shorter than `k` pages), not by the length, which appends elsewhere write.
+                if off < 0 {
+                    let k =
+                        usize::try_from(off.unsigned_abs().div_ceil(PAGE)).unwrap_or(usize::MAX);
+                    if !inode.get().in_file(k - 1) {
+                        return Err(EINVAL);
+                    }
+                }
+                inode.get().len.read() as u64 * PAGE
+            }
         };
         let new = i64::try_from(base)
             .map_err(|_| EINVAL)?
