@@ -266,6 +266,18 @@ pub(crate) fn check_setup(setup: &Setup) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// A file name's bytes: `ENAMETOOLONG` past [`limits::MAX_NAME`], `ENOENT` for an empty name
+/// or one with a `/` (one directory: no paths).
+pub(crate) fn name_bytes(name: &str) -> Result<&[u8], Errno> {
+    if name.len() > limits::MAX_NAME {
+        return Err(limits::ENAMETOOLONG);
+    }
+    if name.is_empty() || name.contains('/') {
+        return Err(commuter_posix_format::errno::ENOENT);
+    }
+    Ok(name.as_bytes())
+}
+
 /// A page filled with `v`.
 pub fn page_of(v: u8) -> PageBuf {
     [v; PAGE_BYTES]

@@ -6,7 +6,7 @@
 use crate::limits::*;
 use crate::{
     Backing, BuildError, Errno, Mmap, OpenFlags, PAGE, PAGE_BYTES, PageBuf, Posix, StatBuf, Whence,
-    check_setup, now, page_index,
+    check_setup, name_bytes, now, page_index,
 };
 use commuter_posix_format::errno::*;
 use commuter_posix_format::signal::{SIGBUS, SIGSEGV};
@@ -235,9 +235,7 @@ impl Posix for NaiveFs {
     }
 
     fn open(&self, proc: usize, name: &str, flags: OpenFlags) -> Result<i32, Errno> {
-        if name.len() > MAX_NAME {
-            return Err(ENAMETOOLONG);
-        }
+        name_bytes(name)?;
         let mut s = self.lock();
         let inode = match s.dir.get(name).copied() {
             Some(i) => {
@@ -277,9 +275,8 @@ impl Posix for NaiveFs {
     }
 
     fn link(&self, old: &str, new: &str) -> Result<(), Errno> {
-        if new.len() > MAX_NAME {
-            return Err(ENAMETOOLONG);
-        }
+        name_bytes(old)?;
+        name_bytes(new)?;
         let mut s = self.lock();
         let i = *s.dir.get(old).ok_or(ENOENT)?;
         if s.dir.contains_key(new) {
@@ -293,6 +290,7 @@ impl Posix for NaiveFs {
     }
 
     fn unlink(&self, name: &str) -> Result<(), Errno> {
+        name_bytes(name)?;
         let mut s = self.lock();
         let i = s.dir.remove(name).ok_or(ENOENT)?;
         s.drop_link(i);
@@ -300,9 +298,8 @@ impl Posix for NaiveFs {
     }
 
     fn rename(&self, src: &str, dst: &str) -> Result<(), Errno> {
-        if dst.len() > MAX_NAME {
-            return Err(ENAMETOOLONG);
-        }
+        name_bytes(src)?;
+        name_bytes(dst)?;
         let mut s = self.lock();
         let moved = *s.dir.get(src).ok_or(ENOENT)?;
         if src == dst {
@@ -317,6 +314,7 @@ impl Posix for NaiveFs {
     }
 
     fn stat(&self, name: &str) -> Result<StatBuf, Errno> {
+        name_bytes(name)?;
         let s = self.lock();
         let i = *s.dir.get(name).ok_or(ENOENT)?;
         Ok(s.stat(i))

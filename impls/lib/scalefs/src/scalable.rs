@@ -5,18 +5,24 @@
 //!
 //! - **Directory**: a hash table of [`BUCKETS`] buckets, each on cache lines of its own under a
 //!   sequence lock. Lookups (`stat`, `open` of an existing name, failing `link`/`unlink`/
-//!   `rename`) write nothing; updates lock only the buckets of the names involved (`rename`:
-//!   both, in bucket order). Two names share a bucket only by a hash collision (the model's
-//!   names `__f0..__f31` do not collide: a unit test checks it).
+//!   `rename`) write nothing; updates lock only the buckets of the names involved. A bucket
+//!   holds names and, per name, a pointer to its *binding* (the inode, on a line of its own):
+//!   whether a name exists is read from the bucket alone, so a `rename` over an existing name,
+//!   which rebinds it without writing its bucket, shares nothing with calls that only ask
+//!   whether the name exists (a failing `open(O_CREAT|O_EXCL)` or `link`, a no-op `rename`).
+//!   Two names share a bucket only by a hash collision (the model's names `__f0..__f31` do not
+//!   collide: a unit test checks it).
 //! - **Inodes**: link counts and reference counts (fds and mappings that hold the inode) are
 //!   Refcache-style per-CPU deltas: `link`/`unlink` of different names of one file and `open`/
 //!   `close`/`mmap`/`munmap` of one file from two CPUs write different lines. `stat` sums the
 //!   link deltas (it observes the count: it does not commute with a link change). Inodes are
 //!   never freed inside a call: what is unreferenced is reclaimed when the instance ends (an
 //!   epoch). The length, each data page, the access time and the modification times are on
-//!   lines of their own; times come from a coarse clock and are written only when the clock
-//!   has moved (two updates in one tick do not write). A write that stores what a page already
-//!   holds writes nothing (an idempotent update).
+//!   lines of their own; each page knows whether it is in the file, so reading or overwriting
+//!   a page (and an `lseek` before the start) does not read the length, which appends write.
+//!   Times come from a coarse clock and are written only when the clock has moved (two updates
+//!   in one tick do not write). A write that stores what a page already holds writes nothing
+//!   (an idempotent update).
 //! - **Allocation**: inodes, open files, pipes and pages come from per-CPU pools filled when
 //!   the instance is built (no allocator inside a call); new inode numbers are per-CPU ranges.
 //! - **Fd tables**: per process, one line per fd under a sequence lock. The lowest-fd rule
@@ -39,7 +45,7 @@ use crate::limits::*;
 use crate::percpu::{CPUS, Counter, Line, Pool, SeqGuard, SeqLock, SpinLock, cpu};
 use crate::{
     Backing, BuildError, Errno, Mmap, OpenFlags, PAGE, PAGE_BYTES, PageBuf, Posix, StatBuf, Whence,
-    check_setup, now, page_index,
+    check_setup, name_bytes, now, page_index,
 };
 use commuter_posix_format::errno::*;
 use commuter_posix_format::signal::{SIGBUS, SIGSEGV};
@@ -397,16 +403,6 @@ pub fn bucket_of(name: &str) -> usize {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     ((h ^ (h >> 32)) % BUCKETS as u64) as usize
-}
-
-fn name_bytes(name: &str) -> Result<&[u8], Errno> {
-    if name.len() > MAX_NAME {
-        return Err(ENAMETOOLONG);
-    }
-    if name.is_empty() || name.contains('/') {
-        return Err(ENOENT);
-    }
-    Ok(name.as_bytes())
 }
 
 // ----------------------------------------------------------------------- open files, pipes
