@@ -44,7 +44,8 @@
 //! (the index) on CPU 0 after B has returned. The traced run's results are checked: each
 //! call's result must equal what `tests.json` expects of it in every order (for a commutative
 //! test that is one value; a model with internal choices may allow several, any of which
-//! passes).
+//! passes). An adapter whose model leaves values to the implementation (POSIX: times, new
+//! fds) compares through [`Adapter::accepts`] instead.
 //!
 //! Pinning (`--pin`): `auto`, the default natively, pins when CPUs 1 and 2 are online and
 //! otherwise runs the calls unpinned, with a warning on stderr and the reason in the start

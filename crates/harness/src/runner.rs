@@ -4,7 +4,7 @@
 //! for the tracer and reported, so first-touch effects (lazy allocation, cold caches) stay out.
 
 use crate::adapter::Adapter;
-use crate::input::{Prepared, matches};
+use crate::input::Prepared;
 use crate::marker::{self, marker};
 use crate::report::{CallReport, HarnessLine, Outcome};
 use crate::sys;
@@ -272,7 +272,7 @@ impl<A: Adapter + 'static> Runner<A> {
                 CallReport {
                     slot: t.test.calls[i].slot.clone(),
                     call: t.test.calls[i].call.clone(),
-                    ok: matches(&actual, &t.expected[i]),
+                    ok: A::accepts(&t.test, i, &actual, &t.expected[i]),
                     actual,
                     expected: t.expected[i].clone(),
                     cpu: o.cpu,
