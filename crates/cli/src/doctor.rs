@@ -9,7 +9,8 @@ use clap::Args;
 use commuter_scan::Symbols;
 use commuter_targets::doctor;
 
-use crate::run::{KernelInputs, project_root};
+use crate::assets::Assets;
+use crate::run::KernelInputs;
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -43,14 +44,14 @@ impl Drop for WorkDir {
 }
 
 pub fn doctor(args: &DoctorArgs) -> Result<()> {
-    let root = project_root();
+    let assets = Assets::locate();
     let mut cfg = args
         .inputs
-        .config(&root, Duration::from_secs(args.timeout))?;
+        .config(&assets, Duration::from_secs(args.timeout))?;
     // A directory of its own: doctors may run side by side, and nothing of theirs is kept.
     let work = WorkDir::new()?;
     cfg.work_dir = work.0.clone();
-    let path = args.inputs.vmlinux_path(&root);
+    let path = args.inputs.vmlinux_path(&assets);
     let symbols = Symbols::open(&path).map_err(|e| e.to_string());
     println!("kernel {}", cfg.kernel.display());
     let checks = doctor::examine(&cfg, symbols.as_ref().map_err(Clone::clone));

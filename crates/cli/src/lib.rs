@@ -12,11 +12,13 @@
 //! ```
 
 mod analyze;
+mod assets;
 mod check;
 mod common;
 mod diff;
 mod doctor;
 mod impls;
+mod merge;
 mod output;
 mod report;
 mod run;
@@ -61,6 +63,9 @@ enum Command {
     Impls(impls::ImplsArgs),
     /// The summary (and heat map) of a finished run's conflicts.json.
     Report(report::ReportArgs),
+    /// Join the parts of a sharded run (`run --shard I/N`) into the conflicts.json, summary and
+    /// heatmap.svg of a single run.
+    Merge(merge::MergeArgs),
     /// Compare two runs: per call pair, per test, per code site; exit code 1 if the second
     /// is worse (a test became conflicted, mismatched or unjudged).
     Diff(report::DiffArgs),
@@ -144,6 +149,7 @@ where
         Command::Impls(args) => impls::list(&args),
         Command::Report(args) => report::report(&args),
         Command::Diff(args) => report::diff(&args),
+        Command::Merge(args) => merge::merge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,13 +9,15 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use commuter_scan::ConflictsFile;
 use commuter_targets::kernel::LinuxKernel;
-use commuter_targets::linux::LinuxConfig;
+use commuter_targets::linux::{KERNEL_ENV, LinuxConfig};
+use commuter_targets::shard::ShardSpec;
 use commuter_targets::suite::{self, Events, Target};
 use commuter_targets::user::{self, UserProgram};
 use commuter_testgen::{TestSuite, parse_suite};
 use indicatif::ProgressBar;
 
 use crate::UsageError;
+use crate::assets::Assets;
 use crate::common::progress_bar;
 use crate::output::AtomicOutput;
 
@@ -67,6 +69,10 @@ pub struct RunOptions {
     /// Work directory (default: `<output>.work`).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Run only part I of N of the suite (1 <= I <= N), cut by expected cost; the output is
+    /// that part's conflicts.json, to join with `commuter merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardSpec>,
     #[command(flatten)]
     pub inputs: KernelInputs,
     /// How many shared code sites the summary lists.
@@ -91,7 +97,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
 pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path) -> Result<()> {
     let out = AtomicOutput::prepare(output)?;
     let heatmap_path = output.with_file_name("heatmap.svg");
-    let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
+    // A part's heat map would show most pairs empty: the merge draws the whole one.
+    let heatmap_out = match args.shard {
+        None => Some(AtomicOutput::prepare(&heatmap_path)?),
+        Some(_) => None,
+    };
+    let assets = Assets::locate();
     let root = project_root();
     let options = suite::RunOptions {
         vms: args.vms,
@@ -101,6 +112,7 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
             .work_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}.work", output.display()))),
+        shard: args.shard,
     };
     if args.target == TargetKind::Linux && args.implementation.is_some() {
         return Err(UsageError(
@@ -112,8 +124,8 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
         TargetKind::Linux => {
             let cfg = args
                 .inputs
-                .config(&root, Duration::from_secs(args.timeout))?;
-            let kernel = LinuxKernel::new(cfg, &args.inputs.vmlinux_path(&root));
+                .config(&assets, Duration::from_secs(args.timeout))?;
+            let kernel = LinuxKernel::new(cfg, &args.inputs.vmlinux_path(&assets));
             run_on(&kernel, suite, bytes, &options)?
         }
         TargetKind::User => {
@@ -125,25 +137,39 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
             let runner = user::runner(&root, name).map_err(|e| UsageError(e.to_string()))?;
             let cfg = args
                 .inputs
-                .config(&root, Duration::from_secs(args.timeout))?;
+                .config(&assets, Duration::from_secs(args.timeout))?;
             // A runner of impls/ says its model; a runner given by path is trusted to run the
             // suite's (and refuses it at boot if not).
             let model = user::implementations(&root)
                 .ok()
                 .and_then(|all| all.into_iter().find(|i| i.name == name))
                 .map_or_else(|| suite.model.clone(), |i| i.model);
-            let program = UserProgram::new(cfg, &runner, &model, &args.inputs.vmlinux_path(&root));
+            let program =
+                UserProgram::new(cfg, &runner, &model, &args.inputs.vmlinux_path(&assets));
             run_on(&program, suite, bytes, &options)?
         }
     };
-    let pairs = pair_counts(suite);
+    let pairs = match args.shard {
+        None => pair_counts(suite),
+        Some(_) => commuter_report::pairs_of(&conflicts),
+    };
     print!(
         "{}",
         commuter_report::terminal(&conflicts, &pairs, args.top)
     );
     out.commit(conflicts.to_json().as_bytes())?;
-    heatmap_out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
-    println!("wrote {} and {}", output.display(), heatmap_path.display());
+    match heatmap_out {
+        Some(heatmap_out) => {
+            heatmap_out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
+            println!("wrote {} and {}", output.display(), heatmap_path.display());
+        }
+        None => println!(
+            "wrote {} (shard {} of the suite's {} tests; join all parts with `commuter merge`)",
+            output.display(),
+            args.shard.map(|s| s.to_string()).unwrap_or_default(),
+            conflicts.shard.as_ref().map_or(0, |s| s.suite_tests),
+        ),
+    }
     Ok(())
 }
 
@@ -178,29 +204,23 @@ impl Events for Bar {
     }
 }
 
-/// The project directory: `COMMUTER_HOME`, else the ancestor of the running binary that holds
-/// the workspace (`target/<profile>/commuter`), else the current directory.
+/// The project checkout (see [`Assets`]), else the current directory: where the
+/// implementations of `impls/` are listed and built.
 pub(crate) fn project_root() -> PathBuf {
-    if let Some(home) = std::env::var_os("COMMUTER_HOME") {
-        return PathBuf::from(home);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|d| d.join("crates/guest/Cargo.toml").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| PathBuf::from("."))
+    Assets::locate()
+        .checkout()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// What a Linux boot is made of; each defaults to what `scripts/setup` installs or builds.
 #[derive(Args, Clone, Debug)]
 pub struct KernelInputs {
-    /// Kernel image (default: `.cache/linux/vmlinuz` of the project, from scripts/setup).
+    /// Kernel image (default: `.cache/linux/vmlinuz` of the project, from scripts/setup, or
+    /// of an installation's cache directory).
     #[arg(long)]
     pub kernel: Option<PathBuf>,
-    /// Kernel with debug symbols, to name code and data (default: `.cache/linux/vmlinux`).
+    /// Kernel with debug symbols, to name code and data (default: `vmlinux` beside the
+    /// default kernel).
     #[arg(long)]
     pub vmlinux: Option<PathBuf>,
     /// The tracer plugin (default: built by scripts/setup).
@@ -217,36 +237,30 @@ pub struct KernelInputs {
 
 impl KernelInputs {
     /// The target configuration; a missing input is a usage error naming the fix.
-    pub fn config(&self, root: &Path, timeout: Duration) -> Result<LinuxConfig> {
-        let plugin = self
-            .plugin
+    pub fn config(&self, assets: &Assets, timeout: Duration) -> Result<LinuxConfig> {
+        let plugin = self.plugin.clone().unwrap_or_else(|| assets.plugin());
+        let guest = self.guest.clone().unwrap_or_else(|| assets.guest());
+        let kernel = self
+            .kernel
             .clone()
-            .unwrap_or_else(|| root.join("target/tracer/release/libcommuter_tracer.so"));
-        let guest = self.guest.clone().unwrap_or_else(|| {
-            root.join("target/guest/x86_64-unknown-linux-gnu/release/commuter-guest")
-        });
+            .or_else(|| std::env::var_os(KERNEL_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| assets.kernel());
         let mut cfg = LinuxConfig::locate_with_kernel(
-            root,
-            self.kernel.clone(),
+            assets.checkout().unwrap_or(Path::new(".")),
+            Some(kernel),
             plugin,
             guest,
             PathBuf::new(),
         )
-        .map_err(|e| {
-            UsageError(format!(
-                "{e}; ./scripts/setup installs and builds everything"
-            ))
-        })?;
+        .map_err(|e| UsageError(format!("{e}; {}", assets.fix())))?;
         cfg.timeout = timeout;
         cfg.kernel_args.clone_from(&self.kernel_args);
         Ok(cfg)
     }
 
     /// The debug image's path.
-    pub fn vmlinux_path(&self, root: &Path) -> PathBuf {
-        self.vmlinux
-            .clone()
-            .unwrap_or_else(|| root.join(".cache/linux/vmlinux"))
+    pub fn vmlinux_path(&self, assets: &Assets) -> PathBuf {
+        self.vmlinux.clone().unwrap_or_else(|| assets.vmlinux())
     }
 }
 

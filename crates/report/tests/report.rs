@@ -158,6 +158,7 @@ fn conflicts() -> ConflictsFile {
             version: Some("6.12.95+deb12-amd64".into()),
             symbols: Some("vmlinux-6.12.95+deb12-amd64".into()),
         },
+        shard: None,
         tests,
     }
 }

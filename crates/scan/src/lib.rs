@@ -26,7 +26,7 @@ pub mod user;
 
 pub use layout::{LayoutError, slab_layout};
 pub use scan::{CallCheck, TestRun, scan, scan_with};
-pub use schema::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile};
+pub use schema::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile, Shard};
 pub use symbols::{Symbols, SymbolsError};
 pub use user::UserBinary;
 

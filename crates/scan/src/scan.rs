@@ -60,6 +60,7 @@ pub fn scan_with(
         schema: CONFLICTS_SCHEMA.into(),
         version: CONFLICTS_VERSION,
         target,
+        shard: None,
         tests,
     }
 }

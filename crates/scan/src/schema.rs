@@ -28,6 +28,10 @@
 //! `"user"`, an access also `"both"`), `what.kind` `"user_static"` (a static object of the user
 //! binary the guest ran) and the user regions `"heap"` and `"stack"` of `"dynamic"` memory;
 //! user-mode code sites are symbolised against that binary.
+//!
+//! A part of a sharded run carries `"shard":{"index":2,"count":4,"suite_digest":"…",
+//! "suite_tests":13180}` after `target`; the field is optional, so it needed no version bump
+//! (a whole run, and the merge of all parts, has none).
 
 use commuter_trace_format::record::{Mode, Rw, hex};
 use serde::{Deserialize, Serialize};
@@ -48,8 +52,28 @@ pub struct ConflictsFile {
     pub version: u32,
     /// What the tests ran on.
     pub target: Target,
+    /// Set in the part of a sharded run (`commuter run --shard I/N`): which part of which
+    /// suite this is. Absent in a whole run's file (and in the merge of all parts), so a
+    /// version 4 file without it is read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// One entry per test, sorted by [`natural_cmp`] of the ids.
     pub tests: Vec<TestConflicts>,
+}
+
+/// Which part of a suite a partial `conflicts.json` holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shard {
+    /// The part, from 1 to `count`.
+    pub index: u32,
+    /// How many parts the suite was cut into.
+    pub count: u32,
+    /// The digest of the suite's `tests.json` (its bytes), so parts of different suites are
+    /// never joined.
+    pub suite_digest: String,
+    /// Tests in the whole suite, so a merge can tell that every test is there.
+    pub suite_tests: usize,
 }
 
 /// The implementation the tests ran on.

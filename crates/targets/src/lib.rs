@@ -2,7 +2,8 @@
 //!
 //! [`suite`] is the seam: a [`suite::Target`] prepares tests and runs batches of them, and
 //! [`suite::run_suite`] does what every target needs (batches, VMs in parallel, resume,
-//! scanning). [`kernel`] is the Linux kernel as a target of POSIX tests; [`user`] a user-space
+//! scanning), [`shard`] cuts a suite into parts for several machines and joins their results.
+//! [`kernel`] is the Linux kernel as a target of POSIX tests; [`user`] a user-space
 //! implementation's runner (built with `commuter-harness`) as a target of any model's tests.
 //!
 //! The Linux target ([`linux`]) packs the guest runner and a plan into an initramfs
@@ -16,5 +17,6 @@ pub mod initramfs;
 pub mod kernel;
 pub mod linux;
 pub mod posix;
+pub mod shard;
 pub mod suite;
 pub mod user;

@@ -16,10 +16,12 @@ use commuter_scan::schema::{
     ErrorKind, Target as TargetInfo, TestConflicts, TestError, natural_cmp,
 };
 use commuter_scan::{
-    CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile, Symbols, TestRun, UserBinary, scan,
+    CONFLICTS_SCHEMA, CONFLICTS_VERSION, ConflictsFile, Shard, Symbols, TestRun, UserBinary, scan,
     scan_with,
 };
 use commuter_tests_format::{TestCase, TestSuite};
+
+use crate::shard::{self, ShardSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -101,6 +103,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Where batches and VM files go.
     pub work_dir: PathBuf,
+    /// Run only this part of the suite (see [`crate::shard`]); the result names it.
+    pub shard: Option<ShardSpec>,
 }
 
 /// Why a suite cannot run on a target.
@@ -156,6 +160,8 @@ struct Manifest {
     tests_digest: String,
     batch: usize,
     batches: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<ShardSpec>,
 }
 
 /// Runs every test of `suite` (whose file content is `suite_bytes`, to tell runs apart on
@@ -173,7 +179,7 @@ pub fn run_suite<T: Target>(
         ));
     }
     target.check_suite(suite)?;
-    let items = prepare(target, suite);
+    let items = prepare(target, suite, options.shard);
     let runnable: Vec<&Item<T::Prepared>> = items.iter().filter(|i| i.test.is_ok()).collect();
     let batches: Vec<&[&Item<T::Prepared>]> = runnable.chunks(options.batch).collect();
     prepare_work_dir(&options.work_dir, suite_bytes, options, batches.len())?;
@@ -197,16 +203,27 @@ pub fn run_suite<T: Target>(
             symbols: symbols.kernel.as_ref().map(|s| s.name().to_string()),
             ..info
         },
+        shard: options.shard.map(|s| Shard {
+            index: s.index,
+            count: s.count,
+            suite_digest: digest(suite_bytes),
+            suite_tests: shard::tests(suite).count(),
+        }),
         tests,
     })
 }
 
-fn prepare<T: Target>(target: &T, suite: &TestSuite) -> Vec<Item<T::Prepared>> {
-    suite
-        .call_sets
-        .iter()
-        .flat_map(|cs| cs.tests.iter())
-        .map(|t| Item {
+/// The tests to run (all, or those of `shard`), each prepared for the target.
+fn prepare<T: Target>(
+    target: &T,
+    suite: &TestSuite,
+    shard: Option<ShardSpec>,
+) -> Vec<Item<T::Prepared>> {
+    let mine = shard.map(|s| shard::select(suite, s));
+    shard::tests(suite)
+        .enumerate()
+        .filter(|(i, _)| mine.as_ref().is_none_or(|m| m[*i]))
+        .map(|(_, t)| Item {
             id: t.id.clone(),
             calls: [t.calls[0].call.clone(), t.calls[1].call.clone()],
             test: target.prepare(t),
@@ -249,11 +266,7 @@ fn failed_batch<P>(batch: &[&Item<P>], message: &str) -> Vec<TestRun> {
 }
 
 fn digest(bytes: &[u8]) -> String {
-    // FNV-1a: enough to tell two suites apart, no dependency.
-    let hash = bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    format!("{hash:016x}")
+    shard::suite_digest(bytes)
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError {
@@ -271,6 +284,7 @@ fn prepare_work_dir(
         tests_digest: digest(suite),
         batch: options.batch,
         batches,
+        shard: options.shard,
     };
     let path = work.join("run.json");
     if options.resume {
@@ -281,7 +295,7 @@ fn prepare_work_dir(
             Some(m) if m == manifest => return Ok(()),
             Some(_) => {
                 return Err(RunError::Usage(format!(
-                    "{} belongs to another run (other tests or --batch); run without --resume to start over",
+                    "{} belongs to another run (other tests, --batch or --shard); run without --resume to start over",
                     work.display()
                 )));
             }

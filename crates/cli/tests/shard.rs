@@ -1,0 +1,134 @@
+//! `commuter run --shard` and `commuter merge` through the real binary on the stock kernel: two
+//! shards of a small suite, merged, give the single run's tests in its order with its verdicts.
+//! Needs `./scripts/setup`.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+mod common;
+use common::{commuter, json, ok};
+
+/// The parts of a file that do not depend on where the kernel put its objects in this boot:
+/// physical and virtual data addresses are dropped, and the offset into the data's symbol (a
+/// shard's boots run other tests before a given one, so its objects sit elsewhere, and a hash
+/// table indexed by an object's address is touched at another bucket); everything else, code
+/// sites included, is kept.
+fn without_addresses(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| *k != "addr" && *k != "vaddr")
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("what", Value::Object(what)) => {
+                        let mut what = what.clone();
+                        what.remove("offset");
+                        (k.clone(), without_addresses(&Value::Object(what)))
+                    }
+                    _ => (k.clone(), without_addresses(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_addresses).collect()),
+        other => other.clone(),
+    }
+}
+
+/// What a test says that does not depend on where the allocator put its objects nor on a timer
+/// interrupt meeting a call in one boot and not in another: id, calls, verdict, result checks,
+/// errors. (Its shared data is the kernel's of that boot: deploy/slurm/test-local reports how
+/// often it is alike.)
+fn judged(t: &Value) -> Vec<Value> {
+    let t = without_addresses(t);
+    vec![
+        t["id"].clone(),
+        t["calls"].clone(),
+        t["status"].clone(),
+        t["mismatches"].clone(),
+        t["errors"].clone(),
+    ]
+}
+
+#[test]
+fn two_shards_merged_equal_the_single_run() {
+    let dir = common::temp_dir("shard", "e2e");
+    ok(&commuter(
+        &[
+            "testgen",
+            "-m",
+            "posix",
+            "-f",
+            "stat/stat",
+            "-o",
+            "tests.json",
+        ],
+        &dir,
+    ));
+    // The two shards and the single run at once (each one VM).
+    let start = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_commuter"))
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("commuter runs")
+    };
+    let runs = [
+        start(&["run", "tests.json", "--shard", "1/2", "-o", "part-1.json"]),
+        start(&["run", "tests.json", "--shard", "2/2", "-o", "part-2.json"]),
+        start(&["run", "tests.json", "-o", "single.json"]),
+    ];
+    for run in runs {
+        ok(&run.wait_with_output().expect("commuter run"));
+    }
+
+    let p1 = json(&dir.join("part-1.json"));
+    let p2 = json(&dir.join("part-2.json"));
+    for (p, i) in [(&p1, 1), (&p2, 2)] {
+        assert_eq!(p["shard"]["index"], i);
+        assert_eq!(p["shard"]["count"], 2);
+        assert!(!p["tests"].as_array().expect("tests").is_empty(), "{p}");
+    }
+    // Parts in any order; --tests checks the suite's digest.
+    let stdout = ok(&commuter(
+        &[
+            "merge",
+            "part-2.json",
+            "part-1.json",
+            "--tests",
+            "tests.json",
+            "-o",
+            "merged.json",
+        ],
+        &dir,
+    ));
+    assert!(stdout.contains("stat/stat"), "{stdout}");
+    assert!(dir.join("heatmap.svg").is_file());
+    let single = json(&dir.join("single.json"));
+    let merged = json(&dir.join("merged.json"));
+    assert!(merged.get("shard").is_none());
+    assert_eq!(merged["target"], single["target"]);
+    let (m, s) = (
+        merged["tests"].as_array().expect("tests"),
+        single["tests"].as_array().expect("tests"),
+    );
+    assert_eq!(m.len(), s.len());
+    for (m, s) in m.iter().zip(s) {
+        assert_eq!(judged(m), judged(s), "{}", s["id"]);
+    }
+
+    // The same part twice, or one missing: refused, with the fix.
+    let out = commuter(&["merge", "part-1.json", "part-1.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give each shard once"));
+    let out = commuter(&["merge", "part-1.json", "-o", "x.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shard 2 of 2 missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("x.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
