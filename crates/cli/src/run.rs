@@ -32,7 +32,7 @@ pub enum TargetKind {
 pub struct RunArgs {
     /// The test suite (`commuter testgen -m posix`).
     pub tests: PathBuf,
-    /// Where to write the conflicts (JSON); `heatmap.svg` goes beside it.
+    /// Where to write the conflicts (JSON); `heatmap.svg` and `report.html` go beside it.
     #[arg(short, long, default_value = "conflicts.json")]
     pub output: PathBuf,
     /// VMs to run at once (the same as --vms).
@@ -92,6 +92,8 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
     let out = AtomicOutput::prepare(output)?;
     let heatmap_path = output.with_file_name("heatmap.svg");
     let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
+    let html_path = output.with_file_name("report.html");
+    let html_out = AtomicOutput::prepare(&html_path)?;
     let root = project_root();
     let options = suite::RunOptions {
         vms: args.vms,
@@ -143,7 +145,13 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
     );
     out.commit(conflicts.to_json().as_bytes())?;
     heatmap_out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
-    println!("wrote {} and {}", output.display(), heatmap_path.display());
+    html_out.commit(commuter_report::report_html(&conflicts, &pairs, Some(suite)).as_bytes())?;
+    println!(
+        "wrote {}, {} and {}",
+        output.display(),
+        heatmap_path.display(),
+        html_path.display()
+    );
     Ok(())
 }
 
@@ -154,7 +162,7 @@ fn run_on<T: Target>(
     bytes: &[u8],
     options: &suite::RunOptions,
 ) -> Result<ConflictsFile> {
-    let bar = Bar(progress_bar(0));
+    let bar = Bar(progress_bar(0, "tests"));
     let result = suite::run_suite(target, suite, bytes, options, &bar);
     bar.0.finish_and_clear();
     result.map_err(|e| match e.is_usage() {
