@@ -4,8 +4,10 @@
 //!
 //! The report is made from a real run cut down: `tests/data/small-run-*.json` are the tests of
 //! the five calls open, stat, link, unlink and close (per call pair the conflicted test with
-//! the fewest shared bytes and two others) taken unchanged from a full POSIX run on Linux
-//! 6.12, with their entries of the suite's `tests.json`.
+//! the fewest shared bytes and two others) taken from a full POSIX run on Linux 6.12, with
+//! their entries of the suite's `tests.json`. That run was written in conflicts version 3
+//! (kernel-mode tracing only); the fixture is the same data in version 4, every access and code
+//! site marked `"mode": "kernel"`, which is what version 3 traced.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
