@@ -151,8 +151,8 @@ fn clock(secs: u64) -> String {
 fn progress_line(bar: &ProgressBar, unit: &str) -> String {
     let (pos, len) = (bar.position(), bar.length().unwrap_or(0));
     let mut s = format!("progress: {pos}/{len} {unit}");
-    if len > 0 {
-        s.push_str(&format!(" ({}%)", pos * 100 / len));
+    if let Some(percent) = (pos * 100).checked_div(len) {
+        s.push_str(&format!(" ({percent}%)"));
     }
     s.push_str(&format!(" in {}", clock(bar.elapsed().as_secs())));
     let rate = bar.per_sec();
