@@ -57,7 +57,7 @@ pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
         call_sets = selected.sets.len(),
         "analyzing"
     );
-    let bar = progress_bar(selected.sets.len() as u64);
+    let bar = progress_bar(selected.sets.len() as u64, "call sets");
     let started = Instant::now();
     let analysis = selected.on_workers(|| {
         analyze(

@@ -1,6 +1,6 @@
 //! `commuter check`: the main job in one command. Analyze the model, generate its tests, run
-//! them on the target and report: `analysis.json`, `tests.json`, `conflicts.json` and
-//! `heatmap.svg` in one output directory.
+//! them on the target and report: `analysis.json`, `tests.json`, `conflicts.json`,
+//! `heatmap.svg` and `report.html` in one output directory.
 
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ pub struct CheckArgs {
     generation: GenerationArgs,
     #[command(flatten)]
     run: RunOptions,
-    /// Directory for analysis.json, tests.json, conflicts.json and heatmap.svg.
+    /// Directory for analysis.json, tests.json, conflicts.json, heatmap.svg and report.html.
     #[arg(short, long, default_value = "commuter-out")]
     out_dir: PathBuf,
 }

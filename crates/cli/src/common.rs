@@ -1,13 +1,14 @@
 //! What `analyze` and `testgen` share: choosing the model and call sets, solver options,
 //! progress bars, JSON output.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use commuter_analyzer::{CallSet, select_model_call_sets};
 use commuter_engine::{DynModel, ExploreOptions};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::{Registry, UsageError};
@@ -100,14 +101,72 @@ fn lookup_model<'r>(registry: &'r Registry, name: &str) -> Result<&'r dyn DynMod
     })
 }
 
-pub fn progress_bar(len: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-    {
-        bar.set_style(style);
+/// Progress of a long stage counted in `unit` (e.g. `call sets`, `tests`): a bar when stderr
+/// is a terminal; otherwise (CI logs, `| tee`) a line on stderr every few seconds with done /
+/// total, rate and time left, so a log is never silent for long. `COMMUTER_PROGRESS_SECS` sets
+/// the interval (default 5).
+pub fn progress_bar(len: u64, unit: &'static str) -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(len);
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+        {
+            bar.set_style(style);
+        }
+        return bar;
     }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    let interval = std::env::var("COMMUTER_PROGRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(5), Duration::from_secs_f64);
+    let weak = bar.downgrade();
+    // The logger holds a weak reference: it ends when the stage finishes or drops its bar.
+    let _ = std::thread::Builder::new()
+        .name("progress".into())
+        .spawn(move || {
+            let mut last = std::time::Instant::now();
+            loop {
+                std::thread::sleep(Duration::from_millis(100).min(interval));
+                let Some(bar) = weak.upgrade() else { return };
+                if bar.is_finished() {
+                    return;
+                }
+                if last.elapsed() >= interval {
+                    last = std::time::Instant::now();
+                    eprintln!("{}", progress_line(&bar, unit));
+                }
+            }
+        });
     bar
+}
+
+/// `h:mm:ss`.
+fn clock(secs: u64) -> String {
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// `progress: 45/171 call sets (26%) in 0:00:14, 3.2/s, 0:00:39 left, open/stat`.
+fn progress_line(bar: &ProgressBar, unit: &str) -> String {
+    let (pos, len) = (bar.position(), bar.length().unwrap_or(0));
+    let mut s = format!("progress: {pos}/{len} {unit}");
+    if let Some(percent) = (pos * 100).checked_div(len) {
+        s.push_str(&format!(" ({percent}%)"));
+    }
+    s.push_str(&format!(" in {}", clock(bar.elapsed().as_secs())));
+    let rate = bar.per_sec();
+    s.push_str(&format!(", {rate:.1}/s"));
+    if rate > 0.0 && len >= pos {
+        let left = ((len - pos) as f64 / rate).round() as u64;
+        s.push_str(&format!(", {} left", clock(left)));
+    }
+    let msg = bar.message();
+    if !msg.is_empty() {
+        s.push_str(", ");
+        s.push_str(&msg);
+    }
+    s
 }
 
 /// Pretty JSON with a final newline.

@@ -1,5 +1,5 @@
 //! `commuter merge`: the parts of a sharded run (`commuter run --shard I/N` on several machines)
-//! joined into the `conflicts.json`, summary and `heatmap.svg` a single run writes. The checks
+//! joined into the `conflicts.json`, summary, `heatmap.svg` and `report.html` a single run writes. The checks
 //! (same suite, same shard count, every shard once, one target) are
 //! `commuter_targets::shard::merge`'s; this module reads, prints and writes.
 
@@ -19,7 +19,7 @@ pub struct MergeArgs {
     /// Every shard's conflicts.json (`commuter run --shard I/N`), in any order.
     #[arg(required = true, value_name = "PART")]
     pub parts: Vec<PathBuf>,
-    /// Where to write the joined conflicts (JSON); `heatmap.svg` goes beside it.
+    /// Where to write the joined conflicts (JSON); `heatmap.svg` and `report.html` go beside it.
     #[arg(short, long, default_value = "conflicts.json")]
     pub output: PathBuf,
     /// The suite the shards ran (`tests.json`): checked against the parts' digest, and its
@@ -36,6 +36,8 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     let out = AtomicOutput::prepare(&args.output)?;
     let heatmap_path = args.output.with_file_name("heatmap.svg");
     let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
+    let html_path = args.output.with_file_name("report.html");
+    let html_out = AtomicOutput::prepare(&html_path)?;
     let suite = match &args.tests {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -59,10 +61,13 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     print!("{}", commuter_report::terminal(&merged, &pairs, args.top));
     out.commit(merged.to_json().as_bytes())?;
     heatmap_out.commit(commuter_report::heatmap_svg(&merged, &pairs).as_bytes())?;
+    let suite = suite.as_ref().map(|(suite, _)| suite);
+    html_out.commit(commuter_report::report_html(&merged, &pairs, suite).as_bytes())?;
     println!(
-        "wrote {} and {} ({} parts)",
+        "wrote {}, {} and {} ({} parts)",
         args.output.display(),
         heatmap_path.display(),
+        html_path.display(),
         args.parts.len()
     );
     Ok(())

@@ -19,13 +19,22 @@ pub struct ReportArgs {
     /// missing tests show as such (default: the pairs of the conflicts file).
     #[arg(long)]
     pub tests: Option<PathBuf>,
-    /// Also write the heat map (SVG) here.
+    /// Also write the heat map here: SVG, or TikZ/PGF for LaTeX when FILE ends in `.tex` or
+    /// `.tikz`.
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<PathBuf>,
+    /// Another run's `conflicts.json` whose heat map goes beside this one's, as a panel
+    /// (repeatable; e.g. Linux and another target, or two kernels).
+    #[arg(long, value_name = "CONFLICTS")]
+    pub panel: Vec<PathBuf>,
     /// Also write SARIF 2.1.0 here: one result per code site that touched shared memory, for
     /// code-scanning tools.
     #[arg(long, value_name = "FILE")]
     pub sarif: Option<PathBuf>,
+    /// Also write the HTML report here: one self-contained page to explore the run in a
+    /// browser (heat map, each pair's tests, shared locations, code sites).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// How many shared code sites the summary lists.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -40,6 +49,9 @@ pub struct DiffArgs {
     /// How many tests and code sites each list shows.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Also write the comparison as an HTML report here (cells coloured by the change).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// The new run is worse than the old one (exit code 1; the report already says how).
@@ -63,6 +75,11 @@ pub fn read_conflicts(path: &Path) -> Result<ConflictsFile> {
 }
 
 pub fn report(args: &ReportArgs) -> Result<()> {
+    if !args.panel.is_empty() && args.heatmap.is_none() {
+        return Err(
+            UsageError("--panel adds a panel to the heat map: add --heatmap FILE".into()).into(),
+        );
+    }
     let conflicts = read_conflicts(&args.conflicts)?;
     let heatmap = args
         .heatmap
@@ -74,14 +91,24 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         .as_deref()
         .map(AtomicOutput::prepare)
         .transpose()?;
-    let pairs = match &args.tests {
+    let html = args
+        .html
+        .as_deref()
+        .map(AtomicOutput::prepare)
+        .transpose()?;
+    let suite = match &args.tests {
         Some(path) => {
             let bytes = std::fs::read(path)
                 .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
-            let suite = parse_suite(&path.display().to_string(), &bytes)
-                .map_err(|e| UsageError(e.to_string()))?;
-            crate::run::pair_counts(&suite)
+            Some(
+                parse_suite(&path.display().to_string(), &bytes)
+                    .map_err(|e| UsageError(e.to_string()))?,
+            )
         }
+        None => None,
+    };
+    let pairs = match &suite {
+        Some(suite) => crate::run::pair_counts(suite),
         None => commuter_report::pairs_of(&conflicts),
     };
     print!(
@@ -89,21 +116,54 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         commuter_report::terminal(&conflicts, &pairs, args.top)
     );
     if let (Some(out), Some(path)) = (heatmap, &args.heatmap) {
-        out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
+        let others = args
+            .panel
+            .iter()
+            .map(|p| read_conflicts(p))
+            .collect::<Result<Vec<_>>>()?;
+        let other_pairs: Vec<_> = others.iter().map(commuter_report::pairs_of).collect();
+        let mut runs = vec![(&conflicts, pairs.as_slice())];
+        runs.extend(
+            others
+                .iter()
+                .zip(&other_pairs)
+                .map(|(c, p)| (c, p.as_slice())),
+        );
+        let tikz = path.extension().is_some_and(|e| e == "tex" || e == "tikz");
+        let text = if tikz {
+            commuter_report::heatmap_tikz(&runs)
+        } else {
+            commuter_report::heatmap_svg_panels(&runs)
+        };
+        out.commit(text.as_bytes())?;
         println!("wrote {}", path.display());
     }
     if let (Some(out), Some(path)) = (sarif, &args.sarif) {
         out.commit(commuter_report::sarif(&conflicts).as_bytes())?;
         println!("wrote {}", path.display());
     }
+    if let (Some(out), Some(path)) = (html, &args.html) {
+        let page = commuter_report::report_html(&conflicts, &pairs, suite.as_ref());
+        out.commit(page.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
 pub fn diff(args: &DiffArgs) -> Result<()> {
+    let html = args
+        .html
+        .as_deref()
+        .map(AtomicOutput::prepare)
+        .transpose()?;
     let old = read_conflicts(&args.old)?;
     let new = read_conflicts(&args.new)?;
     let d = commuter_report::diff(&old, &new);
     print!("{}", commuter_report::diff_terminal(&d, args.limit));
+    if let (Some(out), Some(path)) = (html, &args.html) {
+        out.commit(commuter_report::diff_html(&old, &new).as_bytes())?;
+        println!("wrote {}", path.display());
+    }
     if d.got_worse() {
         return Err(Worse.into());
     }

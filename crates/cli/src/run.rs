@@ -34,7 +34,7 @@ pub enum TargetKind {
 pub struct RunArgs {
     /// The test suite (`commuter testgen -m posix`).
     pub tests: PathBuf,
-    /// Where to write the conflicts (JSON); `heatmap.svg` goes beside it.
+    /// Where to write the conflicts (JSON); `heatmap.svg` and `report.html` go beside it.
     #[arg(short, long, default_value = "conflicts.json")]
     pub output: PathBuf,
     /// VMs to run at once (the same as --vms).
@@ -97,9 +97,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
 pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path) -> Result<()> {
     let out = AtomicOutput::prepare(output)?;
     let heatmap_path = output.with_file_name("heatmap.svg");
-    // A part's heat map would show most pairs empty: the merge draws the whole one.
-    let heatmap_out = match args.shard {
-        None => Some(AtomicOutput::prepare(&heatmap_path)?),
+    let html_path = output.with_file_name("report.html");
+    // A part's heat map and report would show most pairs empty: the merge draws the whole.
+    let pictures = match args.shard {
+        None => Some((
+            AtomicOutput::prepare(&heatmap_path)?,
+            AtomicOutput::prepare(&html_path)?,
+        )),
         Some(_) => None,
     };
     let assets = Assets::locate();
@@ -158,10 +162,18 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
         commuter_report::terminal(&conflicts, &pairs, args.top)
     );
     out.commit(conflicts.to_json().as_bytes())?;
-    match heatmap_out {
-        Some(heatmap_out) => {
+    match pictures {
+        Some((heatmap_out, html_out)) => {
             heatmap_out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
-            println!("wrote {} and {}", output.display(), heatmap_path.display());
+            html_out.commit(
+                commuter_report::report_html(&conflicts, &pairs, Some(suite)).as_bytes(),
+            )?;
+            println!(
+                "wrote {}, {} and {}",
+                output.display(),
+                heatmap_path.display(),
+                html_path.display()
+            );
         }
         None => println!(
             "wrote {} (shard {} of the suite's {} tests; join all parts with `commuter merge`)",
@@ -180,7 +192,7 @@ fn run_on<T: Target>(
     bytes: &[u8],
     options: &suite::RunOptions,
 ) -> Result<ConflictsFile> {
-    let bar = Bar(progress_bar(0));
+    let bar = Bar(progress_bar(0, "tests"));
     let result = suite::run_suite(target, suite, bytes, options, &bar);
     bar.0.finish_and_clear();
     result.map_err(|e| match e.is_usage() {

@@ -74,7 +74,7 @@ pub fn generate(
         max_tests_per_path: generation.max_tests_per_path,
         max_testcases: generation.max_testcases,
     };
-    let bar = progress_bar(selected.sets.len() as u64);
+    let bar = progress_bar(selected.sets.len() as u64, "call sets");
     let started = Instant::now();
     let (suite, outcomes) = selected.on_workers(|| {
         testgen(

@@ -239,3 +239,22 @@ fn testgen_writes_tests_and_profile_reads_them() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn without_a_terminal_progress_is_printed_as_lines() {
+    // The test's stderr is a pipe, not a terminal: the bar gives way to progress lines.
+    let dir = temp_dir("progress");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_commuter"))
+        .args(["analyze", "-m", "posix", "-f", "open/open", "-o", "a.json"])
+        .env("COMMUTER_PROGRESS_SECS", "0.05")
+        .current_dir(&dir)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("progress: 0/1 call sets (0%) in 0:00:00"))
+        .unwrap_or_else(|| panic!("no progress line: {stderr}"));
+    assert!(line.contains("/s"), "{line}");
+}

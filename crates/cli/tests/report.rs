@@ -95,3 +95,44 @@ fn a_conflicts_file_of_another_version_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn report_and_diff_write_html_and_tikz_panels() {
+    let dir = common::temp_dir("report", "html");
+    write(&dir, "conflicts.json", &conflicts());
+    let mut worse = conflicts();
+    worse["tests"][0] = worse["tests"][1].clone();
+    worse["tests"][0]["id"] = "t_0".into();
+    write(&dir, "worse.json", &worse);
+    let stdout = ok(&commuter(
+        &[
+            "report",
+            "conflicts.json",
+            "--html",
+            "r.html",
+            "--heatmap",
+            "fig.tex",
+            "--panel",
+            "worse.json",
+        ],
+        &dir,
+    ));
+    assert!(stdout.contains("wrote r.html"), "{stdout}");
+    let html = std::fs::read_to_string(dir.join("r.html")).expect("html");
+    assert!(html.contains("commuter.report-html") && html.contains("kernel/counter.c"));
+    let tex = std::fs::read_to_string(dir.join("fig.tex")).expect("tikz");
+    assert!(tex.starts_with("% commuter heat map") && tex.contains("\\begin{tikzpicture}"));
+    assert_eq!(tex.matches("(0 of 2 cases scale)").count(), 1, "{tex}");
+    assert_eq!(tex.matches("(1 of 2 cases scale)").count(), 1, "{tex}");
+    let out = commuter(
+        &["diff", "conflicts.json", "worse.json", "--html", "d.html"],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(dir.join("d.html")).expect("diff html");
+    assert!(html.contains(r#""mode":"diff""#));
+    // A panel without a heat map is a usage error, before anything is written.
+    let out = commuter(&["report", "conflicts.json", "--panel", "worse.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--heatmap"));
+}

@@ -105,6 +105,7 @@ fn two_shards_merged_equal_the_single_run() {
     ));
     assert!(stdout.contains("stat/stat"), "{stdout}");
     assert!(dir.join("heatmap.svg").is_file());
+    assert!(dir.join("report.html").is_file());
     let single = json(&dir.join("single.json"));
     let merged = json(&dir.join("merged.json"));
     assert!(merged.get("shard").is_none());

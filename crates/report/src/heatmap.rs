@@ -1,6 +1,6 @@
 //! The paper-style heat map: a lower-triangular grid of call pairs, each cell coloured by its
 //! conflict-free fraction (red none, yellow half, green all) and labelled with the number of
-//! conflicted tests.
+//! conflicted tests; as SVG or TikZ, one panel per run.
 
 use crate::PairTests;
 use crate::summary::{PairSummary, summarize};
@@ -16,13 +16,26 @@ const LEGEND: usize = 50;
 /// The SVG document. Calls are ordered by first appearance in `pairs`; the panel title reads
 /// `Linux 6.12.95+deb12-amd64 (X of Y cases scale)`.
 pub fn heatmap_svg(conflicts: &ConflictsFile, pairs: &[PairTests]) -> String {
-    let rows = summarize(conflicts, pairs);
-    let calls = call_order(pairs);
-    let n = calls.len();
+    heatmap_svg_panels(&[(conflicts, pairs)])
+}
+
+/// Several runs side by side (e.g. Linux and another target, or two kernels), one panel each,
+/// as in the paper's figure; one run gives exactly [`heatmap_svg`]'s document.
+pub fn heatmap_svg_panels(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
+    let panels: Vec<(String, Vec<PairSummary>, Vec<String>, usize)> = runs
+        .iter()
+        .map(|(conflicts, pairs)| {
+            let rows = summarize(conflicts, pairs);
+            let calls = call_order(pairs);
+            let heading = title(conflicts, &rows);
+            // About 9 px per character at 16 px: the title must not be clipped on small grids.
+            let w = (LABEL + calls.len() * CELL + 20).max(heading.chars().count() * 9 + 20);
+            (heading, rows, calls, w)
+        })
+        .collect();
+    let w: usize = panels.iter().map(|p| p.3).sum();
+    let n = panels.iter().map(|p| p.2.len()).max().unwrap_or(0);
     let grid = n * CELL;
-    let heading = title(conflicts, &rows);
-    // About 9 px per character at 16 px: the title must not be clipped on small grids.
-    let w = (LABEL + grid + 20).max(heading.chars().count() * 9 + 20);
     let h = TITLE + grid + LABEL + LEGEND;
     let mut s = String::new();
     let _ = writeln!(
@@ -30,17 +43,104 @@ pub fn heatmap_svg(conflicts: &ConflictsFile, pairs: &[PairTests]) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
     );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="26" font-size="16" text-anchor="middle">{}</text>"#,
-        w / 2,
-        escape(&heading)
-    );
-    cells(&mut s, &rows, &calls);
-    labels(&mut s, &calls);
+    let mut x = 0;
+    for (heading, rows, calls, pw) in &panels {
+        if panels.len() > 1 {
+            let _ = writeln!(s, r#"<g transform="translate({x} 0)">"#);
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="26" font-size="16" text-anchor="middle">{}</text>"#,
+            pw / 2,
+            escape(heading)
+        );
+        cells(&mut s, rows, calls);
+        labels(&mut s, calls);
+        if panels.len() > 1 {
+            s.push_str("</g>\n");
+        }
+        x += pw;
+    }
     legend(&mut s, TITLE + grid + LABEL + 10);
     s.push_str("</svg>\n");
     s
+}
+
+/// The same figure as TikZ/PGF for LaTeX documents (`\usepackage{tikz}`; one cell is 0.5 cm),
+/// one panel per run, side by side.
+pub fn heatmap_tikz(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
+    let mut s = String::from(
+        "% commuter heat map: \\usepackage{tikz} in the preamble, then \\input this file.\n\\begin{tikzpicture}[x=0.5cm,y=-0.5cm,font=\\scriptsize]\n",
+    );
+    let mut x0 = 0usize;
+    for (conflicts, pairs) in runs {
+        let rows = summarize(conflicts, pairs);
+        let calls = call_order(pairs);
+        let n = calls.len();
+        let index: HashMap<&str, usize> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\\node[anchor=south,font=\\small] at ({:.1},-0.3) {{{}}};",
+            x0 as f64 + n as f64 / 2.0,
+            tex(&title(conflicts, &rows))
+        );
+        for r in &rows {
+            let (Some(&a), Some(&b)) = (
+                index.get(r.calls[0].as_str()),
+                index.get(r.calls[1].as_str()),
+            ) else {
+                continue;
+            };
+            let (col, row) = (x0 + a.min(b), a.max(b));
+            let rgb = r.fraction().map_or([221, 221, 221], rgb);
+            let _ = writeln!(
+                s,
+                "\\fill[fill={{rgb,255:red,{};green,{};blue,{}}},draw=white] ({col},{row}) rectangle ++(1,1);",
+                rgb[0], rgb[1], rgb[2]
+            );
+            if r.conflicted > 0 {
+                let _ = writeln!(
+                    s,
+                    "\\node[font=\\tiny] at ({col}.5,{row}.5) {{{}}};",
+                    r.conflicted
+                );
+            }
+        }
+        for (i, c) in calls.iter().enumerate() {
+            let c = tex(c);
+            let _ = writeln!(s, "\\node[anchor=east] at ({x0},{i}.5) {{{c}}};");
+            let _ = writeln!(
+                s,
+                "\\node[anchor=east,rotate=60] at ({}.5,{n}.1) {{{c}}};",
+                x0 + i
+            );
+        }
+        x0 += n + 4;
+    }
+    s.push_str("\\end{tikzpicture}\n");
+    s
+}
+
+/// TeX's special characters escaped for text mode.
+fn tex(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn call_order(pairs: &[PairTests]) -> Vec<String> {
@@ -153,6 +253,11 @@ fn legend(s: &mut String, y: usize) {
 
 /// Red (0) through yellow (0.5) to green (1), ColorBrewer's RdYlGn end points.
 fn colour(f: f64) -> String {
+    let c = rgb(f);
+    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+}
+
+fn rgb(f: f64) -> [u8; 3] {
     const RED: [f64; 3] = [215.0, 48.0, 39.0];
     const YELLOW: [f64; 3] = [254.0, 224.0, 139.0];
     const GREEN: [f64; 3] = [26.0, 152.0, 80.0];
@@ -162,10 +267,11 @@ fn colour(f: f64) -> String {
     } else {
         (YELLOW, GREEN, (f - 0.5) * 2.0)
     };
-    let c: Vec<u8> = (0..3)
-        .map(|i| (from[i] + (to[i] - from[i]) * t).round() as u8)
-        .collect();
-    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+    let mut c = [0u8; 3];
+    for (i, v) in c.iter_mut().enumerate() {
+        *v = (from[i] + (to[i] - from[i]) * t).round() as u8;
+    }
+    c
 }
 
 fn escape(s: &str) -> String {
@@ -191,5 +297,9 @@ mod tests {
     fn names_are_escaped() {
         assert_eq!(escape("a<b&\"c\">"), "a&lt;b&amp;&quot;c&quot;&gt;");
         assert_eq!(capitalised("linux"), "Linux");
+        assert_eq!(
+            tex("6.12+deb_1 50% & {x}"),
+            "6.12+deb\\_1 50\\% \\& \\{x\\}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `commuter-report`: turns a `conflicts.json` into what people read: a terminal summary per
 //! call pair, the paper-style triangular heat map (`heatmap.svg`), and the comparison of two
-//! runs ([`diff`]), and SARIF for code-scanning tools ([`sarif`]).
+//! runs ([`diff`]), SARIF for code-scanning tools ([`sarif`]), and the self-contained HTML
+//! report to explore a run or a comparison in a browser ([`report_html`], [`diff_html`]).
 //!
 //! No IO: every function takes the parsed data and returns a `String`; the CLI writes it.
 //! The per-pair test counts come from `tests.json` ([`PairTests`]), so that pairs whose tests
@@ -8,11 +9,13 @@
 
 mod diff;
 mod heatmap;
+mod html;
 mod sarif;
 mod summary;
 
 pub use diff::{PairDelta, RunDiff, TestChange, diff, diff_terminal};
-pub use heatmap::heatmap_svg;
+pub use heatmap::{heatmap_svg, heatmap_svg_panels, heatmap_tikz};
+pub use html::{HTML_DATA_FORMAT, HTML_DATA_VERSION, diff_html, report_html};
 pub use sarif::sarif;
 pub use summary::{PairSummary, Site, summarize, terminal, top_sites};
 

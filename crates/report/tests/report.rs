@@ -338,3 +338,57 @@ fn escape_pattern(schema: &mut serde_json::Value, from: &str, to: &str) -> usize
         _ => 0,
     }
 }
+
+/// The JSON embedded in an HTML report (between its data element's tags), pretty-printed.
+fn html_data(html: &str) -> serde_json::Value {
+    let start = r#"<script id="data" type="application/json">"#;
+    let from = html.find(start).expect("data element") + start.len();
+    let len = html[from..].find("</script>").expect("end of data");
+    serde_json::from_str(&html[from..from + len]).expect("data is JSON")
+}
+
+#[test]
+fn html_report_data_is_compact_and_stable() {
+    let html = commuter_report::report_html(&conflicts(), &pairs(), None);
+    assert_eq!(
+        html,
+        commuter_report::report_html(&conflicts(), &pairs(), None)
+    );
+    // Self-contained: nothing is loaded from anywhere.
+    for external in ["src=\"http", "href=\"http", "@import", "fetch("] {
+        assert!(!html.contains(external), "{external}");
+    }
+    let data = html_data(&html);
+    assert_eq!(data["format"], commuter_report::HTML_DATA_FORMAT);
+    // Each code site is stored once, however many locations name it.
+    let sites = data["sites"].as_array().expect("sites");
+    let mut pcs: Vec<&str> = sites.iter().filter_map(|s| s[0].as_str()).collect();
+    pcs.sort_unstable();
+    pcs.dedup();
+    assert_eq!(pcs.len(), sites.len());
+    insta::assert_snapshot!(serde_json::to_string_pretty(&data).expect("JSON"));
+}
+
+#[test]
+fn html_report_cannot_be_closed_by_its_data() {
+    let mut c = conflicts();
+    c.target.version = Some("</script><script>alert(1)</script> __DATA__".into());
+    let html = commuter_report::report_html(&c, &pairs(), None);
+    assert_eq!(
+        html.matches("</script>").count(),
+        3,
+        "the data's, the suite's and the viewer's"
+    );
+    assert_eq!(
+        html_data(&html)["runs"][0]["target"]["version"],
+        "</script><script>alert(1)</script> __DATA__"
+    );
+}
+
+#[test]
+fn html_diff_holds_both_runs() {
+    let html = commuter_report::diff_html(&conflicts(), &patched());
+    let data = html_data(&html);
+    assert_eq!(data["mode"], "diff");
+    assert_eq!(data["runs"].as_array().map(Vec::len), Some(2));
+}
