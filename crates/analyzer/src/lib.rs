@@ -7,6 +7,7 @@
 //!
 //! Invariant: this crate does no IO; progress is reported through a callback.
 
+pub mod schedule;
 pub mod select;
 pub mod sim;
 
@@ -16,7 +17,6 @@ use commuter_engine::{
     ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, Instance, Path, explore,
     with_fresh_context,
 };
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -134,14 +134,11 @@ pub fn analyze(
     functions: Option<&str>,
     on_done: &(dyn Fn(&CallSetReport) + Sync),
 ) -> Result<Analysis, AnalyzeError> {
-    let call_sets = sets
-        .par_iter()
-        .map(|set| {
-            let report = analyze_call_set(model, set, opts)?;
-            on_done(&report);
-            Ok(report)
-        })
-        .collect::<Result<Vec<_>, AnalyzeError>>()?;
+    let call_sets = schedule::for_each_set(model, sets, |set| {
+        let report = analyze_call_set(model, set, opts)?;
+        on_done(&report);
+        Ok::<_, AnalyzeError>(report)
+    })?;
     Ok(Analysis {
         schema: ANALYSIS_SCHEMA.to_string(),
         version: ANALYSIS_VERSION,

@@ -165,9 +165,8 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
     match pictures {
         Some((heatmap_out, html_out)) => {
             heatmap_out.commit(commuter_report::heatmap_svg(&conflicts, &pairs).as_bytes())?;
-            html_out.commit(
-                commuter_report::report_html(&conflicts, &pairs, Some(suite)).as_bytes(),
-            )?;
+            html_out
+                .commit(commuter_report::report_html(&conflicts, &pairs, Some(suite)).as_bytes())?;
             println!(
                 "wrote {}, {} and {}",
                 output.display(),

@@ -80,6 +80,12 @@ pub trait Model: Send + Sync + 'static {
     fn pool(&self, _namespace: &str) -> Pool {
         Pool::default()
     }
+    /// The relative cost of analysing a call and generating its tests (1: typical). Used
+    /// for scheduling only: call sets of costly calls start first, so the last set to finish
+    /// on a few cores is a short one. Results never depend on it.
+    fn cost_hint(&self, _call: &str) -> u32 {
+        1
+    }
 }
 
 type FreshArgs = Box<dyn Fn(&str) -> Box<dyn Any> + Send + Sync>;
@@ -199,6 +205,8 @@ pub struct CallInfo {
     pub name: &'static str,
     pub takes_pid: bool,
     pub default: bool,
+    /// [`Model::cost_hint`].
+    pub cost: u32,
 }
 
 /// A model with its types erased: what the analyzer and the CLI use.
@@ -266,6 +274,7 @@ impl<M: Model> DynModel for M {
                 name: c.name,
                 takes_pid: c.takes_pid(),
                 default: !excluded.contains(&c.name),
+                cost: self.cost_hint(c.name).max(1),
             })
             .collect()
     }

@@ -24,7 +24,6 @@ use commuter_engine::z3::{AstKind, Goal, Params, SatResult, Solver, Tactic};
 use commuter_engine::{
     Canonical, Class, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted,
 };
-use rayon::prelude::*;
 
 pub use commuter_tests_format::{
     CallSetTests, Expectation, LoadError, TESTS_SCHEMA, TESTS_VERSION, TestCall, TestCase,
@@ -66,21 +65,18 @@ pub fn testgen(
     functions: Option<&str>,
     on_done: &(dyn Fn(&CallSetOutcome) + Sync),
 ) -> Result<(TestSuite, Vec<CallSetOutcome>), AnalyzeError> {
-    let outcomes = sets
-        .par_iter()
-        .map(|set| {
-            let started = Instant::now();
-            let (analysis, tests) =
-                analyze_call_set_with(model, set, &opts.analyze, |x| generate(x, opts))?;
-            let outcome = CallSetOutcome {
-                analysis,
-                tests,
-                time: started.elapsed(),
-            };
-            on_done(&outcome);
-            Ok(outcome)
-        })
-        .collect::<Result<Vec<_>, AnalyzeError>>()?;
+    let outcomes = commuter_analyzer::schedule::for_each_set(model, sets, |set| {
+        let started = Instant::now();
+        let (analysis, tests) =
+            analyze_call_set_with(model, set, &opts.analyze, |x| generate(x, opts))?;
+        let outcome = CallSetOutcome {
+            analysis,
+            tests,
+            time: started.elapsed(),
+        };
+        on_done(&outcome);
+        Ok::<_, AnalyzeError>(outcome)
+    })?;
     let suite = TestSuite {
         schema: TESTS_SCHEMA.to_string(),
         version: TESTS_VERSION,

@@ -88,6 +88,17 @@ impl Model for PosixModel {
         concrete::pool(namespace)
     }
 
+    /// Measured shape of the full suite's generation time: `mmap` paths multiply (fixed or
+    /// not, anonymous or file, each page's mapping), so `mmap/mmap` alone is about a fifth
+    /// of the whole; pairs of one `mmap` and a page or offset call come next.
+    fn cost_hint(&self, call: &str) -> u32 {
+        match call {
+            "mmap" => 12,
+            "pread" | "pwrite" | "munmap" | "memread" | "memwrite" => 2,
+            _ => 1,
+        }
+    }
+
     fn concrete_args(
         &self,
         call: &str,
