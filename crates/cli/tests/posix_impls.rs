@@ -27,36 +27,10 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The static runners, built as `scripts/setup` and the user target build them.
+/// The static runner `name`, built (when stale) exactly as the user target builds it.
 fn runner(name: &str) -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(repo())
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "--manifest-path",
-            "impls/Cargo.toml",
-        ])
-        .args([
-            "--target-dir",
-            "target/impls",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .args(["-p", name])
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env(
-            "RUSTFLAGS",
-            "-C target-feature=+crt-static -C relocation-model=static",
-        )
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building {name}");
-    repo()
-        .join("target/impls/x86_64-unknown-linux-gnu/release")
-        .join(name)
+    commuter_targets::user::runner(&repo(), name)
+        .unwrap_or_else(|e| panic!("building the runner {name}: {e}"))
 }
 
 fn suite(name: &str, sets: &str) -> PathBuf {
