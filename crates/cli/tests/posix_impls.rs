@@ -33,18 +33,9 @@ fn runner(name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("building the runner {name}: {e}"))
 }
 
-fn suite(name: &str, sets: &str) -> PathBuf {
-    let dir = common::temp_dir("posix-impls", name);
-    ok(&commuter(
-        &["testgen", "-m", "posix", "-f", sets, "-o", "tests.json"],
-        &dir,
-    ));
-    dir
-}
-
 #[test]
 fn both_implementations_pass_every_test_of_every_call_natively() {
-    let dir = suite("native", NATIVE_SETS);
+    let dir = common::posix_suite("posix-impls", "native", NATIVE_SETS);
     for name in ["posix-scalable", "posix-naive"] {
         let out = Command::new(runner(name))
             .arg("tests.json")
@@ -87,7 +78,7 @@ fn run_user(dir: &Path, implementation: &str) -> Vec<Value> {
 
 #[test]
 fn the_scalable_one_is_conflict_free_where_the_naive_one_conflicts() {
-    let dir = suite("traced", TRACED_SETS);
+    let dir = common::posix_suite("posix-impls", "traced", TRACED_SETS);
     let scalable = run_user(&dir, "posix-scalable");
     let naive = run_user(&dir, "posix-naive");
     assert!(scalable.len() >= 40, "{} tests", scalable.len());

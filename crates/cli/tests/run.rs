@@ -10,20 +10,7 @@ use common::{commuter, json, ok};
 
 /// A small stat/stat suite in a fresh directory.
 fn suite(name: &str) -> PathBuf {
-    let dir = common::temp_dir("run", name);
-    ok(&commuter(
-        &[
-            "testgen",
-            "-m",
-            "posix",
-            "-f",
-            "stat/stat",
-            "-o",
-            "tests.json",
-        ],
-        &dir,
-    ));
-    dir
+    common::posix_suite("run", name, "stat/stat")
 }
 
 #[test]

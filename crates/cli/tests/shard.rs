@@ -51,19 +51,7 @@ fn judged(t: &Value) -> Vec<Value> {
 
 #[test]
 fn two_shards_merged_equal_the_single_run() {
-    let dir = common::temp_dir("shard", "e2e");
-    ok(&commuter(
-        &[
-            "testgen",
-            "-m",
-            "posix",
-            "-f",
-            "stat/stat",
-            "-o",
-            "tests.json",
-        ],
-        &dir,
-    ));
+    let dir = common::posix_suite("shard", "e2e", "stat/stat");
     // The two shards and the single run at once (each one VM).
     let start = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_commuter"))

@@ -24,6 +24,16 @@ pub fn temp_dir(group: &str, name: &str) -> PathBuf {
     dir
 }
 
+/// A fresh directory (see [`temp_dir`]) holding `tests.json`: the POSIX suite of `sets`.
+pub fn posix_suite(group: &str, name: &str, sets: &str) -> PathBuf {
+    let dir = temp_dir(group, name);
+    ok(&commuter(
+        &["testgen", "-m", "posix", "-f", sets, "-o", "tests.json"],
+        &dir,
+    ));
+    dir
+}
+
 /// The stdout of a run that must have succeeded (else the test fails with both streams).
 pub fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
