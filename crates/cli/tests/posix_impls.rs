@@ -11,7 +11,6 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{commuter, json, ok};
 
 /// Every one of the model's 18 calls, in call sets of a few dozen tests each.
 const NATIVE_SETS: &str = "open/close,link/rename,unlink/stat,pipe/read,write/mprotect,\
@@ -56,24 +55,8 @@ fn both_implementations_pass_every_test_of_every_call_natively() {
 }
 
 fn run_user(dir: &Path, implementation: &str) -> Vec<Value> {
-    let out = format!("{implementation}.json");
-    ok(&commuter(
-        &[
-            "run",
-            "tests.json",
-            "--target",
-            "user",
-            "--impl",
-            implementation,
-            "-o",
-            &out,
-        ],
-        dir,
-    ));
-    json(&dir.join(out))["tests"]
-        .as_array()
-        .expect("tests")
-        .clone()
+    let (_, conflicts) = common::run_user(dir, implementation, &format!("{implementation}.json"));
+    conflicts["tests"].as_array().expect("tests").clone()
 }
 
 #[test]

@@ -22,20 +22,7 @@ fn kv_suite(name: &str) -> PathBuf {
 
 /// `commuter run --target user --impl IMPL` of the suite in `dir`: stdout and conflicts.json.
 fn run_user(dir: &Path, implementation: &str) -> (String, Value) {
-    let out = commuter(
-        &[
-            "run",
-            "tests.json",
-            "--target",
-            "user",
-            "--impl",
-            implementation,
-            "-o",
-            "conflicts.json",
-        ],
-        dir,
-    );
-    (ok(&out), json(&dir.join("conflicts.json")))
+    common::run_user(dir, implementation, "conflicts.json")
 }
 
 fn tests(conflicts: &Value) -> &Vec<Value> {

@@ -34,6 +34,25 @@ pub fn posix_suite(group: &str, name: &str, sets: &str) -> PathBuf {
     dir
 }
 
+/// `commuter run --target user --impl IMPL` of the `tests.json` in `dir`, writing `output`
+/// there: the run's stdout and the conflicts file.
+pub fn run_user(dir: &Path, implementation: &str, output: &str) -> (String, Value) {
+    let out = commuter(
+        &[
+            "run",
+            "tests.json",
+            "--target",
+            "user",
+            "--impl",
+            implementation,
+            "-o",
+            output,
+        ],
+        dir,
+    );
+    (ok(&out), json(&dir.join(output)))
+}
+
 /// The stdout of a run that must have succeeded (else the test fails with both streams).
 pub fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
