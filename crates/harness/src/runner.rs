@@ -356,7 +356,9 @@ fn worker<A: Adapter>(
     }
 }
 
-/// The call between the begin-call and end-call markers when `marked`, timed inside them.
+/// The call between the begin-call and end-call markers when `marked`. It is timed outside
+/// them: reading the clock reads the vDSO's time data, which a timer tick on another CPU
+/// writes, and the tracer would report that as the call's sharing.
 fn run_call<A: Adapter>(
     slot: usize,
     instance: &A,
@@ -364,15 +366,15 @@ fn run_call<A: Adapter>(
     marked: bool,
 ) -> CallOut<A::Output> {
     let cpu = sys::current_cpu();
+    let start = sys::monotonic_ns();
     if marked {
         marker::<{ marker::BEGIN_CALL }>(slot as u64);
     }
-    let start = sys::monotonic_ns();
     let output = catch_unwind(AssertUnwindSafe(|| instance.call(call)));
-    let end = sys::monotonic_ns();
     if marked {
         marker::<{ marker::END_CALL }>(slot as u64);
     }
+    let end = sys::monotonic_ns();
     CallOut {
         output: output.map_err(|p| panic_message(p.as_ref())),
         cpu,
