@@ -134,6 +134,15 @@ impl State {
     fn maps(&mut self, p: usize) -> Result<&mut BTreeMap<u64, Vma>, Errno> {
         self.maps.get_mut(p).ok_or(EINVAL)
     }
+
+    /// The mapping a memory access of `page` goes through (none: the access faults).
+    fn mapping(&mut self, p: usize, page: u64) -> Result<Vma, Errno> {
+        self.maps(p)
+            .map_err(|_| SIGSEGV)?
+            .get(&page)
+            .copied()
+            .ok_or(SIGSEGV)
+    }
 }
 
 impl NaiveFs {
@@ -506,11 +515,7 @@ impl Posix for NaiveFs {
 
     fn memread(&self, proc: usize, page: u64, buf: &mut PageBuf) -> Result<(), Errno> {
         let mut s = self.lock();
-        let vma = *s
-            .maps(proc)
-            .map_err(|_| SIGSEGV)?
-            .get(&page)
-            .ok_or(SIGSEGV)?;
+        let vma = s.mapping(proc, page)?;
         match vma.kind {
             MapKind::Anon(a) => buf.copy_from_slice(&s.anon[a][..]),
             MapKind::File { inode, pgoff } => {
@@ -523,11 +528,7 @@ impl Posix for NaiveFs {
 
     fn memwrite(&self, proc: usize, page: u64, buf: &PageBuf) -> Result<(), Errno> {
         let mut s = self.lock();
-        let vma = *s
-            .maps(proc)
-            .map_err(|_| SIGSEGV)?
-            .get(&page)
-            .ok_or(SIGSEGV)?;
+        let vma = s.mapping(proc, page)?;
         if !vma.writable {
             return Err(SIGSEGV);
         }
