@@ -7,12 +7,11 @@ use commuter_engine::DynModel;
 
 use crate::CallSet;
 
-/// The estimated cost of a call set: the product of its calls' [`cost hints`]
-/// (`commuter_engine::Model::cost_hint`).
-fn cost(model: &dyn DynModel, set: &CallSet) -> u64 {
-    let info = model.call_info();
+/// The estimated cost of a call set: the product of its calls' cost hints
+/// (`commuter_engine::Model::cost_hint`, in `costs` by call index).
+fn cost(costs: &[u32], set: &CallSet) -> u64 {
     set.iter()
-        .map(|&c| u64::from(info.get(c).map_or(1, |i| i.cost)))
+        .map(|&c| u64::from(costs.get(c).copied().unwrap_or(1)))
         .product()
 }
 
@@ -25,9 +24,10 @@ pub fn for_each_set<T: Send, E: Send>(
     sets: &[CallSet],
     f: impl Fn(&CallSet) -> Result<T, E> + Sync,
 ) -> Result<Vec<T>, E> {
+    let costs: Vec<u32> = model.call_info().iter().map(|c| c.cost).collect();
     let mut order: Vec<usize> = (0..sets.len()).collect();
     // Stable: equal costs keep selection order.
-    order.sort_by_key(|&i| std::cmp::Reverse(cost(model, &sets[i])));
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&costs, &sets[i])));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<T, E>>>> =
         Mutex::new((0..sets.len()).map(|_| None).collect());
