@@ -54,11 +54,12 @@ pub struct RunOptions {
     /// needed) or the path of a static runner built with commuter-harness.
     #[arg(long = "impl", value_name = "NAME|PATH")]
     pub implementation: Option<String>,
-    /// VMs to run at once (each uses three virtual CPUs).
-    #[arg(long, default_value_t = 1)]
+    /// VMs to run at once (default: one per host core; a VM keeps about one core busy, its
+    /// test processes handing the CPU to each other).
+    #[arg(long, default_value_t = default_vms())]
     pub vms: usize,
-    /// Tests per VM boot.
-    #[arg(long, default_value_t = 400)]
+    /// Tests per VM boot (a boot costs about as much as several hundred tests).
+    #[arg(long, default_value_t = 1000)]
     pub batch: usize,
     /// Seconds a VM may run before it counts as hung (its batch's tests are marked).
     #[arg(long, default_value_t = 900)]
@@ -78,6 +79,11 @@ pub struct RunOptions {
     /// How many shared code sites the summary lists.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+}
+
+/// One VM per host core.
+fn default_vms() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {

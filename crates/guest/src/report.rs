@@ -12,7 +12,8 @@
 //! optional fields, so a driver reads lines of every version: version 1 (no `report` field in
 //! the start line) had no `elapsed_ns`; version 2 added it; version 3 added the start line's
 //! `platform` (the running kernel and its clocksource, which decide whether a run's conflicts
-//! are the kernel's own: see [`Platform`]).
+//! are the kernel's own: see [`Platform`]); version 4 the done line's `timing` (where the
+//! guest's time went: see [`Timing`]).
 
 use crate::plan::{Expect, Ret};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 /// Marks the guest's lines on the console.
 pub const PREFIX: &str = "@@commuter ";
 /// Version of the console format this guest writes (see the module documentation).
-pub const REPORT_VERSION: u32 = 3;
+pub const REPORT_VERSION: u32 = 4;
 
 /// The report version of a start line without one: guests from before the field existed.
 fn report_v1() -> u32 {
@@ -74,7 +75,30 @@ pub enum GuestLine {
     Done {
         /// Number of tests.
         tests: usize,
+        /// Where the guest's time went (report version 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timing: Option<Timing>,
     },
+}
+
+/// Where a guest's time went, by its monotonic clock (nanoseconds; under TCG the guest's clock
+/// follows the host's, so these are wall times of the VM). Each test runs twice (a warm-up and
+/// the traced run); the phases sum over both runs of every test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// From the kernel's start to the guest's start line: boot and reading the plan.
+    pub boot_ns: u64,
+    /// Building each test's files, names and pipes (CPU 0).
+    pub setup_ns: u64,
+    /// From the coordinator's setup command until every test process has set up its fds and
+    /// mappings and every call thread has prepared its call on its CPU.
+    pub processes_ns: u64,
+    /// From releasing call A to call B's return (the calls and their hand-off).
+    pub calls_ns: u64,
+    /// The test processes dropping the run's fds and mappings, and removing the test's files.
+    pub teardown_ns: u64,
+    /// Checking results and printing them on the console.
+    pub report_ns: u64,
 }
 
 impl GuestLine {
@@ -239,7 +263,10 @@ mod tests {
 
     #[test]
     fn lines_round_trip_even_after_console_noise() {
-        let l = GuestLine::Done { tests: 3 };
+        let l = GuestLine::Done {
+            tests: 3,
+            timing: None,
+        };
         let text = format!("[    7.1] random: crng init done\r{}\r", l.to_line());
         assert_eq!(GuestLine::parse(&text).unwrap().unwrap(), l);
         assert!(GuestLine::parse("Run /init as init process").is_none());

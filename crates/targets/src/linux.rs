@@ -318,12 +318,39 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
         },
     )?;
     let (tests, platform) = collect(plan, &boot.console, boot.trace)?;
+    log_guest_timing(&boot.console, boot.elapsed);
     Ok(LinuxRun {
         tests,
         platform,
         elapsed: boot.elapsed,
         work_dir: cfg.work_dir.clone(),
     })
+}
+
+/// Logs where the VM's time went (the guest's done line), for `bench/run-breakdown`.
+fn log_guest_timing(console: &str, elapsed: Duration) {
+    let timing = console
+        .lines()
+        .rev()
+        .find_map(|line| match GuestLine::parse(line) {
+            Some(Ok(GuestLine::Done {
+                timing: Some(t), ..
+            })) => Some(t),
+            _ => None,
+        });
+    if let Some(t) = timing {
+        let s = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
+        tracing::debug!(
+            vm = elapsed.as_secs_f64(),
+            boot = s(t.boot_ns),
+            setup = s(t.setup_ns),
+            processes = s(t.processes_ns),
+            calls = s(t.calls_ns),
+            teardown = s(t.teardown_ns),
+            report = s(t.report_ns),
+            "guest time (seconds)"
+        );
+    }
 }
 
 /// What a boot gives `/init` (the configuration's guest binary) besides itself.

@@ -185,7 +185,10 @@ pub fn run_suite<T: Target>(
     prepare_work_dir(&options.work_dir, suite_bytes, options, batches.len())?;
     let info = target.describe();
     events.start(runnable.len() as u64);
+    let started = std::time::Instant::now();
     let symbols = target.open_symbols(events);
+    let symbols_seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(symbols_seconds, "symbols opened");
     let mut tests = Runner {
         target,
         work: &options.work_dir,
@@ -367,7 +370,11 @@ impl<T: Target> Runner<'_, T> {
                     while let Some(i) = queue.lock().ok().and_then(|mut q| q.next()) {
                         let batch = batches[i];
                         let dir = work.join(format!("vm-{i:05}"));
-                        let run = target.run_batch(batch, &dir).unwrap_or_else(|e| {
+                        let started = std::time::Instant::now();
+                        let run = target.run_batch(batch, &dir);
+                        let vm_seconds = started.elapsed().as_secs_f64();
+                        tracing::debug!(batch = i, tests = batch.len(), vm_seconds, "batch ran");
+                        let run = run.unwrap_or_else(|e| {
                             tracing::warn!(batch = i, error = %e, "VM failed");
                             BatchRun {
                                 runs: failed_batch(batch, &e),
@@ -395,7 +402,10 @@ impl<T: Target> Runner<'_, T> {
                     platform_checked = true;
                 }
                 let (kernel, user) = (self.symbols.kernel.as_ref(), self.symbols.user.as_ref());
+                let started = std::time::Instant::now();
                 let tests = scan_with(self.info.clone(), &run.runs, kernel, user).tests;
+                let scan_seconds = started.elapsed().as_secs_f64();
+                tracing::debug!(batch = i, scan_seconds, "batch scanned");
                 let bytes = serde_json::to_vec(&tests).map_err(std::io::Error::other);
                 let path = batch_file(self.work, i);
                 write_atomic(&path, &bytes.map_err(io("writing", &path))?)?;

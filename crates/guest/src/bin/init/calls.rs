@@ -54,6 +54,11 @@ impl<'a> Prepared<'a> {
         })
     }
 
+    /// The call.
+    pub fn op(&self) -> &'a Op {
+        self.op
+    }
+
     /// Runs the call inside begin/end-call markers when `marked`, timing it.
     pub fn run(&mut self, slot: usize, marked: bool) -> RawResult {
         let cpu = crate::sys::current_cpu();

@@ -9,6 +9,7 @@ mod runner;
 mod shared;
 mod state;
 mod sys;
+mod worker;
 
 use commuter_guest::plan::{PLAN_VERSION, Plan};
 use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION};
@@ -31,10 +32,14 @@ fn main() {
 fn run() -> Result<(), String> {
     mount_all()?;
     let text = std::fs::read_to_string(PLAN_PATH).map_err(|e| format!("read {PLAN_PATH}: {e}"))?;
-    let plan = Plan::from_json(&text).map_err(|e| e.to_string())?;
-    check_cpus(&plan)?;
+    // The test processes, forked once, read the plan for the whole boot.
+    let plan: &'static Plan =
+        Box::leak(Box::new(Plan::from_json(&text).map_err(|e| e.to_string())?));
+    check_cpus(plan)?;
     sys::pin(0).map_err(|e| format!("pin the coordinator to CPU 0: {e}"))?;
     std::env::set_current_dir(WORK_DIR).map_err(|e| format!("chdir {WORK_DIR}: {e}"))?;
+    // The monotonic clock starts with the kernel.
+    let boot_ns = sys::monotonic_ns().unwrap_or(0);
     emit(&GuestLine::Start {
         version: PLAN_VERSION,
         report: REPORT_VERSION,
@@ -42,12 +47,14 @@ fn run() -> Result<(), String> {
         platform: Some(platform()),
     });
     let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;
-    let mut runner = Runner::new(shared, plan.cpus);
+    let mut runner = Runner::new(shared, plan)?;
     for (i, t) in plan.tests.iter().enumerate() {
         runner.run_test(i, t);
     }
+    runner.timing.boot_ns = boot_ns;
     emit(&GuestLine::Done {
         tests: plan.tests.len(),
+        timing: Some(runner.timing),
     });
     Ok(())
 }

@@ -1,44 +1,76 @@
-//! Running one test: build the state, fork the processes, hand call A to its CPU, then call B,
-//! collect and check the results, clean up. Every test runs twice; only the second (warm) run
-//! is marked for the tracer, so first-touch effects (cold caches, lazy allocations) stay out.
+//! Running one test: build the state, have the test processes set up theirs, hand call A to
+//! its CPU, then call B, collect and check the results, clean up. Every test runs twice; only
+//! the second (warm) run is marked for the tracer, so first-touch effects (cold caches, lazy
+//! allocations) stay out.
 
-use crate::calls::{self, Prepared, marker};
-use crate::shared::{RawResult, Shared, TIMEOUT_MS};
-use crate::{state, sys};
-use commuter_guest::plan::{self, PROCS, Test};
-use commuter_guest::report::{self, Actual, GuestLine, StatActual};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use crate::calls::{self, marker};
+use crate::shared::{GO, MAX_PIPES, RawResult, SETUP, Shared, TEARDOWN, TIMEOUT_MS, encode};
+use crate::{state, sys, worker};
+use commuter_guest::plan::{self, PROCS, Plan, Test};
+use commuter_guest::report::{self, Actual, GuestLine, StatActual, Timing};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// Everything a test run needs that outlives one run.
 pub struct Runner {
-    pub shared: &'static Shared,
-    pub cpus: [u32; 2],
+    shared: &'static Shared,
+    plan: &'static Plan,
+    /// The test processes (see [`worker`]).
+    processes: Vec<libc::pid_t>,
     generation: u32,
+    /// Sequence number of the last command sent to the test processes.
+    sequence: u32,
+    /// Where the time went so far (reported in the done line).
+    pub timing: Timing,
 }
 
 impl Runner {
-    pub fn new(shared: &'static Shared, cpus: [u32; 2]) -> Runner {
-        Runner {
+    pub fn new(shared: &'static Shared, plan: &'static Plan) -> Result<Runner, String> {
+        // SAFETY: plain syscall.
+        shared
+            .coordinator
+            .store(unsafe { libc::getpid() }, Ordering::Release);
+        let mut runner = Runner {
             shared,
-            cpus,
+            plan,
+            processes: Vec::new(),
             generation: 0,
-        }
+            sequence: 0,
+            timing: Timing::default(),
+        };
+        runner.start_processes()?;
+        Ok(runner)
     }
 
-    fn run(&self, marked: bool) -> Run {
-        Run {
-            shared: self.shared,
-            cpus: self.cpus,
-            generation: self.generation,
-            marked,
+    fn start_processes(&mut self) -> Result<(), String> {
+        for index in 0..PROCS {
+            let pid = worker::spawn(index, self.shared, self.plan, self.plan.cpus)
+                .map_err(|e| format!("fork test process {index}: {e}"))?;
+            self.processes.push(pid);
         }
+        Ok(())
+    }
+
+    /// After a hang: the test processes may be stuck anywhere, so they go and new ones start.
+    fn restart_processes(&mut self) -> Result<(), String> {
+        for pid in self.processes.drain(..) {
+            sys::kill_and_reap(pid);
+        }
+        for row in &self.shared.parked {
+            row.iter().for_each(|p| p.store(0, Ordering::Release));
+        }
+        self.start_processes()
     }
 
     /// Runs test `index` twice and reports the second run (results and call times).
     pub fn run_test(&mut self, index: usize, test: &Test) {
         for marked in [false, true] {
             match self.run_once(index, test, marked) {
-                Ok(results) if marked => report_results(index, test, &results),
+                Ok(results) if marked => {
+                    let start = Instant::now();
+                    report_results(index, test, &results);
+                    self.timing.report_ns += elapsed_ns(start);
+                }
                 Ok(_) => {}
                 Err(message) => {
                     let run = if marked { "traced run" } else { "warm-up run" };
@@ -59,61 +91,108 @@ impl Runner {
         marked: bool,
     ) -> Result<[(Actual, Option<u64>); 2], String> {
         self.generation += 1;
+        let sh = self.shared;
+        sh.generation.store(self.generation, Ordering::Release);
+        sh.test.store(index as u32, Ordering::Release);
+        sh.marked.store(u32::from(marked), Ordering::Release);
+        let start = Instant::now();
         let fs = state::create(&test.setup).map_err(|e| format!("setup: {e}"));
+        self.timing.setup_ns += elapsed_ns(start);
         let outcome = fs.and_then(|fs| {
             let r = self.run_processes(index, test, marked, &fs);
             r.map(|raw| raw.map(|r| (to_actual(&r, &fs), r.elapsed_ns)))
         });
+        let start = Instant::now();
+        let torn_down = self.tear_down();
         let cleaned = state::clean().map_err(|e| format!("cleanup: {e}"));
+        self.timing.teardown_ns += elapsed_ns(start);
         let actual = outcome?;
+        torn_down?;
         cleaned?;
         Ok(actual)
     }
 
     fn run_processes(
-        &self,
+        &mut self,
         index: usize,
         test: &Test,
         marked: bool,
         fs: &state::Fs,
     ) -> Result<[RawResult; 2], String> {
-        self.shared.reset_ready();
-        let mut pids = Vec::new();
-        for proc in 0..PROCS {
-            match sys::fork() {
-                Ok(0) => child(proc, test, fs, self.run(marked)),
-                Ok(pid) => pids.push(pid),
-                Err(e) => {
-                    kill_all(&pids);
-                    return Err(format!("fork: {e}"));
-                }
-            }
-        }
-        let result = self.drive(index, marked, fs);
-        match result {
-            Ok(_) => pids.iter().for_each(|p| sys::reap(*p)),
-            Err(_) => kill_all(&pids),
+        let start = Instant::now();
+        let ready = self.set_up(fs);
+        self.timing.processes_ns += elapsed_ns(start);
+        ready?;
+        let result = self.drive(index, test, marked);
+        if result.is_err() {
+            self.restart_processes()?;
         }
         result
     }
 
-    /// The hand-off: processes ready, call A, call B, release.
-    fn drive(&self, index: usize, marked: bool, fs: &state::Fs) -> Result<[RawResult; 2], String> {
+    /// Hands the setup pipes to the test processes and waits until they and the call threads
+    /// are ready.
+    fn set_up(&mut self, fs: &state::Fs) -> Result<(), String> {
         let sh = self.shared;
-        let g = self.generation;
+        if fs.pipes.len() > MAX_PIPES {
+            return Err(format!(
+                "setup: {} pipes, the guest passes at most {MAX_PIPES}",
+                fs.pipes.len()
+            ));
+        }
+        for (slot, ends) in sh.pipes.iter().zip(&fs.pipes) {
+            slot[0].store(ends[0], Ordering::Release);
+            slot[1].store(ends[1], Ordering::Release);
+        }
+        sh.reset_ready();
+        self.command(SETUP);
         // Each process and each call thread arrives once.
         if !sh.wait_ready((PROCS + 2) as u32) {
+            self.restart_processes()?;
             return Err(format!("processes not ready after {TIMEOUT_MS} ms"));
         }
-        if let Some(e) = (0..PROCS).find_map(|p| sh.take_error(p)) {
-            return Err(format!("setup: {e}"));
+        match (0..PROCS).find_map(|p| sh.take_error(p)) {
+            Some(e) => Err(format!("setup: {e}")),
+            None => fs.release().map_err(|e| format!("setup: {e}")),
         }
-        fs.release().map_err(|e| format!("setup: {e}"))?;
+    }
+
+    /// Sends `command` to every test process.
+    fn command(&mut self, command: u32) -> u32 {
+        self.sequence += 1;
+        for word in &self.shared.command {
+            Shared::publish(word, encode(self.sequence, command));
+        }
+        self.sequence
+    }
+
+    /// Has the test processes drop the run's fds and mappings (as exiting processes did).
+    fn tear_down(&mut self) -> Result<(), String> {
+        let sequence = self.command(TEARDOWN);
+        let sh = self.shared;
+        let done = sh
+            .acked
+            .iter()
+            .all(|word| Shared::wait(word, sequence, Some(TIMEOUT_MS)));
+        if done {
+            return Ok(());
+        }
+        self.restart_processes()?;
+        Err(format!(
+            "test processes not cleaned up after {TIMEOUT_MS} ms"
+        ))
+    }
+
+    /// The hand-off: call A, then call B.
+    fn drive(&mut self, index: usize, test: &Test, marked: bool) -> Result<[RawResult; 2], String> {
+        let sh = self.shared;
+        let g = self.generation;
+        let start = Instant::now();
         if marked {
             marker::<{ calls::BEGIN_TEST }>(index as u64);
         }
-        for call in 0..2 {
-            Shared::publish(&sh.go[call], g);
+        for (call, c) in test.calls.iter().enumerate() {
+            Shared::publish(&sh.turn[c.proc][call], encode(g, GO));
             if !Shared::wait(&sh.done[call], g, Some(TIMEOUT_MS)) {
                 return Err(format!("call {call} did not return within {TIMEOUT_MS} ms"));
             }
@@ -121,13 +200,13 @@ impl Runner {
         if marked {
             marker::<{ calls::END_TEST }>(index as u64);
         }
-        Shared::publish(&sh.exit, g);
+        self.timing.calls_ns += elapsed_ns(start);
         let results = [sh.result(0), sh.result(1)];
         for (call, r) in results.iter().enumerate() {
-            if r.cpu != self.cpus[call] as i32 {
+            if r.cpu != self.plan.cpus[call] as i32 {
                 return Err(format!(
                     "call {call} ran on CPU {} instead of {}",
-                    r.cpu, self.cpus[call]
+                    r.cpu, self.plan.cpus[call]
                 ));
             }
         }
@@ -135,127 +214,8 @@ impl Runner {
     }
 }
 
-fn kill_all(pids: &[libc::pid_t]) {
-    pids.iter().for_each(|p| sys::kill_and_reap(*p));
-}
-
-/// A test process: set up, run its calls on their CPUs, wait to be released. Never returns.
-fn child(proc: usize, test: &Test, fs: &state::Fs, run: Run) -> ! {
-    let sh = run.shared;
-    if let Some(p) = test.setup.procs.get(proc) {
-        if let Err(e) = state::setup_proc(p, fs) {
-            sh.set_error(proc, &format!("process {proc}: {e}"));
-        }
-    }
-    install_fault_handler(run);
-    let mut threads = 0;
-    for (call, c) in test
-        .calls
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.proc == proc)
-    {
-        let op = c.op.clone();
-        let spawned = std::thread::Builder::new().spawn(move || call_thread(call, &op, proc, run));
-        match spawned {
-            Ok(_) => threads += 1,
-            Err(e) => sh.set_error(
-                proc,
-                &format!("process {proc}: thread for call {call}: {e}"),
-            ),
-        }
-    }
-    // Keep the arrival count fixed even if a thread could not start.
-    let calls_here = test.calls.iter().filter(|c| c.proc == proc).count();
-    (threads..calls_here).for_each(|_| sh.arrive());
-    sh.arrive();
-    Shared::wait(&sh.exit, run.generation, None);
-    // SAFETY: ends the whole process, including call threads parked in the fault handler.
-    unsafe { libc::_exit(0) }
-}
-
-/// What a test process needs to know about the current run.
-#[derive(Clone, Copy)]
-struct Run {
-    shared: &'static Shared,
-    cpus: [u32; 2],
-    generation: u32,
-    marked: bool,
-}
-
-fn call_thread(call: usize, op: &plan::Op, proc: usize, run: Run) {
-    let sh = run.shared;
-    let cpu = run.cpus[call];
-    if let Err(e) = sys::pin(cpu) {
-        sh.set_error(proc, &format!("call {call}: pin to CPU {cpu}: {e}"));
-    }
-    let prepared = Prepared::new(op);
-    if let Err(e) = &prepared {
-        sh.set_error(proc, &format!("call {call}: {e}"));
-    }
-    sh.arrive();
-    Shared::wait(&sh.go[call], run.generation, None);
-    let result = match prepared {
-        Ok(mut p) => {
-            FAULT_CALL.store(call, Ordering::Release);
-            p.run(call, run.marked)
-        }
-        Err(_) => RawResult {
-            ret: -1,
-            data: -1,
-            cpu: sys::current_cpu(),
-            ..RawResult::default()
-        },
-    };
-    sh.set_result(call, result);
-    Shared::publish(&sh.done[call], run.generation);
-}
-
-// The fault handler's view of the run (set in each test process before its calls run).
-static FAULT_SHARED: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
-static FAULT_GENERATION: AtomicU32 = AtomicU32::new(0);
-static FAULT_CALL: AtomicUsize = AtomicUsize::new(0);
-static FAULT_MARKED: AtomicU32 = AtomicU32::new(0);
-
-fn install_fault_handler(run: Run) {
-    FAULT_SHARED.store((run.shared as *const Shared).cast_mut(), Ordering::Release);
-    FAULT_GENERATION.store(run.generation, Ordering::Release);
-    FAULT_MARKED.store(u32::from(run.marked), Ordering::Release);
-    for sig in [libc::SIGSEGV, libc::SIGBUS] {
-        // SAFETY: installs a handler that only uses atomics, raw syscalls and the marker.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_fault as *const () as usize;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-/// A memread/memwrite faulted: that is the call's result (SIGSEGV or SIGBUS). Report it and
-/// park this thread; the process is ended by the coordinator's release.
-extern "C" fn on_fault(sig: libc::c_int) {
-    let call = FAULT_CALL.load(Ordering::Acquire);
-    if FAULT_MARKED.load(Ordering::Acquire) != 0 {
-        marker::<{ calls::END_CALL }>(call as u64);
-    }
-    let g = FAULT_GENERATION.load(Ordering::Acquire);
-    // SAFETY: set before any call ran in this process.
-    let sh = unsafe { &*FAULT_SHARED.load(Ordering::Acquire) };
-    let cpu = sys::current_cpu();
-    sh.set_result(
-        call,
-        RawResult {
-            ret: -1,
-            signal: sig,
-            data: -1,
-            cpu,
-            ..RawResult::default()
-        },
-    );
-    Shared::publish(&sh.done[call], g);
-    loop {
-        sys::futex_wait(&sh.exit, sh.exit.load(Ordering::Acquire), None);
-    }
+fn elapsed_ns(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn to_actual(r: &RawResult, fs: &state::Fs) -> Actual {

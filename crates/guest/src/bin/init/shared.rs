@@ -1,12 +1,13 @@
-//! The page shared between the coordinator (CPU 0) and the forked test processes: futex words
-//! for the hand-off, the calls' raw results, and setup errors.
+//! The page shared between the coordinator (CPU 0), the test processes and their call threads:
+//! futex words for the hand-offs, the calls' raw results, and setup errors.
 //!
-//! Every word carries a run generation rather than a flag, so nothing has to be reset between
-//! runs: "call 1 may go" is `go[1] == generation`.
+//! Every word carries a run generation (or a command sequence number) rather than a flag, so
+//! nothing has to be reset between runs: "call 1 may go" is a new value of its thread's `turn`.
 
 use crate::sys;
+use commuter_guest::plan::PROCS;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// What a call returned, in plain memory the coordinator can read after `done`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,15 +31,53 @@ pub struct RawResult {
     pub elapsed_ns: Option<u64>,
 }
 
+/// Pipes a test's setup may have (their fds pass through this page).
+pub const MAX_PIPES: usize = 16;
+
+/// A call thread's turn: build the call (before the processes count as ready) ...
+pub const PREPARE: u32 = 1;
+/// ... and run it.
+pub const GO: u32 = 2;
+/// A test process's commands: set up the run's fds and mappings ...
+pub const SETUP: u32 = 1;
+/// ... and drop them again.
+pub const TEARDOWN: u32 = 2;
+
+/// `generation` and `phase` (or a command's sequence number and kind) in one futex word.
+pub fn encode(number: u32, kind: u32) -> u32 {
+    number.wrapping_mul(4) | kind
+}
+
+/// The number and the kind of an [`encode`]d word.
+pub fn decode(word: u32) -> (u32, u32) {
+    (word / 4, word % 4)
+}
+
 const ERR_LEN: usize = 480;
 
 #[repr(C)]
 pub struct Shared {
     /// Participants (processes and call threads) that finished setup in this run.
     pub ready: AtomicU32,
-    pub go: [AtomicU32; 2],
+    /// Per process and call slot: the call thread's next step, `encode(generation, phase)`.
+    pub turn: [[AtomicU32; 2]; PROCS],
+    /// Per call slot: the generation whose call returned.
     pub done: [AtomicU32; 2],
-    pub exit: AtomicU32,
+    /// Per process: its next command, `encode(sequence, command)`.
+    pub command: [AtomicU32; PROCS],
+    /// Per process: the sequence number of the last command it finished.
+    pub acked: [AtomicU32; PROCS],
+    /// The current run: its generation, the plan index of its test, whether it is traced.
+    pub generation: AtomicU32,
+    pub test: AtomicU32,
+    pub marked: AtomicU32,
+    /// The coordinator's pid and its fds of each setup pipe's two ends, which the test
+    /// processes copy with pidfd_getfd (the same open pipe, as if inherited).
+    pub coordinator: AtomicI32,
+    pub pipes: [[AtomicI32; 2]; MAX_PIPES],
+    /// Per process and call slot: the call thread faulted and stays parked in its handler; the
+    /// process starts a new one before the next run.
+    pub parked: [[AtomicU32; 2]; PROCS],
     results: [UnsafeCell<RawResult>; 2],
     error_set: [AtomicU32; 2],
     errors: [UnsafeCell<[u8; ERR_LEN]>; 2],
@@ -89,6 +128,17 @@ impl Shared {
                 None => None,
             };
             sys::futex_wait(word, v, left);
+        }
+    }
+
+    /// Waits for `word` to differ from `seen`; returns the new value.
+    pub fn wait_change(word: &AtomicU32, seen: u32) -> u32 {
+        loop {
+            let v = word.load(Ordering::Acquire);
+            if v != seen {
+                return v;
+            }
+            sys::futex_wait(word, v, None);
         }
     }
 

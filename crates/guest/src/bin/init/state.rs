@@ -1,9 +1,9 @@
-//! Building a test's initial state: the file system and pipes (coordinator, before forking)
-//! and each process's fds and mappings (in the process, before its calls are pinned).
+//! Building a test's initial state: the file system and pipes (coordinator) and each process's
+//! fds and mappings (in the test process, before its call threads prepare), and removing both.
 
 use crate::calls::{page_addr, prot};
 use crate::sys;
-use commuter_guest::plan::{Backing, FdTarget, PAGE, Proc, Setup};
+use commuter_guest::plan::{Backing, FdTarget, MAX_PAGES, PAGE, Proc, Setup};
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, IntoRawFd};
@@ -121,11 +121,15 @@ pub fn clean() -> io::Result<()> {
 }
 
 /// Sets up one process's fds and mappings, then closes every other fd above stderr.
-pub fn setup_proc(proc: &Proc, fs: &Fs) -> io::Result<()> {
+/// `pipe_end(pipe, write)` gives this process an fd of a setup pipe's end.
+pub fn setup_proc(
+    proc: &Proc,
+    pipe_end: impl Fn(usize, bool) -> io::Result<i32>,
+) -> io::Result<()> {
     for f in &proc.fds {
         let from = match f.target {
             FdTarget::File { inode, off } => open_at(inode, off)?,
-            FdTarget::Pipe { pipe, write } => fs.pipes[pipe][usize::from(write)],
+            FdTarget::Pipe { pipe, write } => pipe_end(pipe, write)?,
         };
         sys::dup2(from, f.fd).map_err(ctx(|| format!("dup2 to fd {}", f.fd)))?;
     }
@@ -197,6 +201,21 @@ fn check_map(p: *mut libc::c_void) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Drops everything a test left in a test process: every fd above stderr and every mapping of
+/// the test window (plus `extra`, pages a call mapped where the kernel chose), so that the next
+/// test starts from the process a fresh fork would give.
+pub fn clean_process(extra: impl Iterator<Item = u64>) {
+    close_range(3, u32::MAX);
+    let window = (MAX_PAGES as usize) * PAGE as usize;
+    // SAFETY: unmapping the test window and pages calls mapped, which nothing else uses.
+    unsafe {
+        libc::munmap(page_addr(0) as *mut libc::c_void, window);
+        for addr in extra {
+            libc::munmap(addr as *mut libc::c_void, PAGE as usize);
+        }
     }
 }
 

@@ -114,11 +114,6 @@ pub fn kill_and_reap(pid: libc::pid_t) {
     }
 }
 
-pub fn reap(pid: libc::pid_t) {
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-}
-
 pub fn dup2(from: i32, to: i32) -> io::Result<()> {
     // SAFETY: plain syscall.
     check(unsafe { libc::dup2(from, to) }.into()).map(drop)
@@ -135,5 +130,17 @@ pub fn power_off() -> ! {
         libc::sync();
         libc::reboot(libc::RB_POWER_OFF);
         libc::_exit(1)
+    }
+}
+
+/// A copy in this process of `fd` of process `pid`: the same open file, as fork would have
+/// given (pidfd_open and pidfd_getfd, Linux 5.6).
+pub fn fd_of(pid: libc::pid_t, fd: i32) -> io::Result<i32> {
+    // SAFETY: plain syscalls; the pidfd is closed before returning.
+    unsafe {
+        let pidfd = check(libc::syscall(libc::SYS_pidfd_open, pid, 0))? as i32;
+        let copy = check(libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0));
+        libc::close(pidfd);
+        copy.map(|c| c as i32)
     }
 }
