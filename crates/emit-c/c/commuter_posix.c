@@ -1436,7 +1436,8 @@ int main(int argc, char **argv)
 				fflush(stdout);
 			}
 		}
-		if (chdir("/") != 0 || rmdir(dir) != 0)
+		/* `..` of the test directory is DIR, even when DIR was given relative. */
+		if (chdir("..") != 0 || rmdir(strrchr(dir, '/') + 1) != 0)
 			fprintf(stderr, "commuter-posix-tests: could not remove %s: %s\n", dir,
 				strerror(errno));
 	}

@@ -57,13 +57,13 @@ fn build(c: &CSuite, dir: &Path) -> PathBuf {
     dir.join(PROGRAM)
 }
 
+/// Runs the program in `dir` with its test directory under `dir/work` (given relative).
 fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
-    let work = dir.join("work");
-    std::fs::create_dir_all(&work).expect("work dir");
+    std::fs::create_dir_all(dir.join("work")).expect("work dir");
     Command::new(program)
-        .arg("-d")
-        .arg(&work)
+        .args(["-d", "work"])
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("the C suite runs")
 }
@@ -100,6 +100,9 @@ fn the_subset_compiles_and_passes_natively() {
         text(&out)
     );
     assert!(out.status.success(), "{}", text(&out));
+    // Every test cleaned up after itself, and the run removed its test directory.
+    let left: Vec<_> = std::fs::read_dir(dir.join("work")).expect("list").collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 
     // A selection: one call set and one test of another, by name.
     let first = &suite.call_sets[0];
