@@ -1,11 +1,9 @@
 /*
  * The runtime of the commuter POSIX test suite (see commuter_posix.h) and its main().
  *
- * C99 and POSIX.1-2008. Beyond them, each guarded:
- * - anonymous mappings: MAP_ANONYMOUS or MAP_ANON where the system has one (POSIX.1-2024
- *   added MAP_ANON), else a private mapping of /dev/zero, which behaves the same;
- * - _DEFAULT_SOURCE is defined so that glibc and musl show MAP_ANONYMOUS next to
- *   _POSIX_C_SOURCE (other systems ignore it).
+ * C99 and POSIX.1-2008. Beyond them, guarded: anonymous mappings use MAP_ANONYMOUS or
+ * MAP_ANON where the system has one (POSIX.1-2024 added MAP_ANON), else a private mapping of
+ * /dev/zero, which behaves the same (the feature macros: commuter_posix.h).
  *
  * How a test runs (as the Linux target's guest runs it, without the tracing): the test's
  * files are created in a fresh directory, first under .inodes/ and linked to their names;
@@ -15,9 +13,6 @@
  * to its process over a pipe and its result comes back the same way. A memory access that
  * faults ends with the signal as its result (the process goes on).
  */
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE 1
-
 #include "commuter_posix.h"
 
 #include <dirent.h>

@@ -13,6 +13,24 @@
 #ifndef COMMUTER_POSIX_H
 #define COMMUTER_POSIX_H
 
+/*
+ * Included first by every file of the suite, so these apply everywhere: POSIX.1-2008 (errno
+ * and signal names, the calls), and each C library's switch that also shows its extensions
+ * (for MAP_ANONYMOUS or MAP_ANON; without either the runtime maps /dev/zero instead).
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1 /* glibc, musl */
+#endif
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE 1
+#endif
+#if defined(__NetBSD__) && !defined(_NETBSD_SOURCE)
+#define _NETBSD_SOURCE 1
+#endif
+
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
