@@ -63,6 +63,14 @@ extern const size_t ct_nsets;
 #define CT_EXCL 2
 #define CT_TRUNC 4
 
+/* The flags of mappings and pipe ends, spelled out. */
+#define CT_READONLY 0
+#define CT_WRITABLE 1
+#define CT_ANYWHERE 0
+#define CT_FIXED 1
+#define CT_READ_END 0
+#define CT_WRITE_END 1
+
 /* lseek(2) origins; CT_SEEK_INVALID passes a value no system accepts. */
 enum ct_whence { CT_SEEK_SET, CT_SEEK_CUR, CT_SEEK_END, CT_SEEK_INVALID };
 

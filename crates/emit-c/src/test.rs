@@ -242,12 +242,12 @@ fn emit_setup(out: &mut String, s: &Setup) {
                     out,
                     "\tct_setup_fd_pipe(t, {p}, {}, {pipe}, {});",
                     f.fd,
-                    u8::from(write)
+                    if write { "CT_WRITE_END" } else { "CT_READ_END" }
                 ),
             };
         }
         for m in &proc.maps {
-            let w = u8::from(m.writable);
+            let w = prot_flag(m.writable);
             let _ = match m.backing {
                 Backing::Anon { data } => {
                     writeln!(out, "\tct_setup_map_anon(t, {p}, {}, {data}, {w});", m.page)
@@ -332,7 +332,8 @@ fn emit_call(call: &PosixCall) -> Result<String, String> {
             off,
         } => {
             page(*p)?;
-            let (w, f) = (u8::from(*writable), u8::from(*fixed));
+            let w = prot_flag(*writable);
+            let f = if *fixed { "CT_FIXED" } else { "CT_ANYWHERE" };
             if *anon {
                 format!("ct_mmap_anon(t, {proc}, {w}, {f}, {p});")
             } else {
@@ -351,7 +352,7 @@ fn emit_call(call: &PosixCall) -> Result<String, String> {
             writable,
         } => {
             page(*p)?;
-            format!("ct_mprotect(t, {proc}, {p}, {});", u8::from(*writable))
+            format!("ct_mprotect(t, {proc}, {p}, {});", prot_flag(*writable))
         }
         PosixCall::Memread { proc, page: p } => {
             page(*p)?;
@@ -373,6 +374,10 @@ fn emit_call(call: &PosixCall) -> Result<String, String> {
         check_name(name)?;
     }
     Ok(stmt)
+}
+
+fn prot_flag(w: bool) -> &'static str {
+    if w { "CT_WRITABLE" } else { "CT_READONLY" }
 }
 
 fn call_names(call: &PosixCall) -> Vec<&str> {
