@@ -251,13 +251,17 @@ mod tests {
     use commuter_tests_format::{CallSetTests, Expectation, TestCall, TestCase};
     use serde_json::{Value as Json, json};
 
-    fn suite(model: &str, calls: [(&str, Json, Json); 2], setup: Json) -> TestSuite {
+    fn suite<const N: usize>(
+        model: &str,
+        calls: [(&str, Json, Json); N],
+        setup: Json,
+    ) -> TestSuite {
         let names: Vec<String> = calls.iter().map(|c| c.0.to_string()).collect();
         TestSuite {
             schema: commuter_tests_format::TESTS_SCHEMA.into(),
             version: commuter_tests_format::TESTS_VERSION,
             model: model.into(),
-            ncomb: 2,
+            ncomb: N,
             functions: None,
             max_tests_per_path: 1,
             max_testcases: None,
@@ -273,7 +277,7 @@ mod tests {
                     setup,
                     calls: calls
                         .iter()
-                        .zip(["a", "b"])
+                        .zip(["a", "b", "c"])
                         .map(|((call, args, _), slot)| TestCall {
                             slot: slot.into(),
                             call: call.to_string(),
@@ -282,7 +286,7 @@ mod tests {
                         .collect(),
                     expected: calls
                         .iter()
-                        .zip([("a", "a"), ("ab", "b")])
+                        .zip([("a", "a"), ("ab", "b"), ("abc", "c")])
                         .map(|((_, _, result), (order, slot))| Expectation {
                             order: order.into(),
                             slot: slot.into(),
@@ -338,6 +342,33 @@ mod tests {
         ] {
             assert!(body.contains(line), "{line:?} in\n{body}");
         }
+    }
+
+    #[test]
+    fn three_calls_run_in_order_each_checked_after_the_ones_before() {
+        let stat = |r: Json| ("stat", json!({"name": "__f0"}), r);
+        let s = suite(
+            "posix",
+            [
+                stat(json!({"err": 2})),
+                (
+                    "open",
+                    json!({"proc": 1, "name": "__f0", "creat": true, "excl": false, "trunc": false, "anyfd": false}),
+                    json!({"ok": 0}),
+                ),
+                stat(
+                    json!({"ok": {"inum": "Inum1", "size": 0, "nlink": 1, "atime": 0, "mtime": 0, "ctime": 0}}),
+                ),
+            ],
+            json!({}),
+        );
+        let c = emit(&s).expect("emitted");
+        let body = test_file(&c);
+        let calls = "\t/* call a */\n\tct_stat(t, \"__f0\");\n\tct_expect_err(t, ENOENT);\n\
+                     \t/* call b */\n\tct_open(t, 1, \"__f0\", CT_CREAT);\n\
+                     \tct_expect_any(t); /* the new fd: the system's choice */\n\
+                     \t/* call c */\n\tct_stat(t, \"__f0\");\n\tct_expect_stat(t, -1, 0LL, 1LL);\n";
+        assert!(body.contains(calls), "{body}");
     }
 
     #[test]
