@@ -36,6 +36,10 @@
 #define CT_MAP_ANON MAP_ANON
 #endif
 
+#ifndef PATH_MAX
+#define PATH_MAX 4096 /* a system without a fixed limit */
+#endif
+
 /* The runtime's own fds (pipes to the processes, the setup's pipes) live at or above this,
  * out of the range a test's fds use. */
 #define CT_HIGH_FD (CT_MAX_FD + 1)
@@ -1328,7 +1332,7 @@ static int ct_reserve_area(void)
 	void *p;
 	int fd = -1;
 	if (sizeof(void *) >= 8)
-		hint = (void *)((uintptr_t)1 << 40);
+		hint = (void *)(uintptr_t)(1ULL << 40); /* a 32-bit build never takes this branch */
 #ifdef CT_MAP_ANON
 	p = mmap(hint, len, PROT_NONE, MAP_PRIVATE | CT_MAP_ANON, -1, 0);
 #else
