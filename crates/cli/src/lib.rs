@@ -17,6 +17,7 @@ mod check;
 mod common;
 mod diff;
 mod doctor;
+mod emit_c;
 mod impls;
 mod merge;
 mod output;
@@ -52,6 +53,9 @@ enum Command {
     Testgen(testgen::TestgenArgs),
     /// Statistics of a `tests.json`, or the difference between two.
     Profile(testgen::ProfileArgs),
+    /// Write a POSIX `tests.json` as portable C: one function per test, a runtime and a main
+    /// (`make`, then run natively on any POSIX system).
+    EmitC(emit_c::EmitCArgs),
     /// Run a test suite on a real kernel under the tracer: conflicts.json, summary, heatmap.svg.
     Run(run::RunArgs),
     /// The main job: analyze, generate tests, run them on the stock kernel, report.
@@ -145,6 +149,7 @@ where
         Command::Analyze(args) => analyze::run(&registry, &args),
         Command::Testgen(args) => testgen::run(&registry, &args),
         Command::Profile(args) => testgen::profile(&args),
+        Command::EmitC(args) => emit_c::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&registry, &args),
         Command::Doctor(args) => doctor::doctor(&args),

@@ -24,6 +24,10 @@ pub struct TestgenArgs {
     /// Where to write the tests (JSON).
     #[arg(short, long, default_value = "tests.json")]
     output: PathBuf,
+    /// Also write the suite as portable C into this directory (POSIX model only; the same as
+    /// `commuter emit-c tests.json -o DIR`).
+    #[arg(long, value_name = "DIR")]
+    emit_c: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -53,9 +57,23 @@ pub struct GenerationArgs {
 
 pub fn run(registry: &Registry, args: &TestgenArgs) -> Result<()> {
     let out = AtomicOutput::prepare(&args.output)?;
+    if let Some(dir) = &args.emit_c {
+        // Refused before the long generation, not after it.
+        let model = args.selection.model.as_str();
+        if model != "posix" {
+            return Err(UsageError(format!(
+                "--emit-c writes POSIX-model suites as C; `-m {model}` is not the POSIX model (use -m posix)"
+            ))
+            .into());
+        }
+        crate::emit_c::check_destination(dir)?;
+    }
     let (suite, _) = generate(registry, &args.selection, &args.generation)?;
     out.commit(&to_json(&suite)?)?;
     println!("wrote {}", args.output.display());
+    if let Some(dir) = &args.emit_c {
+        crate::emit_c::write(&suite, dir)?;
+    }
     Ok(())
 }
 

@@ -35,7 +35,10 @@
 //! 5. The guest, if the call is a new system call: an `Op` variant in
 //!    `crates/guest/src/plan.rs` and its execution in `crates/guest/src/bin/init/calls.rs`
 //!    (again an exhaustive `match`).
-//! 6. A test on the real kernel: `crates/targets/tests/linux_calls.rs`.
+//! 6. The C suite (`crates/emit-c/src/test.rs`): `emit_call` and `expectation` do not compile
+//!    until they handle the new variants; a new system call also needs its operation in the
+//!    runtime (`crates/emit-c/c/commuter_posix.c`).
+//! 7. A test on the real kernel: `crates/targets/tests/linux_calls.rs`.
 
 pub mod call;
 pub mod result;
