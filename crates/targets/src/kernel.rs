@@ -81,6 +81,10 @@ impl Target for LinuxKernel {
         })
     }
 
+    fn finished_in(&self, work_dir: &Path) -> u64 {
+        linux::finished_tests(work_dir)
+    }
+
     fn open_symbols(&self, events: &dyn Events) -> SymbolTables {
         SymbolTables {
             kernel: self.symbols.take(events),

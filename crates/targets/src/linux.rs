@@ -327,6 +327,28 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
     })
 }
 
+/// The guest's console log of a boot in `work_dir` (written as the VM runs).
+pub fn console_path(work_dir: &Path) -> PathBuf {
+    work_dir.join(CONSOLE)
+}
+
+/// How many tests of a boot still running in `work_dir` have finished, from the console the
+/// guest writes as it goes (a test ends with its second call's result or with an error).
+pub fn finished_tests(work_dir: &Path) -> u64 {
+    let Ok(console) = std::fs::read_to_string(console_path(work_dir)) else {
+        return 0;
+    };
+    let finished = console.lines().filter(|line| {
+        matches!(
+            GuestLine::parse(line),
+            Some(Ok(
+                GuestLine::Result { call: 1, .. } | GuestLine::Error { test: Some(_), .. }
+            ))
+        )
+    });
+    finished.count() as u64
+}
+
 /// Logs where the VM's time went (the guest's done line), for `bench/run-breakdown`.
 fn log_guest_timing(console: &str, elapsed: Duration) {
     let timing = console
@@ -739,6 +761,24 @@ mod tests {
         assert_eq!(t[0].conflict_free(), Some(true));
         assert_eq!(t[1].errors, vec!["setup: boom".to_string()]);
         assert_eq!(t[1].conflict_free(), None);
+    }
+
+    #[test]
+    fn a_running_boot_counts_tests_ended_by_a_second_result_or_an_error() {
+        let dir = std::env::temp_dir().join(format!("commuter-finished-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(finished_tests(&dir), 0, "no console yet");
+        let console = "\
+@@commuter {\"event\":\"start\",\"version\":1,\"tests\":4}\r
+@@commuter {\"event\":\"result\",\"test\":0,\"call\":0,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":5}}\r
+@@commuter {\"event\":\"result\",\"test\":0,\"call\":1,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":5}}\r
+@@commuter {\"event\":\"error\",\"test\":1,\"message\":\"setup: boom\"}\r
+[ 9.0] kernel noise\r
+@@commuter {\"event\":\"result\",\"test\":2,\"call\":0,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":5}}\r
+@@commuter {\"event\":\"resu";
+        std::fs::write(console_path(&dir), console).unwrap();
+        assert_eq!(finished_tests(&dir), 2, "test 2 has one result so far");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

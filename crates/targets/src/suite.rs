@@ -7,6 +7,7 @@
 //! cannot run recorded with the reason, and the final `conflicts.json` in the suite's order.
 //! Progress and warnings go to the caller's [`Events`]; nothing here prints.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -46,6 +47,13 @@ pub trait Target: Sync {
         batch: &[&Item<Self::Prepared>],
         work_dir: &Path,
     ) -> Result<BatchRun, String>;
+
+    /// How many tests of a batch still running in `work_dir` have finished, judged from the
+    /// files it writes as it goes (for progress within a long batch; 0 if the target cannot
+    /// tell, then a batch counts when it ends).
+    fn finished_in(&self, _work_dir: &Path) -> u64 {
+        0
+    }
 
     /// The symbol tables conflicts are named with; opened once, on the scanning thread.
     fn open_symbols(&self, events: &dyn Events) -> SymbolTables;
@@ -337,7 +345,98 @@ struct Runner<'a, T: Target> {
     events: &'a dyn Events,
 }
 
+/// What a VM thread tells the scanning thread.
+enum VmEvent {
+    Started(usize),
+    Finished(usize, BatchRun),
+}
+
+fn vm_dir(work: &Path, batch: usize) -> PathBuf {
+    work.join(format!("vm-{batch:05}"))
+}
+
+/// Boots one batch; a failed boot marks every test of the batch with the reason.
+fn run_one_batch<T: Target>(
+    target: &T,
+    batch: &[&Item<T::Prepared>],
+    dir: &Path,
+    i: usize,
+) -> BatchRun {
+    let started = std::time::Instant::now();
+    let run = target.run_batch(batch, dir);
+    let vm_seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(batch = i, tests = batch.len(), vm_seconds, "batch ran");
+    run.unwrap_or_else(|e| {
+        tracing::warn!(batch = i, error = %e, "VM failed");
+        BatchRun {
+            runs: failed_batch(batch, &e),
+            platform: None,
+        }
+    })
+}
+
 impl<T: Target> Runner<'_, T> {
+    /// Scans batches as they finish (symbol tables are not shared between threads) and
+    /// reports progress, also within running batches, until every VM thread is done.
+    fn collect_batches(
+        &self,
+        receive: &mpsc::Receiver<VmEvent>,
+        batches: &[&[&Item<T::Prepared>]],
+        done: &mut Vec<TestConflicts>,
+    ) -> Result<(), RunError> {
+        // Per running batch: tests already reported as progress.
+        let mut running: BTreeMap<usize, u64> = BTreeMap::new();
+        // The platform is the same in every boot of a run: checked once.
+        let mut platform_checked = false;
+        loop {
+            match receive.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(VmEvent::Started(i)) => {
+                    running.insert(i, 0);
+                }
+                Ok(VmEvent::Finished(i, run)) => {
+                    let reported = running.remove(&i).unwrap_or(0);
+                    if !platform_checked && let Some(p) = &run.platform {
+                        for w in self
+                            .target
+                            .platform_warnings(p, self.symbols.kernel.as_ref())
+                        {
+                            self.events.warn(&w);
+                        }
+                        platform_checked = true;
+                    }
+                    done.extend(self.scan_batch(i, &run)?);
+                    self.events
+                        .progress((run.runs.len() as u64).saturating_sub(reported));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            for (i, reported) in running.iter_mut() {
+                let finished = self
+                    .target
+                    .finished_in(&vm_dir(self.work, *i))
+                    .min(batches[*i].len() as u64);
+                if finished > *reported {
+                    self.events.progress(finished - *reported);
+                    *reported = finished;
+                }
+            }
+        }
+    }
+
+    /// Names a finished batch's conflicts and keeps them in the work directory (for resume).
+    fn scan_batch(&self, i: usize, run: &BatchRun) -> Result<Vec<TestConflicts>, RunError> {
+        let (kernel, user) = (self.symbols.kernel.as_ref(), self.symbols.user.as_ref());
+        let started = std::time::Instant::now();
+        let tests = scan_with(self.info.clone(), &run.runs, kernel, user).tests;
+        let scan_seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(batch = i, scan_seconds, "batch scanned");
+        let bytes = serde_json::to_vec(&tests).map_err(std::io::Error::other);
+        let path = batch_file(self.work, i);
+        write_atomic(&path, &bytes.map_err(io("writing", &path))?)?;
+        Ok(tests)
+    }
+
     /// Runs every batch not already done, `vms` at a time; returns all tests' conflicts.
     fn run_batches(
         &self,
@@ -358,7 +457,7 @@ impl<T: Target> Runner<'_, T> {
                 None => pending.push(i),
             }
         }
-        let (send, receive) = mpsc::channel::<(usize, BatchRun)>();
+        let (send, receive) = mpsc::channel::<VmEvent>();
         let queue = Mutex::new(pending.clone().into_iter());
         // The VM threads see the target and the batches only (symbol tables stay here).
         let (target, work) = (self.target, self.work);
@@ -368,51 +467,18 @@ impl<T: Target> Runner<'_, T> {
                 let queue = &queue;
                 scope.spawn(move || {
                     while let Some(i) = queue.lock().ok().and_then(|mut q| q.next()) {
-                        let batch = batches[i];
-                        let dir = work.join(format!("vm-{i:05}"));
-                        let started = std::time::Instant::now();
-                        let run = target.run_batch(batch, &dir);
-                        let vm_seconds = started.elapsed().as_secs_f64();
-                        tracing::debug!(batch = i, tests = batch.len(), vm_seconds, "batch ran");
-                        let run = run.unwrap_or_else(|e| {
-                            tracing::warn!(batch = i, error = %e, "VM failed");
-                            BatchRun {
-                                runs: failed_batch(batch, &e),
-                                platform: None,
-                            }
-                        });
-                        if send.send((i, run)).is_err() {
+                        if send.send(VmEvent::Started(i)).is_err() {
+                            return;
+                        }
+                        let run = run_one_batch(target, batches[i], &vm_dir(work, i), i);
+                        if send.send(VmEvent::Finished(i, run)).is_err() {
                             return;
                         }
                     }
                 });
             }
             drop(send);
-            // Scan on this thread as batches finish (symbol tables are not shared between
-            // threads). The platform is the same in every boot of a run: checked once.
-            let mut platform_checked = false;
-            for (i, run) in receive {
-                if let (false, Some(p)) = (platform_checked, &run.platform) {
-                    for w in self
-                        .target
-                        .platform_warnings(p, self.symbols.kernel.as_ref())
-                    {
-                        self.events.warn(&w);
-                    }
-                    platform_checked = true;
-                }
-                let (kernel, user) = (self.symbols.kernel.as_ref(), self.symbols.user.as_ref());
-                let started = std::time::Instant::now();
-                let tests = scan_with(self.info.clone(), &run.runs, kernel, user).tests;
-                let scan_seconds = started.elapsed().as_secs_f64();
-                tracing::debug!(batch = i, scan_seconds, "batch scanned");
-                let bytes = serde_json::to_vec(&tests).map_err(std::io::Error::other);
-                let path = batch_file(self.work, i);
-                write_atomic(&path, &bytes.map_err(io("writing", &path))?)?;
-                self.events.progress(run.runs.len() as u64);
-                done.extend(tests);
-            }
-            Ok(())
+            self.collect_batches(&receive, batches, &mut done)
         })?;
         Ok(done)
     }
