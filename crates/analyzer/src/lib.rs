@@ -88,8 +88,9 @@ pub struct CallSetReport {
     #[serde(default)]
     pub truncated: bool,
     pub path_list: Vec<PathReport>,
-    /// When conditions were requested: the calls commute iff this holds (the disjunction of
-    /// the commutative paths' conditions, simplified; `true`: always; `false`: never).
+    /// When conditions were requested: the calls commute iff this holds, given `runs_iff`
+    /// (the disjunction of the commutative paths' conditions, simplified within the call
+    /// set's preconditions; `true`: always; `false`: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commutes_iff: Option<String>,
     /// When conditions were requested: where every order of the calls can run at all (the
@@ -263,7 +264,10 @@ fn summarize(
                     .map(|(c, _)| c)
                     .collect()
             };
-            (pr.merge(&select(true)), pr.merge(&select(false)))
+            // Whether the calls commute is said within their preconditions (where every order
+            // runs): "commutes iff" is `true` when every path commutes.
+            let all = select(false);
+            (pr.merge(&select(true), &all), pr.merge(&all, &[]))
         });
     let (commutes_iff, runs_iff) = merged.unzip();
     let commutative_paths = path_list.iter().filter(|p| p.commutes).count();

@@ -140,6 +140,9 @@ fn print_table(analysis: &Analysis, args: &AnalyzeArgs, wall: Duration) {
 }
 
 fn print_conditions(cs: &CallSetReport) {
+    if let Some(pre) = cs.runs_iff.as_deref().filter(|p| *p != "true") {
+        println!("    preconditions (every order runs iff): {pre}");
+    }
     if let Some(iff) = &cs.commutes_iff {
         println!("    commutes iff {iff}");
     }

@@ -198,16 +198,22 @@ impl ConditionPrinter {
 
     /// One condition for several paths: their disjunction, as few and as short cases as the
     /// solver can show equivalent (literals no case needs dropped, cases others cover
-    /// dropped). `"true"` when the paths cover every state the assumptions allow, `"false"`
-    /// when there is no path.
-    pub fn merge(&self, conditions: &[&Condition]) -> String {
+    /// dropped), within `context` (other paths' conditions, e.g. every path of the call set:
+    /// the calls' preconditions). `"true"` when the paths cover the whole context (or every
+    /// state the assumptions allow), `"false"` when there is no path.
+    pub fn merge(&self, conditions: &[&Condition], context: &[&Condition]) -> String {
         let mut assumptions: Vec<ZBool> = Vec::new();
-        for c in conditions {
+        for c in conditions.iter().chain(context) {
             for a in &c.assumptions {
                 if !assumptions.contains(a) {
                     assumptions.push(a.clone());
                 }
             }
+        }
+        // The context as one formula, when every path of it is free of internal values.
+        let within: Option<Vec<&ZBool>> = context.iter().map(|c| c.raw.as_ref()).collect();
+        if let Some(within) = within.filter(|w| !w.is_empty()) {
+            assumptions.push(ZBool::or(&within));
         }
         // The common answer first, on the unsimplified conditions: the paths cover every
         // state (paths without internal values suffice to show it).
