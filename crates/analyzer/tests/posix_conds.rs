@@ -61,3 +61,17 @@ fn whole_model_prints_the_same_conditions_twice() {
     let second = render(&run(None));
     assert_eq!(first, second);
 }
+
+/// `open/*`: open paired with every call of the model, open/open included, open first.
+#[test]
+fn open_with_every_call() {
+    let m = find_model("posix").expect("built-in model");
+    let sets = select_model_call_sets(m.as_ref(), Some("open/*"), 2).expect("valid selection");
+    let calls = m.call_info();
+    assert_eq!(sets.len(), calls.len());
+    let open = calls.iter().position(|c| c.name == "open").expect("open");
+    assert!(sets.iter().all(|s| s.len() == 2 && s[0] == open));
+    assert!(sets.contains(&vec![open, open]));
+    let both = select_model_call_sets(m.as_ref(), Some("{open,stat}/*"), 2).expect("valid");
+    assert_eq!(both.len(), 2 * calls.len() - 1);
+}

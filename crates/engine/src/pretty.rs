@@ -985,6 +985,7 @@ fn minimize_cases(cases: &mut Vec<Case>, assumptions: &[ZBool]) {
             return;
         }
     }
+    join_intervals(cases);
     let mut i = 0;
     while i < cases.len() {
         let others: Vec<ZBool> = cases
@@ -1005,6 +1006,72 @@ fn minimize_cases(cases: &mut Vec<Case>, assumptions: &[ZBool]) {
         }
     }
     cases.sort_by_cached_key(Case::render);
+}
+
+/// Join cases that each bound one integer term to adjacent or overlapping intervals:
+/// `x == 1 || x >= 2` reads `x >= 1`.
+fn join_intervals(cases: &mut Vec<Case>) {
+    let interval = |c: &Case| -> Option<(Dynamic, Option<i64>, Option<i64>)> {
+        let [only] = c.outer.as_slice() else {
+            return None;
+        };
+        if !c.inner.is_empty() {
+            return None;
+        }
+        match as_bound(only)? {
+            (t, Bound::AtLeast(k)) => Some((t, Some(k), None)),
+            (t, Bound::AtMost(k)) => Some((t, None, Some(k))),
+            (t, Bound::Is(k)) => Some((t, Some(k), Some(k))),
+            (_, Bound::IsNot(_)) => None,
+        }
+    };
+    let mut i = 0;
+    while i < cases.len() {
+        let Some((t, lo, hi)) = interval(&cases[i]) else {
+            i += 1;
+            continue;
+        };
+        let joined = (0..cases.len()).filter(|&j| j != i).find_map(|j| {
+            let (u, lo2, hi2) = interval(&cases[j])?;
+            if u != t {
+                return None;
+            }
+            // Adjacent or overlapping: neither lies wholly past the other's end plus one.
+            let apart = |h: Option<i64>, l: Option<i64>| match (h, l) {
+                (Some(h), Some(l)) => h.checked_add(1).is_some_and(|h1| h1 < l),
+                _ => false,
+            };
+            if apart(hi, lo2) || apart(hi2, lo) {
+                return None;
+            }
+            let lo = lo.zip(lo2).map(|(a, b)| a.min(b));
+            let hi = hi.zip(hi2).map(|(a, b)| a.max(b));
+            Some((j, lo, hi))
+        });
+        let Some((j, lo, hi)) = joined else {
+            i += 1;
+            continue;
+        };
+        let Some(x) = t.as_int() else {
+            i += 1;
+            continue;
+        };
+        let literal = match (lo, hi) {
+            (Some(l), Some(h)) if l == h => Some(x.eq(ZInt::from_i64(l))),
+            (Some(l), Some(h)) => Some(x.ge(ZInt::from_i64(l)) & x.le(ZInt::from_i64(h))),
+            (Some(l), None) => Some(x.ge(ZInt::from_i64(l))),
+            (None, Some(h)) => Some(x.le(ZInt::from_i64(h))),
+            (None, None) => None,
+        };
+        let joined_case = Case {
+            outer: literal.map(|l| split_and(&l)).unwrap_or_default(),
+            inner: Vec::new(),
+            internals: Vec::new(),
+        };
+        cases[i] = joined_case;
+        cases.remove(j);
+        i = 0;
+    }
 }
 
 fn is_literal(d: &Dynamic) -> bool {
