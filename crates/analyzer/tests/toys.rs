@@ -362,3 +362,57 @@ fn output_is_deterministic() {
     let second = serde_json::to_string(&run("rename", None)).expect("json");
     assert_eq!(first, second);
 }
+
+/// A call set whose orders never all run: no path, and a merged condition that says so.
+mod exclusive {
+    use commuter_engine::{Call, Int, Model, Symbolic, assume, invariant};
+
+    #[derive(Clone, Debug, Symbolic)]
+    pub struct Count {
+        pub n: Int,
+    }
+
+    pub struct ExclusiveModel;
+
+    impl Model for ExclusiveModel {
+        type State = Count;
+        fn name(&self) -> &'static str {
+            "exclusive"
+        }
+        fn description(&self) -> &'static str {
+            "inc, and first, defined only on zero"
+        }
+        fn calls(&self) -> Vec<Call<Count>> {
+            vec![Call::new("inc", inc), Call::new("first", first)]
+        }
+        fn initial_state(&self) -> Count {
+            let s = Count::fresh("s");
+            invariant(&s.n.ge(0));
+            s
+        }
+    }
+
+    fn inc(s: &mut Count, _: &()) {
+        s.n = &s.n + 1;
+    }
+
+    /// Defined only on zero: after an `inc` it cannot run.
+    fn first(s: &mut Count, _: &()) {
+        assume(&s.n.eq(0));
+    }
+}
+
+#[test]
+fn orders_that_never_both_run_have_no_path() {
+    let m: Box<dyn commuter_engine::DynModel> = Box::new(exclusive::ExclusiveModel);
+    let sets = select_model_call_sets(m.as_ref(), Some("inc/first"), 2).expect("sets");
+    let opts = AnalyzeOptions {
+        print_conds: true,
+        ..Default::default()
+    };
+    let a = analyze(m.as_ref(), &sets, &opts, None, &|_| {}).expect("runs");
+    let cs = set(&a, "inc/first");
+    assert_eq!(cs.paths, 0);
+    assert_eq!(cs.runs_iff.as_deref(), Some("false"));
+    assert_eq!(cs.commutes_iff.as_deref(), Some("false"));
+}
