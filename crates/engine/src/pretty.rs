@@ -268,7 +268,7 @@ impl Case {
     }
 
     fn render(&self) -> String {
-        let conjunct = |c: &ZBool| Renderer.expr(&Dynamic::from_ast(c), P_AND + 1);
+        let conjunct = |c: &ZBool| Renderer::default().expr(&Dynamic::from_ast(c), P_AND + 1);
         let mut text: Vec<String> = self.outer.iter().map(conjunct).collect();
         if !self.inner.is_empty() {
             let used: Vec<String> = self
@@ -1084,10 +1084,15 @@ fn is_literal(d: &Dynamic) -> bool {
 /// Render a term in Rust-like syntax over the model's names.
 pub fn render(term: &impl Ast) -> String {
     let d = Dynamic::from_ast(term);
-    Renderer.expr(&d, 0)
+    Renderer::default().expr(&d, 0)
 }
 
-struct Renderer;
+/// Renders terms; `bound` names the variables of the quantifiers being rendered, innermost
+/// last (Z3 refers to them by de Bruijn index).
+#[derive(Default)]
+struct Renderer {
+    bound: std::cell::RefCell<Vec<String>>,
+}
 
 /// Binding strength: higher binds tighter.
 const P_IMPLIES: u8 = 1;
@@ -1106,7 +1111,60 @@ impl Renderer {
                 None => d.to_string(),
             },
             AstKind::App => self.app(d, outer),
+            AstKind::Quantifier => self.quantifier(d, outer),
+            AstKind::Var => self.var(d),
             _ => squash(&d.to_string()),
+        }
+    }
+
+    /// `for all x, y: (body)` (or `for some`), the body rendered like any term, so that its
+    /// operands come in the canonical order too.
+    fn quantifier(&self, d: &Dynamic, outer: u8) -> String {
+        let ctx = d.get_ctx().get_z3_context();
+        let ast = d.get_z3_ast();
+        // SAFETY: `ast` is a live quantifier of this thread's context `ctx` (its kind was just
+        // read); the body is wrapped (reference counted) before use, and symbols are read
+        // into owned strings at once.
+        let (forall, names, body) = unsafe {
+            let forall = z3_sys::Z3_is_quantifier_forall(ctx, ast);
+            let n = z3_sys::Z3_get_quantifier_num_bound(ctx, ast);
+            let names: Vec<String> = (0..n)
+                .map(|i| {
+                    let raw = z3_sys::Z3_get_quantifier_bound_name(ctx, ast, i)
+                        .map(|sym| z3_sys::Z3_get_symbol_string(ctx, sym))
+                        .filter(|raw| !raw.is_null());
+                    match raw {
+                        Some(raw) => squash(&std::ffi::CStr::from_ptr(raw).to_string_lossy()),
+                        None => format!("v{i}"),
+                    }
+                })
+                .collect();
+            let body = z3_sys::Z3_get_quantifier_body(ctx, ast)
+                .map(|b| <Dynamic as Ast>::wrap(d.get_ctx(), b));
+            (forall, names, body)
+        };
+        let Some(body) = body else {
+            return squash(&d.to_string());
+        };
+        let len = names.len();
+        self.bound.borrow_mut().extend(names.iter().cloned());
+        let text = self.expr(&body, 0);
+        let mut bound = self.bound.borrow_mut();
+        let keep = bound.len().saturating_sub(len);
+        bound.truncate(keep);
+        let word = if forall { "for all" } else { "for some" };
+        self.wrap(format!("{word} {}: ({text})", names.join(", ")), 0, outer)
+    }
+
+    /// A bound variable, by the name its quantifier gave it.
+    fn var(&self, d: &Dynamic) -> String {
+        let ctx = d.get_ctx().get_z3_context();
+        // SAFETY: `d` is a live variable term of this thread's context.
+        let index = unsafe { z3_sys::Z3_get_index_value(ctx, d.get_z3_ast()) } as usize;
+        let bound = self.bound.borrow();
+        match bound.len().checked_sub(index + 1) {
+            Some(i) => bound[i].clone(),
+            None => squash(&d.to_string()),
         }
     }
 
