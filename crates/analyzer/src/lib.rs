@@ -14,8 +14,8 @@ pub mod sim;
 use std::time::{Duration, Instant};
 
 use commuter_engine::{
-    ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, Instance, Path, explore,
-    with_fresh_context,
+    Condition, ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, Instance,
+    Path, explore, with_fresh_context,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -88,6 +88,16 @@ pub struct CallSetReport {
     #[serde(default)]
     pub truncated: bool,
     pub path_list: Vec<PathReport>,
+    /// When conditions were requested: the calls commute iff this holds, given `runs_iff`
+    /// (the disjunction of the commutative paths' conditions, simplified within the call
+    /// set's preconditions; `true`: always; `false`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commutes_iff: Option<String>,
+    /// When conditions were requested: where every order of the calls can run at all (the
+    /// disjunction of every path's condition: the calls' preconditions; `true`: everywhere,
+    /// `false`: nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_iff: Option<String>,
     /// Wall time of this call set (not serialized: reports must be reproducible).
     #[serde(skip)]
     pub time: Duration,
@@ -211,6 +221,13 @@ fn summarize(
     opts: &AnalyzeOptions,
 ) -> CallSetReport {
     let printer = opts.print_conds.then(ConditionPrinter::new);
+    let conditions: Option<Vec<Condition>> = printer.as_ref().map(|pr| {
+        exploration
+            .paths
+            .iter()
+            .map(|p| pr.condition(&p.constraints, &p.internals))
+            .collect()
+    });
     let prefix = calls.join("_");
     let path_list: Vec<PathReport> = exploration
         .paths
@@ -230,13 +247,29 @@ fn summarize(
                     .collect(),
                 commutes,
                 divergence,
-                condition: printer
-                    .as_ref()
-                    .map(|pr| pr.render(&p.constraints, &p.internals)),
+                condition: conditions.as_ref().map(|c| c[i].text()),
                 unknowns: p.unknowns.clone(),
             }
         })
         .collect();
+    let merged = printer
+        .as_ref()
+        .zip(conditions.as_ref())
+        .map(|(pr, conds)| {
+            let select = |commuting_only: bool| -> Vec<&Condition> {
+                conds
+                    .iter()
+                    .zip(&path_list)
+                    .filter(|(_, r)| r.commutes || !commuting_only)
+                    .map(|(c, _)| c)
+                    .collect()
+            };
+            // Whether the calls commute is said within their preconditions (where every order
+            // runs): "commutes iff" is `true` when every path commutes.
+            let all = select(false);
+            (pr.merge(&select(true), &all), pr.merge(&all, &[]))
+        });
+    let (commutes_iff, runs_iff) = merged.unzip();
     let commutative_paths = path_list.iter().filter(|p| p.commutes).count();
     let paths = path_list.len();
     CallSetReport {
@@ -251,6 +284,8 @@ fn summarize(
         },
         truncated: exploration.truncated,
         path_list,
+        commutes_iff,
+        runs_iff,
         time: Duration::ZERO,
         stats: Some(exploration.stats.clone()),
     }

@@ -3,34 +3,54 @@
 //! ```text
 //! spec   := item ("," item)*
 //! item   := "!"? term
-//! term   := "*" | name | set | "{" spec "}"
-//! set    := name ("/" name)+          (an explicit call set; braces expand: {a,b}/c)
+//! term   := alt ("/" alt)*          (one alt: calls for the pool; several: explicit call sets)
+//! alt    := "*" | name | "{" group "}"
+//! group  := alt ("," alt)*           (the calls it lists: names, `*`, nested groups)
 //! ```
 //!
-//! Names and `*` add calls to a pool; every combination (with repetition) of `n` pool calls is a
-//! call set. Explicit sets are added as they are. `!` removes: `!name` every set containing the
-//! call, `!a/b` that exact set. Without a spec the pool is the model's default calls.
+//! `*` stands for every call of the model (those left out by default too) wherever a call name
+//! may stand. A term of one alternative adds its calls to a pool; every combination (with
+//! repetition) of `n` pool calls is a call set. A term of several alternatives joined by `/`
+//! is the explicit call sets of their product, one call from each, in the order written
+//! (`open/*` is open with every call, `{open,stat}/close` is open/close and stat/close). `!`
+//! removes: `!name` (or `!{..}`, `!*`) every set containing one of the calls, `!a/b` those exact
+//! sets. Without a positive item the pool is the model's default calls.
+//!
+//! A call set is a multiset: `open/stat` and `stat/open` are one set, analysed once, in the
+//! order the first explicit mention wrote it (pool combinations: the model's call order).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-/// A call set: indices into the model's calls, sorted (commutativity is symmetric).
+/// A call set: indices into the model's calls, in the order the user wrote them (pool
+/// combinations: the model's order). The order names the slots (`a`, `b`, ...) only:
+/// commutativity is symmetric.
 pub type CallSet = Vec<usize>;
 
 /// A malformed or unknown `-f` expression.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SelectError {
-    #[error("unknown call `{name}` in `{spec}`; the model's calls are: {known}")]
+    #[error(
+        "unknown call `{name}` at column {column} of the call selection `{spec}`; the model's \
+         calls are: {known}\n{}",
+        caret(spec, *column)
+    )]
     UnknownCall {
         name: String,
         spec: String,
+        /// 1-based, in characters.
+        column: usize,
         known: String,
     },
-    #[error("malformed call selection `{spec}` at character {position}: {problem}")]
+    #[error(
+        "malformed call selection `{spec}` at column {column}: {problem}\n{}",
+        caret(spec, *column)
+    )]
     Malformed {
         spec: String,
-        position: usize,
+        /// 1-based, in characters.
+        column: usize,
         problem: String,
     },
     #[error("the call selection `{spec}` selects no call set; check the names and `!` exclusions")]
@@ -39,23 +59,36 @@ pub enum SelectError {
     BadSize(usize),
 }
 
+/// The spec on one line and a caret under `column` on the next.
+fn caret(spec: &str, column: usize) -> String {
+    format!("  {spec}\n  {}^", " ".repeat(column.saturating_sub(1)))
+}
+
+/// One call name as written, or `*`.
 #[derive(Debug, Clone, PartialEq)]
-enum Term {
+enum Name {
     All,
-    Names(Vec<String>),
-    Sets(Vec<Vec<String>>),
+    Call { name: String, column: usize },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct Item {
     negated: bool,
-    term: Term,
+    /// One alternative per `/`-joined position; each lists the calls it stands for.
+    alts: Vec<Vec<Name>>,
 }
 
 struct Parser<'a> {
     spec: &'a str,
     chars: Vec<char>,
     pos: usize,
+}
+
+/// What may start an alternative, for messages.
+const ALT_START: &str = "a call name, `*` or `{`";
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-' || c == '.'
 }
 
 impl<'a> Parser<'a> {
@@ -70,8 +103,15 @@ impl<'a> Parser<'a> {
     fn error(&self, problem: impl Into<String>) -> SelectError {
         SelectError::Malformed {
             spec: self.spec.to_string(),
-            position: self.pos + 1,
+            column: self.pos + 1,
             problem: problem.into(),
+        }
+    }
+
+    fn found(&self) -> String {
+        match self.peek() {
+            Some(c) => format!("found `{c}`"),
+            None => "found the end".to_string(),
         }
     }
 
@@ -94,93 +134,125 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn spec_list(&mut self) -> Result<Vec<Item>, SelectError> {
+    /// The whole spec, up to its end.
+    fn spec(&mut self) -> Result<Vec<Item>, SelectError> {
         let mut items = vec![self.item()?];
         loop {
             self.skip_spaces();
-            if !self.eat(',') {
-                return Ok(items);
+            match self.peek() {
+                None => return Ok(items),
+                Some(',') => {
+                    self.pos += 1;
+                    items.push(self.item()?);
+                }
+                Some('}') => {
+                    return Err(self.error("unexpected `}`: no `{` group is open here; remove it"));
+                }
+                Some(c) => {
+                    return Err(self.error(format!(
+                        "unexpected `{c}` after a complete item; separate items with `,` and \
+                         join the calls of a set with `/` (e.g. `open,stat` or `open/stat`)"
+                    )));
+                }
             }
-            items.push(self.item()?);
         }
     }
 
     fn item(&mut self) -> Result<Item, SelectError> {
         self.skip_spaces();
-        let negated = self.eat('!');
-        let term = self.term()?;
-        Ok(Item { negated, term })
-    }
-
-    /// A term: `*`, or one or more `/`-joined alternatives (names or `{..}` groups).
-    fn term(&mut self) -> Result<Term, SelectError> {
-        self.skip_spaces();
-        if self.eat('*') {
-            return Ok(Term::All);
+        let starts_item = |c: char| is_name_char(c) || matches!(c, '*' | '{' | '!');
+        if !self.peek().is_some_and(starts_item) {
+            return Err(self.error(format!(
+                "expected a call name, `*`, `{{` or `!` to start an item, {}",
+                self.found()
+            )));
         }
-        let mut parts = vec![self.alternatives()?];
+        let negated = self.eat('!');
+        let mut alts = vec![self.alt("after `!`")?];
         self.skip_spaces();
         while self.eat('/') {
-            parts.push(self.alternatives()?);
+            alts.push(self.alt("after `/`")?);
             self.skip_spaces();
         }
-        if parts.len() == 1 {
-            let names = parts.pop().unwrap_or_default();
-            return Ok(Term::Names(names));
-        }
-        Ok(Term::Sets(cartesian(&parts)))
+        Ok(Item { negated, alts })
     }
 
-    /// A name, or `{spec}` standing for the names it lists.
-    fn alternatives(&mut self) -> Result<Vec<String>, SelectError> {
+    /// An alternative: `*`, a name or a `{..}` group; `context` says where it stands, for
+    /// messages.
+    fn alt(&mut self, context: &str) -> Result<Vec<Name>, SelectError> {
         self.skip_spaces();
+        if self.eat('*') {
+            return Ok(vec![Name::All]);
+        }
         if self.eat('{') {
-            let items = self.spec_list()?;
-            self.skip_spaces();
-            if !self.eat('}') {
-                return Err(self.error("expected `}` to close the group"));
-            }
-            let mut names = Vec::new();
-            for item in items {
-                match (item.negated, item.term) {
-                    (false, Term::Names(n)) => names.extend(n),
-                    _ => return Err(self.error("a `{..}` group may only list call names")),
-                }
-            }
-            return Ok(names);
+            return self.group();
         }
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
-        {
+        while self.peek().is_some_and(is_name_char) {
             self.pos += 1;
         }
         if start == self.pos {
-            return Err(match self.peek() {
-                Some(c) => self.error(format!("expected a call name, `*` or `{{`, found `{c}`")),
-                None => self.error("expected a call name, `*` or `{`, found the end"),
-            });
+            let extra = if self.peek() == Some('!') {
+                " (`!` goes once, at the start of an item: `!open`, `!open/stat`)"
+            } else {
+                ""
+            };
+            return Err(self.error(format!(
+                "expected {ALT_START} {context}, {}{extra}",
+                self.found()
+            )));
         }
-        Ok(vec![self.chars[start..self.pos].iter().collect()])
+        Ok(vec![Name::Call {
+            name: self.chars[start..self.pos].iter().collect(),
+            column: start + 1,
+        }])
+    }
+
+    /// After `{`: alternatives separated by `,`, up to `}`.
+    fn group(&mut self) -> Result<Vec<Name>, SelectError> {
+        let mut names = Vec::new();
+        loop {
+            self.skip_spaces();
+            if self.peek() == Some('!') {
+                return Err(self.error(
+                    "`!` cannot stand inside a `{..}` group; exclude outside it (e.g. `*,!open`)",
+                ));
+            }
+            if self.peek().is_none() || self.peek() == Some('}') || self.peek() == Some(',') {
+                return Err(self.error(format!(
+                    "expected {ALT_START} inside the `{{..}}` group, {}",
+                    self.found()
+                )));
+            }
+            names.extend(self.alt("inside the `{..}` group")?);
+            self.skip_spaces();
+            match self.peek() {
+                Some(',') => self.pos += 1,
+                Some('}') => {
+                    self.pos += 1;
+                    return Ok(names);
+                }
+                Some('/') => {
+                    return Err(self.error(
+                        "a `{..}` group lists alternatives for one call, not call sets; put the \
+                         `/` outside it (e.g. `{open,stat}/close`)",
+                    ));
+                }
+                None => {
+                    return Err(self.error("expected `}` to close the group, found the end"));
+                }
+                Some(c) => {
+                    return Err(self.error(format!(
+                        "expected `,` or `}}` inside the `{{..}}` group, found `{c}`"
+                    )));
+                }
+            }
+        }
     }
 }
 
-fn cartesian(parts: &[Vec<String>]) -> Vec<Vec<String>> {
-    parts.iter().fold(vec![Vec::new()], |acc, alts| {
-        acc.iter()
-            .flat_map(|prefix| {
-                alts.iter().map(move |a| {
-                    let mut v = prefix.clone();
-                    v.push(a.clone());
-                    v
-                })
-            })
-            .collect()
-    })
-}
-
-/// The call sets selected by `spec` (or the defaults), in canonical order.
+/// The call sets selected by `spec` (or the defaults): ordered by their calls as a multiset in
+/// the model's order, each in the order first written (see the module documentation).
 ///
 /// `calls` are the model's call names in order; `default` says which are in the default pool.
 pub fn select_call_sets(
@@ -194,70 +266,74 @@ pub fn select_call_sets(
     }
     let items = match spec {
         None => Vec::new(),
-        Some(s) => {
-            let mut p = Parser::new(s);
-            let items = p.spec_list()?;
-            p.skip_spaces();
-            if p.pos != p.chars.len() {
-                return Err(p.error(format!("unexpected `{}`", p.chars[p.pos])));
-            }
-            items
-        }
+        Some(s) => Parser::new(s).spec()?,
     };
-    let lookup = |name: &str| {
-        calls
-            .iter()
-            .position(|c| *c == name)
-            .ok_or_else(|| SelectError::UnknownCall {
-                name: name.to_string(),
-                spec: spec.unwrap_or_default().to_string(),
-                known: calls.join(", "),
-            })
+    let resolve = |names: &[Name]| -> Result<Vec<usize>, SelectError> {
+        let mut ids = Vec::new();
+        for name in names {
+            match name {
+                Name::All => ids.extend(0..calls.len()),
+                Name::Call { name, column } => {
+                    let i = calls.iter().position(|c| c == name).ok_or_else(|| {
+                        SelectError::UnknownCall {
+                            name: name.clone(),
+                            spec: spec.unwrap_or_default().to_string(),
+                            column: *column,
+                            known: calls.join(", "),
+                        }
+                    })?;
+                    ids.push(i);
+                }
+            }
+        }
+        // A group may list a call twice (`{open,*}`): it stands for it once.
+        let mut seen = BTreeSet::new();
+        ids.retain(|i| seen.insert(*i));
+        Ok(ids)
     };
     let mut pool = BTreeSet::new();
-    let mut explicit = BTreeSet::new();
+    // Keyed by the sorted calls: a set is one multiset, kept in the order first written.
+    let mut explicit: BTreeMap<CallSet, CallSet> = BTreeMap::new();
     let mut banned_calls = BTreeSet::new();
     let mut banned_sets = BTreeSet::new();
     let has_positive = items.iter().any(|i| !i.negated);
     if !has_positive {
-        pool.extend((0..calls.len()).filter(|&i| default[i]));
+        pool.extend((0..calls.len()).filter(|&i| default.get(i).copied().unwrap_or(false)));
     }
     for item in &items {
-        match (&item.term, item.negated) {
-            (Term::All, false) => pool.extend(0..calls.len()),
-            (Term::All, true) => banned_calls.extend(0..calls.len()),
-            (Term::Names(names), neg) => {
-                for name in names {
-                    let i = lookup(name)?;
-                    if neg {
-                        banned_calls.insert(i);
-                    } else {
-                        pool.insert(i);
-                    }
-                }
+        let alts = item
+            .alts
+            .iter()
+            .map(|a| resolve(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let [only] = alts.as_slice() {
+            if item.negated {
+                banned_calls.extend(only.iter().copied());
+            } else {
+                pool.extend(only.iter().copied());
             }
-            (Term::Sets(sets), neg) => {
-                for set in sets {
-                    let mut ids = set
-                        .iter()
-                        .map(|n| lookup(n))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    ids.sort_unstable();
-                    if neg {
-                        banned_sets.insert(ids);
-                    } else {
-                        explicit.insert(ids);
-                    }
-                }
+            continue;
+        }
+        for set in cartesian(&alts) {
+            let key = sorted(&set);
+            if item.negated {
+                banned_sets.insert(key);
+            } else {
+                explicit.entry(key).or_insert(set);
             }
         }
     }
     let pool: Vec<usize> = pool.into_iter().collect();
-    let mut sets: BTreeSet<CallSet> = combinations_with_repetition(&pool, n).collect();
-    sets.extend(explicit);
+    let mut sets = explicit;
+    for combo in combinations_with_repetition(&pool, n) {
+        sets.entry(combo.clone()).or_insert(combo);
+    }
     let selected: Vec<CallSet> = sets
         .into_iter()
-        .filter(|s| !banned_sets.contains(s) && !s.iter().any(|c| banned_calls.contains(c)))
+        .filter(|(key, _)| {
+            !banned_sets.contains(key) && !key.iter().any(|c| banned_calls.contains(c))
+        })
+        .map(|(_, set)| set)
         .collect();
     if selected.is_empty() {
         return Err(SelectError::Empty {
@@ -265,6 +341,26 @@ pub fn select_call_sets(
         });
     }
     Ok(selected)
+}
+
+fn sorted(set: &[usize]) -> CallSet {
+    let mut key = set.to_vec();
+    key.sort_unstable();
+    key
+}
+
+fn cartesian(parts: &[Vec<usize>]) -> Vec<CallSet> {
+    parts.iter().fold(vec![Vec::new()], |acc, alts| {
+        acc.iter()
+            .flat_map(|prefix| {
+                alts.iter().map(move |a| {
+                    let mut v = prefix.clone();
+                    v.push(*a);
+                    v
+                })
+            })
+            .collect()
+    })
 }
 
 /// [`select_call_sets`] over a model's calls and default call set.
@@ -301,84 +397,4 @@ fn combinations_with_repetition(pool: &[usize], n: usize) -> impl Iterator<Item 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CALLS: &[&str] = &["open", "stat", "close", "sync"];
-    const DEFAULT: &[bool] = &[true, true, true, false];
-
-    fn names(sets: &[CallSet]) -> Vec<String> {
-        sets.iter()
-            .map(|s| s.iter().map(|&i| CALLS[i]).collect::<Vec<_>>().join("/"))
-            .collect()
-    }
-
-    fn sel(spec: Option<&str>, n: usize) -> Vec<String> {
-        names(&select_call_sets(CALLS, DEFAULT, spec, n).expect("valid spec"))
-    }
-
-    #[test]
-    fn default_is_all_default_pairs() {
-        assert_eq!(
-            sel(None, 2),
-            [
-                "open/open",
-                "open/stat",
-                "open/close",
-                "stat/stat",
-                "stat/close",
-                "close/close"
-            ]
-        );
-    }
-
-    #[test]
-    fn names_star_and_exclusions() {
-        assert_eq!(
-            sel(Some("open,stat"), 2),
-            ["open/open", "open/stat", "stat/stat"]
-        );
-        assert_eq!(sel(Some("*,!open,!stat,!close"), 1), ["sync"]);
-        assert_eq!(
-            sel(Some("!open"), 2),
-            ["stat/stat", "stat/close", "close/close"]
-        );
-        assert_eq!(sel(Some("*,!open/stat"), 2).len(), 9);
-    }
-
-    #[test]
-    fn explicit_sets_and_groups() {
-        assert_eq!(sel(Some("stat/open"), 2), ["open/stat"]);
-        assert_eq!(
-            sel(Some("{open,close}/stat"), 2),
-            ["open/stat", "stat/close"]
-        );
-        assert_eq!(sel(Some("open/stat/close"), 2), ["open/stat/close"]);
-        assert_eq!(sel(Some("stat,{open,close}/sync"), 2).len(), 3);
-        assert_eq!(sel(Some("open"), 3), ["open/open/open"]);
-    }
-
-    #[test]
-    fn errors_say_what_and_where() {
-        let e = select_call_sets(CALLS, DEFAULT, Some("open,bogus"), 2).unwrap_err();
-        assert!(e.to_string().contains("unknown call `bogus`"), "{e}");
-        assert!(e.to_string().contains("open, stat, close, sync"), "{e}");
-        let e = select_call_sets(CALLS, DEFAULT, Some("open/"), 2).unwrap_err();
-        assert_eq!(
-            e,
-            SelectError::Malformed {
-                spec: "open/".into(),
-                position: 6,
-                problem: "expected a call name, `*` or `{`, found the end".into()
-            }
-        );
-        let e = select_call_sets(CALLS, DEFAULT, Some("{open,stat"), 2).unwrap_err();
-        assert!(e.to_string().contains("expected `}`"), "{e}");
-        let e = select_call_sets(CALLS, DEFAULT, Some("open,!open"), 2).unwrap_err();
-        assert!(matches!(e, SelectError::Empty { .. }));
-        assert_eq!(
-            select_call_sets(CALLS, DEFAULT, None, 0).unwrap_err(),
-            SelectError::BadSize(0)
-        );
-    }
-}
+mod tests;

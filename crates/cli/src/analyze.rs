@@ -50,7 +50,9 @@ pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
     let out = AtomicOutput::prepare(&args.output)?;
     let opts = AnalyzeOptions {
         explore: args.selection.explore_options(),
-        print_conds: args.print_conds,
+        // `--check-conds` needs the merged conditions to tell "always" from "always, given
+        // the preconditions".
+        print_conds: args.print_conds || args.check_conds,
     };
     tracing::info!(
         model = selected.model.name(),
@@ -78,11 +80,20 @@ pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
-fn commutes_word(c: Commutes) -> &'static str {
-    match c {
-        Commutes::Always => "always",
-        Commutes::Sometimes => "sometimes",
-        Commutes::Never => "never",
+/// The `--check-conds` verdict: "always" only when the calls commute in every state,
+/// "always, given the preconditions: .." when only the calls' preconditions restrict it.
+fn verdict(cs: &CallSetReport) -> String {
+    if cs.paths == 0 {
+        return "never both run (no state satisfies the calls' preconditions in every order)"
+            .to_string();
+    }
+    match cs.commutes {
+        Commutes::Always => match cs.runs_iff.as_deref() {
+            None | Some("true") => "always".to_string(),
+            Some(pre) => format!("always, given the preconditions: {pre}"),
+        },
+        Commutes::Sometimes => "sometimes".to_string(),
+        Commutes::Never => "never".to_string(),
     }
 }
 
@@ -101,7 +112,7 @@ fn print_table(analysis: &Analysis, args: &AnalyzeArgs, wall: Duration) {
     );
     for cs in &analysis.call_sets {
         let verdict = if args.check_conds {
-            format!("  {}", commutes_word(cs.commutes))
+            format!("  {}", verdict(cs))
         } else {
             String::new()
         };
@@ -129,6 +140,12 @@ fn print_table(analysis: &Analysis, args: &AnalyzeArgs, wall: Duration) {
 }
 
 fn print_conditions(cs: &CallSetReport) {
+    if let Some(pre) = cs.runs_iff.as_deref().filter(|p| *p != "true") {
+        println!("    preconditions (every order runs iff): {pre}");
+    }
+    if let Some(iff) = &cs.commutes_iff {
+        println!("    commutes iff {iff}");
+    }
     for p in &cs.path_list {
         let cond = p.condition.as_deref().unwrap_or("");
         if p.commutes {

@@ -24,8 +24,9 @@ pub struct SelectionArgs {
     /// Number of calls per call set.
     #[arg(short = 'n', long = "ncomb", default_value_t = 2)]
     pub ncomb: usize,
-    /// Which call sets: names, `*`, `!name`, `a/b` sets, `{..}` groups, comma-separated
-    /// (e.g. `open,stat`, `*,!sync`, `{open,link}/unlink`).
+    /// Which call sets: names, `*`, `!name`, `a/b` sets, `{..}` groups, comma-separated; `*`
+    /// may stand for any call of a set (e.g. `open,stat`, `*,!sync`, `{open,link}/unlink`,
+    /// `open/*`). A set keeps the order typed.
     #[arg(short, long)]
     pub functions: Option<String>,
     /// Worker threads (default: all cores).

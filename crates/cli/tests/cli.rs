@@ -70,6 +70,69 @@ fn same_input_same_bytes() {
 }
 
 #[test]
+fn selection_with_star_keeps_the_order_typed_and_merges_conditions() {
+    let dir = temp_dir("star");
+    let out = commuter(
+        &[
+            "analyze",
+            "-m",
+            "kv",
+            "-f",
+            "remove/*",
+            "--check-conds",
+            "--print-conds",
+            "-o",
+            "a.json",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("a.json")).expect("written")).expect("json");
+    let sets: Vec<String> = json["call_sets"]
+        .as_array()
+        .expect("call sets")
+        .iter()
+        .map(|c| {
+            c["calls"]
+                .as_array()
+                .expect("calls")
+                .iter()
+                .filter_map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    // remove with every call, remove/remove included, remove first as typed.
+    assert_eq!(
+        sets,
+        [
+            "remove/insert",
+            "remove/get",
+            "remove/remove",
+            "remove/contains",
+            "remove/len"
+        ]
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("    commutes iff !s.map.contains(a.key)\n"),
+        "{stdout}"
+    );
+    assert!(json["call_sets"][4]["commutes_iff"] == "!s.map.contains(a.key)");
+    let out = commuter(
+        &["analyze", "-m", "counter", "-f", "dec/*", "--check-conds"],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("always, given the preconditions: s.counter >= 1"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn bad_input_is_a_clear_error_with_exit_code_2() {
     let dir = temp_dir("errors");
     let cases: &[(&[&str], &str)] = &[
@@ -83,6 +146,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
             "malformed call selection",
         ),
         (&["analyze", "-m", "counter", "-f", "{inc"], "expected `}`"),
+        (
+            &["analyze", "-m", "counter", "-f", "inc dec"],
+            "at column 5: unexpected `d`",
+        ),
         (
             &["analyze", "-m", "counter", "-n", "0"],
             "--ncomb must be at least 1",

@@ -478,3 +478,18 @@ pub fn concrete_label<K: Key>(
 ) -> Result<Json, PoolExhausted> {
     Ok(json!(format!("{namespace}{}", cx.label(namespace, v)?)))
 }
+
+macro_rules! concrete_tuple {
+    ($($n:tt $t:ident),+) => {
+        /// A tuple shows as a JSON array of its elements.
+        impl<$($t: Concrete),+> Concrete for ($($t,)+) {
+            fn concrete(&self, cx: &mut Concretizer) -> Result<Json, PoolExhausted> {
+                Ok(Json::Array(vec![$(self.$n.concrete(cx)?),+]))
+            }
+        }
+    };
+}
+concrete_tuple!(0 A);
+concrete_tuple!(0 A, 1 B);
+concrete_tuple!(0 A, 1 B, 2 C);
+concrete_tuple!(0 A, 1 B, 2 C, 3 D);

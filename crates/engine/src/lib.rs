@@ -30,7 +30,7 @@ pub use exec::{
     set_current_thread, with_fresh_context,
 };
 pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model};
-pub use pretty::{ConditionPrinter, render};
+pub use pretty::{Condition, ConditionPrinter, render};
 /// JSON values, as concrete tests are written.
 pub use serde_json;
 pub use value::{

@@ -517,6 +517,22 @@ tuple_eq!(0 A, 1 B);
 tuple_eq!(0 A, 1 B, 2 C);
 tuple_eq!(0 A, 1 B, 2 C, 3 D);
 
+/// Tuples are symbolic element-wise (call arguments such as `(Key, Value)`): element `i` of a
+/// tuple named `a` is named `a.i`, as a struct's field would be.
+macro_rules! tuple_symbolic {
+    ($($n:tt $t:ident),+) => {
+        impl<$($t: Symbolic),+> Symbolic for ($($t,)+) {
+            fn fresh(name: &str) -> Self {
+                ($($t::fresh(&format!("{name}.{}", $n)),)+)
+            }
+        }
+    };
+}
+tuple_symbolic!(0 A);
+tuple_symbolic!(0 A, 1 B);
+tuple_symbolic!(0 A, 1 B, 2 C);
+tuple_symbolic!(0 A, 1 B, 2 C, 3 D);
+
 impl Symbolic for () {
     fn fresh(_: &str) -> Self {}
 }

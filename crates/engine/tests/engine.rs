@@ -279,3 +279,21 @@ fn a_class_is_the_relevant_facts_and_every_pair_of_relevant_terms() {
         );
     });
 }
+
+/// A quantifier prints its body like any term: in canonical order, whatever order Z3 keeps.
+#[test]
+fn quantifiers_print_their_body_in_canonical_order() {
+    use commuter_engine::render;
+    use commuter_engine::z3::ast::{Bool as ZBool, Int as ZInt, forall_const};
+    with_fresh_context(|| {
+        let x = ZInt::new_const("x");
+        let y = ZInt::new_const("y");
+        let zero = ZInt::from_i64(0);
+        let one = ZBool::or(&[x.eq(&y), y.gt(&zero)]);
+        let other = ZBool::or(&[y.gt(&zero), x.eq(&y)]);
+        let first = forall_const(&[&x], &[], &one);
+        let second = forall_const(&[&x], &[], &other);
+        assert_eq!(render(&first), "for all x: (x == y || y > 0)");
+        assert_eq!(render(&first), render(&second));
+    });
+}

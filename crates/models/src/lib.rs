@@ -1,6 +1,7 @@
 //! The built-in interface models, and the registry the CLI lists and runs them from.
 //!
-//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`, `kv`) are
+//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`, `kv`,
+//! `set`) are
 //! small interfaces with known commutativity answers; they document the model API by example and
 //! test the pipeline end to end. `posix` is the paper's file-system and virtual-memory model.
 
@@ -20,6 +21,7 @@ pub fn builtin_models() -> Vec<Box<dyn DynModel>> {
         Box::new(toys::trackforget::TrackForgetModel),
         Box::new(toys::upipe::UpipeModel),
         Box::new(toys::kv::KvModel),
+        Box::new(toys::set::SetModel),
     ]
 }
 
