@@ -1,5 +1,7 @@
 //! Writing result files atomically: a temporary file beside the target, renamed into place, so
 //! a reader never sees a half-written file and an interrupted run leaves the old file intact.
+//! A target that exists and is not a regular file (`/dev/null`, a named pipe, `/dev/stdout`)
+//! is written directly: renaming over it would replace the device or pipe with a file.
 
 use std::fs;
 use std::io::Write;
@@ -12,12 +14,36 @@ use crate::UsageError;
 /// A destination checked for writability before the (long) work that fills it.
 pub struct AtomicOutput {
     target: PathBuf,
-    temp: PathBuf,
+    /// The temporary file renamed into place; `None` writes the target directly.
+    temp: Option<PathBuf>,
 }
 
 impl AtomicOutput {
     /// Fails with a usage error if the file cannot be created where asked.
     pub fn prepare(target: &Path) -> Result<Self> {
+        let cannot = |e: std::io::Error| {
+            UsageError(format!(
+                "cannot write `{}`: {e}; choose a writable path with --output",
+                target.display()
+            ))
+        };
+        match fs::metadata(target) {
+            Ok(m) if m.is_dir() => {
+                return Err(UsageError(format!(
+                    "output path `{}` is a directory; name a file in it",
+                    target.display()
+                ))
+                .into());
+            }
+            // Not opened here: opening a named pipe waits for its reader.
+            Ok(m) if !m.is_file() => {
+                return Ok(AtomicOutput {
+                    target: target.to_path_buf(),
+                    temp: None,
+                });
+            }
+            _ => {}
+        }
         let name = target.file_name().ok_or_else(|| {
             UsageError(format!("output path `{}` names no file", target.display()))
         })?;
@@ -30,26 +56,30 @@ impl AtomicOutput {
             name.to_string_lossy(),
             std::process::id()
         ));
-        fs::File::create(&temp).map_err(|e| {
-            UsageError(format!(
-                "cannot write `{}`: {e}; choose a writable path with --output",
-                target.display()
-            ))
-        })?;
+        fs::File::create(&temp).map_err(cannot)?;
         Ok(AtomicOutput {
             target: target.to_path_buf(),
-            temp,
+            temp: Some(temp),
         })
     }
 
     /// Write all of `bytes`, flush to disk, and move into place.
     pub fn commit(self, bytes: &[u8]) -> Result<()> {
-        let mut f = fs::File::create(&self.temp)
-            .with_context(|| format!("writing {}", self.temp.display()))?;
+        let Some(temp) = &self.temp else {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(&self.target)
+                .with_context(|| format!("writing {}", self.target.display()))?;
+            return f
+                .write_all(bytes)
+                .with_context(|| format!("writing {}", self.target.display()));
+        };
+        let mut f =
+            fs::File::create(temp).with_context(|| format!("writing {}", temp.display()))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", self.temp.display()))?;
-        fs::rename(&self.temp, &self.target)
+            .with_context(|| format!("writing {}", temp.display()))?;
+        fs::rename(temp, &self.target)
             .with_context(|| format!("moving the result into {}", self.target.display()))?;
         Ok(())
     }
@@ -58,6 +88,45 @@ impl AtomicOutput {
 impl Drop for AtomicOutput {
     fn drop(&mut self) {
         // After a successful commit the temporary file is gone; otherwise remove it.
-        let _ = fs::remove_file(&self.temp);
+        if let Some(temp) = &self.temp {
+            let _ = fs::remove_file(temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn a_named_pipe_is_written_through_not_replaced() {
+        let dir = std::env::temp_dir().join(format!("commuter-output-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("out.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo failed");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        AtomicOutput::prepare(&fifo).unwrap().commit(b"{}").unwrap();
+        assert_eq!(reader.join().unwrap(), b"{}");
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file beside the pipe");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_refused_with_the_fix() {
+        let err = AtomicOutput::prepare(&std::env::temp_dir()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("is a directory; name a file in it")
+        );
     }
 }
