@@ -105,9 +105,10 @@ fn print_movers(selected: &crate::common::Selected, opts: &AnalyzeOptions) -> Re
     println!("movers: a;b can be swapped to b;a (a is a right mover with respect to b)");
     for m in &movers {
         println!(
-            "{}  {} of {} paths{}",
+            "{}  {} ({} of {} paths){}",
             m.name(),
             commutes_word(m.moves),
+            m.movable_paths,
             m.paths,
             if m.unknowns > 0 {
                 format!(", {} solver unknowns", m.unknowns)
