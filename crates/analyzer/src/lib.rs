@@ -11,11 +11,12 @@ pub mod schedule;
 pub mod select;
 pub mod sim;
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use commuter_engine::{
     Condition, ConditionPrinter, DynModel, EngineError, ExploreOptions, ExploreStats, Instance,
-    Path, explore, with_fresh_context,
+    Path, explore, explore_from, with_fresh_context,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -25,7 +26,8 @@ pub use sim::{PathOutcome, Verdict, slot_name};
 
 /// The schema identifier and version of [`Analysis`] as written to `analysis.json`.
 pub const ANALYSIS_SCHEMA: &str = "commuter.analysis";
-pub const ANALYSIS_VERSION: u32 = 1;
+/// Version 2: paths say which calls are idempotent on them (`idempotent`).
+pub const ANALYSIS_VERSION: u32 = 2;
 
 /// Options of an analysis.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +48,10 @@ pub enum AnalyzeError {
     },
     #[error(transparent)]
     Select(#[from] SelectError),
+    #[error(
+        "movers are decided per ordered pair of calls, but the call set {calls} has {n} calls; select pairs (`-n 2`)"
+    )]
+    MoversNeedPairs { calls: String, n: usize },
 }
 
 /// Whether a call set commutes on all, some or none of its paths.
@@ -74,6 +80,10 @@ pub struct PathReport {
     /// Solver answers of `unknown` on this path (each side was kept as feasible).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknowns: Vec<String>,
+    /// On a commutative path: the slots ("a", "b", ...) whose call is idempotent here (run
+    /// twice, it repeats its result and leaves the state it left). Since schema version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idempotent: Vec<String>,
 }
 
 /// The analysis of one call set.
@@ -199,7 +209,18 @@ pub fn analyze_call_set_with<X: Send + Sync>(
             calls: calls.join("/"),
             source,
         })?;
-        let report = summarize(&calls, &exploration, opts);
+        let idempotence = idempotence(
+            instance.as_ref(),
+            set,
+            model.processes(),
+            opts,
+            &exploration,
+        )
+        .map_err(|source| AnalyzeError::Engine {
+            calls: calls.join("/"),
+            source,
+        })?;
+        let report = summarize(&calls, &exploration, &idempotence, opts);
         let explored = ExploredCallSet {
             model,
             instance: instance.as_ref(),
@@ -215,9 +236,88 @@ pub fn analyze_call_set_with<X: Send + Sync>(
     Ok((report, extra))
 }
 
+/// What the idempotence check found on one path: the idempotent slots' names and the
+/// solver's unknowns met while deciding it.
+#[derive(Default)]
+struct Idempotence {
+    slots: Vec<String>,
+    unknowns: Vec<String>,
+}
+
+/// Decide, for every commutative path and every slot, whether the slot's call is idempotent
+/// there ([`sim::check_idempotence`]): one exploration per slot that extends the commutative
+/// paths, so the paths themselves (and their order) are those of the commutativity check.
+fn idempotence(
+    instance: &dyn Instance,
+    set: &[usize],
+    processes: usize,
+    opts: &AnalyzeOptions,
+    exploration: &commuter_engine::Exploration<PathOutcome>,
+) -> Result<Vec<Idempotence>, EngineError> {
+    let mut found: Vec<Idempotence> = exploration
+        .paths
+        .iter()
+        .map(|_| Idempotence::default())
+        .collect();
+    let base: HashMap<&[bool], usize> = exploration
+        .paths
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| matches!(p.value.verdict, Verdict::Commutes))
+        .map(|(i, p)| (p.decisions.as_slice(), i))
+        .collect();
+    if base.is_empty() {
+        return Ok(found);
+    }
+    let lengths: BTreeSet<usize> = base.keys().map(|d| d.len()).collect();
+    let starts: Vec<Vec<bool>> = exploration
+        .paths
+        .iter()
+        .filter(|p| matches!(p.value.verdict, Verdict::Commutes))
+        .map(|p| p.decisions.clone())
+        .collect();
+    // Every extension must be explored: a truncated one would leave a path half decided.
+    let explore_opts = ExploreOptions {
+        max_paths: None,
+        ..opts.explore.clone()
+    };
+    for slot in 0..set.len() {
+        let extended = explore_from(&explore_opts, starts.clone(), || {
+            sim::check_idempotence(instance, set, processes, slot)
+        })?;
+        // Per base path: (extensions seen, all idempotent).
+        let mut verdicts: HashMap<usize, (usize, bool)> = HashMap::new();
+        for path in &extended.paths {
+            let Some(&i) = lengths
+                .iter()
+                .filter(|&&n| n <= path.decisions.len())
+                .find_map(|&n| base.get(&path.decisions[..n]))
+            else {
+                continue;
+            };
+            let entry = verdicts.entry(i).or_insert((0, true));
+            entry.0 += 1;
+            entry.1 &= path.value == Some(true);
+            for u in &path.unknowns {
+                let u = format!("idempotence of {}: {u}", slot_name(slot));
+                if !found[i].unknowns.contains(&u) {
+                    found[i].unknowns.push(u);
+                }
+            }
+        }
+        for (i, (seen, all)) in verdicts {
+            if seen > 0 && all {
+                found[i].slots.push(slot_name(slot));
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn summarize(
     calls: &[String],
     exploration: &commuter_engine::Exploration<PathOutcome>,
+    idempotence: &[Idempotence],
     opts: &AnalyzeOptions,
 ) -> CallSetReport {
     let printer = opts.print_conds.then(ConditionPrinter::new);
@@ -248,7 +348,13 @@ fn summarize(
                 commutes,
                 divergence,
                 condition: conditions.as_ref().map(|c| c[i].text()),
-                unknowns: p.unknowns.clone(),
+                unknowns: p
+                    .unknowns
+                    .iter()
+                    .chain(&idempotence[i].unknowns)
+                    .cloned()
+                    .collect(),
+                idempotent: idempotence[i].slots.clone(),
             }
         })
         .collect();
@@ -289,4 +395,128 @@ fn summarize(
         time: Duration::ZERO,
         stats: Some(exploration.stats.clone()),
     }
+}
+
+/// Whether `first; second` can be swapped to `second; first` ([`sim::check_mover`]): `first`
+/// is a right mover with respect to `second` (equivalently `second` a left mover with respect
+/// to `first`) on the paths that say `moves`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoverReport {
+    pub first: String,
+    pub second: String,
+    pub paths: usize,
+    pub movable_paths: usize,
+    pub unknowns: usize,
+    /// Always, sometimes or never movable.
+    pub moves: Commutes,
+    /// Per path: `commutes` says "movable here"; `divergence` which comparison of `ab` (the
+    /// given order) with `ba` fails; never `idempotent`.
+    pub path_list: Vec<PathReport>,
+}
+
+impl MoverReport {
+    /// `first;second`.
+    pub fn name(&self) -> String {
+        format!("{};{}", self.first, self.second)
+    }
+}
+
+/// The mover conditions of every ordered pair the call sets (pairs) give: for a set `x/y`,
+/// `x;y → y;x` and then `y;x → x;y` (once for `x/x`). In selection order, each direction on
+/// a fresh Z3 context, sets in parallel; `on_done` is told of each finished direction.
+pub fn analyze_movers(
+    model: &dyn DynModel,
+    sets: &[CallSet],
+    opts: &AnalyzeOptions,
+    on_done: &(dyn Fn(&MoverReport) + Sync),
+) -> Result<Vec<MoverReport>, AnalyzeError> {
+    let info = model.call_info();
+    let name = |set: &[usize]| {
+        set.iter()
+            .map(|&c| info[c].name)
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    if let Some(bad) = sets.iter().find(|s| s.len() != 2) {
+        return Err(AnalyzeError::MoversNeedPairs {
+            calls: name(bad),
+            n: bad.len(),
+        });
+    }
+    let per_set = schedule::for_each_set(model, sets, |set| {
+        let (x, y) = (set[0], set[1]);
+        let directions: &[(usize, usize)] = if x == y { &[(x, y)] } else { &[(x, y), (y, x)] };
+        directions
+            .iter()
+            .map(|&(first, second)| {
+                let report = mover(model, first, second, opts)?;
+                on_done(&report);
+                Ok(report)
+            })
+            .collect::<Result<Vec<_>, AnalyzeError>>()
+    })?;
+    Ok(per_set.into_iter().flatten().collect())
+}
+
+/// One direction of [`analyze_movers`].
+fn mover(
+    model: &dyn DynModel,
+    first: usize,
+    second: usize,
+    opts: &AnalyzeOptions,
+) -> Result<MoverReport, AnalyzeError> {
+    let info = model.call_info();
+    let (a, b) = (info[first].name.to_string(), info[second].name.to_string());
+    with_fresh_context(|| {
+        let instance = model.instantiate();
+        let exploration = explore(&opts.explore, || {
+            sim::check_mover(instance.as_ref(), first, second, model.processes())
+        })
+        .map_err(|source| AnalyzeError::Engine {
+            calls: format!("{a};{b}"),
+            source,
+        })?;
+        let printer = opts.print_conds.then(ConditionPrinter::new);
+        let path_list: Vec<PathReport> = exploration
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (commutes, divergence) = match &p.value {
+                    Verdict::Commutes => (true, Vec::new()),
+                    Verdict::Diverges { reasons } => (false, reasons.clone()),
+                };
+                PathReport {
+                    id: format!("{a}_{b}_mover_{i}"),
+                    decisions: p
+                        .decisions
+                        .iter()
+                        .map(|&d| if d { 'T' } else { 'F' })
+                        .collect(),
+                    commutes,
+                    divergence,
+                    condition: printer
+                        .as_ref()
+                        .map(|pr| pr.render(&p.constraints, &p.internals)),
+                    unknowns: p.unknowns.clone(),
+                    idempotent: Vec::new(),
+                }
+            })
+            .collect();
+        let movable_paths = path_list.iter().filter(|p| p.commutes).count();
+        let paths = path_list.len();
+        Ok(MoverReport {
+            first: a.clone(),
+            second: b.clone(),
+            paths,
+            movable_paths,
+            unknowns: path_list.iter().map(|p| p.unknowns.len()).sum(),
+            moves: match movable_paths {
+                0 => Commutes::Never,
+                n if n == paths => Commutes::Always,
+                _ => Commutes::Sometimes,
+            },
+            path_list,
+        })
+    })
 }

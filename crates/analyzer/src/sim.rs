@@ -12,7 +12,8 @@ use std::any::Any;
 use std::collections::HashMap;
 
 use commuter_engine::{
-    AnyState, Bool, CallResult, Instance, assume, branch_exists_internals, may_hold,
+    AnyState, Bool, CallResult, Instance, assume, branch_exists_internals,
+    branch_exists_internals_since, internals_mark, may_hold, preconditions_as_branches,
     set_current_thread,
 };
 
@@ -104,6 +105,52 @@ impl Walk<'_> {
 /// Run every order of `set` from a fresh state and decide, on the current path, whether the
 /// calls commute. Must run inside `commuter_engine::explore`.
 pub fn check_call_set(instance: &dyn Instance, set: &[usize], processes: usize) -> PathOutcome {
+    let (walk, initial, verdict) = walk_and_decide(instance, set, processes);
+    PathOutcome {
+        verdict,
+        initial,
+        args: walk.args,
+        results: walk.results,
+    }
+}
+
+/// On a path of [`check_call_set`] (replayed: this runs the same walk first), whether the
+/// call in `slot` is idempotent there: running it a second time, in the same process with the
+/// same arguments, right after it ran alone from the initial state, gives the first run's
+/// result again and leaves the state it left. `None` on a diverging path.
+///
+/// Internal values get the commutativity check's treatment: the call is idempotent where some
+/// choice of the path's internal values (the walk's and the second run's together) makes every
+/// order agree *and* the second run repeat the first. The check branches like any model code
+/// (the second run may branch, and "idempotent" is a branch), so it runs in an exploration of
+/// its own that extends the commutative paths (`commuter_engine::explore_from`); a path is
+/// idempotent for `slot` when every extension says so.
+pub fn check_idempotence(
+    instance: &dyn Instance,
+    set: &[usize],
+    processes: usize,
+    slot: usize,
+) -> Option<bool> {
+    let (walk, _, verdict) = walk_and_decide(instance, set, processes);
+    if !matches!(verdict, Verdict::Commutes) {
+        return None;
+    }
+    let alone = slot_name(slot);
+    let (_, once) = walk.states.get(&(1 << slot))?;
+    let (_, _, first) = walk.results.iter().find(|(order, _, _)| *order == alone)?;
+    let mut twice = once.clone_box();
+    set_current_thread(slot);
+    let again = instance.run(set[slot], twice.as_mut(), walk.args[slot].as_ref());
+    let same = again.same_as(first.as_ref()) & twice.same_as(once.as_ref());
+    Some(branch_exists_internals(&same))
+}
+
+/// The walk over every order of `set` from a fresh state, and the path's verdict.
+fn walk_and_decide<'i>(
+    instance: &'i dyn Instance,
+    set: &'i [usize],
+    processes: usize,
+) -> (Walk<'i>, Box<dyn AnyState>, Verdict) {
     let initial = instance.initial_state();
     let args: Vec<Box<dyn Any>> = set
         .iter()
@@ -129,12 +176,7 @@ pub fn check_call_set(instance: &dyn Instance, set: &[usize], processes: usize) 
             reasons: divergence_reasons(&walk.checks),
         }
     };
-    PathOutcome {
-        verdict,
-        initial,
-        args: walk.args,
-        results: walk.results,
-    }
+    (walk, initial, verdict)
 }
 
 /// Process arguments name one of the model's processes; without loss of generality the first
@@ -174,4 +216,66 @@ fn divergence_reasons(checks: &[(String, Bool)]) -> Vec<String> {
         .filter(|(_, c)| may_hold(&!c))
         .map(|(label, _)| label.clone())
         .collect()
+}
+
+/// On the current path: can `first; second` (run in that order from one initial state) be
+/// swapped to `second; first`? That is, `first` is a right mover with respect to `second`:
+/// whatever `first; second` returns and leaves, `second; first` returns and leaves too. One
+/// direction only: the internal values `first; second` chose are given (they stay free, like
+/// the state and arguments), only those of `second; first` are chosen to match
+/// (`branch_exists_internals_since`). A precondition (`assume`) of the given order narrows the
+/// question to where `first; second` runs; one of the swapped order is an answer ("ba
+/// precondition": `second; first` cannot run there). Must run inside
+/// `commuter_engine::explore`.
+pub fn check_mover(
+    instance: &dyn Instance,
+    first: usize,
+    second: usize,
+    processes: usize,
+) -> Verdict {
+    let set = [first, second];
+    let initial = instance.initial_state();
+    let args: Vec<Box<dyn Any>> = set
+        .iter()
+        .enumerate()
+        .map(|(slot, &call)| instance.fresh_args(call, &slot_name(slot)))
+        .collect();
+    assume_processes(instance, &set, &args, processes);
+    let run_order = |order: [usize; 2]| {
+        let mut state = initial.clone_box();
+        let mut results: Vec<Option<Box<dyn CallResult>>> = vec![None, None];
+        for slot in order {
+            set_current_thread(slot);
+            results[slot] = Some(instance.run(set[slot], state.as_mut(), args[slot].as_ref()));
+        }
+        (state, results)
+    };
+    // The given order's preconditions narrow the path: only where a;b runs is the question
+    // asked. The swapped order's are an answer: where b;a cannot run, it cannot replace a;b.
+    let (given_state, given) = run_order([0, 1]);
+    let mark = internals_mark();
+    let Some((swapped_state, swapped)) = preconditions_as_branches(|| run_order([1, 0])) else {
+        return Verdict::Diverges {
+            reasons: vec!["ba precondition".to_string()],
+        };
+    };
+    let mut checks = Vec::new();
+    for slot in 0..2 {
+        if let (Some(g), Some(s)) = (&given[slot], &swapped[slot]) {
+            let label = format!("ab/ba {} result", slot_name(slot));
+            checks.push((label, g.same_as(s.as_ref())));
+        }
+    }
+    checks.push((
+        "ab/ba state".to_string(),
+        given_state.same_as(swapped_state.as_ref()),
+    ));
+    let agree = Bool::all(checks.iter().map(|(_, c)| c.clone()));
+    if branch_exists_internals_since(mark, &agree) {
+        Verdict::Commutes
+    } else {
+        Verdict::Diverges {
+            reasons: divergence_reasons(&checks),
+        }
+    }
 }

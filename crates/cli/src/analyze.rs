@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use commuter_analyzer::{Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze};
+use commuter_analyzer::{
+    Analysis, AnalyzeOptions, CallSetReport, Commutes, MoverReport, analyze, analyze_movers,
+};
 
 use crate::Registry;
 use crate::common::{SelectionArgs, progress_bar, to_json};
@@ -21,6 +23,10 @@ pub struct AnalyzeArgs {
     /// Print the simplified condition of every path.
     #[arg(long)]
     print_conds: bool,
+    /// Also print, per ordered pair (a, b), when a;b can be swapped to b;a (a is a right
+    /// mover with respect to b), with the condition of every path.
+    #[arg(long)]
+    movers: bool,
     /// Where to write the analysis (JSON).
     #[arg(short, long, default_value = "analysis.json")]
     output: PathBuf,
@@ -75,6 +81,9 @@ pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
     })??;
     bar.finish_and_clear();
     print_table(&analysis, args, started.elapsed());
+    if args.movers {
+        print_movers(&selected, &opts)?;
+    }
     out.commit(&to_json(&analysis)?)?;
     println!("wrote {}", args.output.display());
     Ok(())
@@ -94,6 +103,55 @@ fn verdict(cs: &CallSetReport) -> String {
         },
         Commutes::Sometimes => "sometimes".to_string(),
         Commutes::Never => "never".to_string(),
+    }
+}
+
+/// `--movers`: both directions of every selected pair, with their paths' conditions.
+fn print_movers(selected: &crate::common::Selected, opts: &AnalyzeOptions) -> Result<()> {
+    let opts = AnalyzeOptions {
+        print_conds: true,
+        ..opts.clone()
+    };
+    let bar = progress_bar(2 * selected.sets.len() as u64, "ordered pairs");
+    let movers = selected.on_workers(|| {
+        analyze_movers(selected.model, &selected.sets, &opts, &|m: &MoverReport| {
+            bar.set_message(m.name());
+            bar.inc(1);
+        })
+    })??;
+    bar.finish_and_clear();
+    println!();
+    println!("movers: a;b can be swapped to b;a (a is a right mover with respect to b)");
+    for m in &movers {
+        println!(
+            "{}  {} ({} of {} paths){}",
+            m.name(),
+            commutes_word(m.moves),
+            m.movable_paths,
+            m.paths,
+            if m.unknowns > 0 {
+                format!(", {} solver unknowns", m.unknowns)
+            } else {
+                String::new()
+            }
+        );
+        for p in &m.path_list {
+            let cond = p.condition.as_deref().unwrap_or("");
+            if p.commutes {
+                println!("    can swap when {cond}");
+            } else {
+                println!("    cannot ({}) when {cond}", p.divergence.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn commutes_word(c: Commutes) -> &'static str {
+    match c {
+        Commutes::Always => "always",
+        Commutes::Sometimes => "sometimes",
+        Commutes::Never => "never",
     }
 }
 
@@ -150,6 +208,9 @@ fn print_conditions(cs: &CallSetReport) {
         let cond = p.condition.as_deref().unwrap_or("");
         if p.commutes {
             println!("    commutes when {cond}");
+            if !p.idempotent.is_empty() {
+                println!("      idempotent: {}", idempotent_calls(cs, &p.idempotent));
+            }
         } else {
             println!("    diverges ({}) when {cond}", p.divergence.join(", "));
         }
@@ -157,4 +218,19 @@ fn print_conditions(cs: &CallSetReport) {
             println!("      solver unknown: {u}");
         }
     }
+}
+
+/// "a (lseek), b (lseek)": each idempotent slot with its call.
+fn idempotent_calls(cs: &CallSetReport, slots: &[String]) -> String {
+    slots
+        .iter()
+        .map(|slot| {
+            let call = (0..cs.calls.len())
+                .find(|&i| commuter_analyzer::slot_name(i) == *slot)
+                .map(|i| cs.calls[i].as_str())
+                .unwrap_or("?");
+            format!("{slot} ({call})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

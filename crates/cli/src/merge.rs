@@ -58,7 +58,13 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         Some((suite, _)) => crate::run::pair_counts(suite),
         None => commuter_report::pairs_of(&merged),
     };
-    print!("{}", commuter_report::terminal(&merged, &pairs, args.top));
+    let idem = suite
+        .as_ref()
+        .map(|(suite, _)| commuter_report::Idempotence::of_suite(suite));
+    print!(
+        "{}",
+        commuter_report::terminal_with(&merged, &pairs, args.top, idem.as_ref())
+    );
     out.commit(merged.to_json().as_bytes())?;
     heatmap_out.commit(commuter_report::heatmap_svg(&merged, &pairs).as_bytes())?;
     let suite = suite.as_ref().map(|(suite, _)| suite);

@@ -163,9 +163,10 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
         None => pair_counts(suite),
         Some(_) => commuter_report::pairs_of(&conflicts),
     };
+    let idem = commuter_report::Idempotence::of_suite(suite);
     print!(
         "{}",
-        commuter_report::terminal(&conflicts, &pairs, args.top)
+        commuter_report::terminal_with(&conflicts, &pairs, args.top, Some(&idem))
     );
     out.commit(conflicts.to_json().as_bytes())?;
     match pictures {

@@ -37,7 +37,7 @@ fn analyze_prints_conditions_and_writes_json() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("a.json")).expect("written")).expect("json");
     assert_eq!(json["schema"], "commuter.analysis");
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["model"], "counter");
     assert_eq!(json["call_sets"].as_array().map(Vec::len), Some(6));
     let inc_inc = &json["call_sets"][0];

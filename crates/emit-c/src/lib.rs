@@ -274,6 +274,7 @@ mod tests {
                     id: "t_0_0".into(),
                     path: "t_0".into(),
                     class: vec!["a.fd == b.fd */ x".into()],
+                    idempotent: vec![],
                     setup,
                     calls: calls
                         .iter()

@@ -122,6 +122,10 @@ pub struct Exploration<R> {
 /// Panic payload that abandons an infeasible path; never escapes `explore`.
 struct Infeasible;
 
+/// Panic payload of a precondition that fails inside [`preconditions_as_branches`]; never
+/// escapes it.
+struct PreconditionFailed;
+
 struct Executor {
     prefix: Vec<bool>,
     pos: usize,
@@ -137,6 +141,8 @@ struct Executor {
     assumed: HashSet<ZBool>,
     stats: ExploreStats,
     use_saved_models: bool,
+    /// Inside [`preconditions_as_branches`]: an assumption branches instead of narrowing.
+    preconditions_branch: bool,
 }
 
 struct Pending {
@@ -291,42 +297,45 @@ impl Executor {
         self.branch_between(c, not_c, true)
     }
 
-    /// Branch on "some choice of this path's internal values makes `c` hold".
-    fn branch_exists_internals(&mut self, c: &ZBool) -> bool {
+    /// Branch on "some choice of this path's internal values (those registered from index
+    /// `from` on) makes `c` hold".
+    fn branch_exists_internals(&mut self, c: &ZBool, from: usize) -> bool {
         let c = c.simplify();
         if let Some(b) = c.as_bool() {
             self.stats.constant_branches += 1;
             return b;
         }
-        let none_works = if self.internals.is_empty() {
-            c.not()
+        let quantified = self.internals.len() > from;
+        let none_works = if quantified {
+            self.no_internal_choice_satisfies(&c, from)
         } else {
-            self.no_internal_choice_satisfies(&c)
+            c.not()
         };
         if self.replaying() {
             let d = self.take_recorded();
             self.record(if d { c } else { none_works }, ConstraintKind::Branch);
             return d;
         }
-        if !self.internals.is_empty() && !self.check(&c.not()).feasible() {
+        if quantified && !self.check(&c.not()).feasible() {
             // Every choice satisfies `c` here: skip the quantified query, keep one decision.
             self.stats.branch_points += 1;
             self.commit(true);
             self.record(c, ConstraintKind::Branch);
             return true;
         }
-        let complementary = self.internals.is_empty();
+        let complementary = !quantified;
         self.branch_between(c, none_works, complementary)
     }
 
-    /// `forall I'. not (pc[I'/I] and c[I'/I])`, with I the path's internal values.
-    fn no_internal_choice_satisfies(&self, c: &ZBool) -> ZBool {
-        let primed: Vec<Dynamic> = self
-            .internals
+    /// `forall I'. not (pc[I'/I] and c[I'/I])`, with I the path's internal values from index
+    /// `from` on (earlier ones stay free: the condition is over them too).
+    fn no_internal_choice_satisfies(&self, c: &ZBool, from: usize) -> ZBool {
+        let bound = &self.internals[from..];
+        let primed: Vec<Dynamic> = bound
             .iter()
             .map(|v| Dynamic::new_const(format!("{v}'"), &v.get_sort()))
             .collect();
-        let pairs: Vec<(&Dynamic, &Dynamic)> = self.internals.iter().zip(primed.iter()).collect();
+        let pairs: Vec<(&Dynamic, &Dynamic)> = bound.iter().zip(primed.iter()).collect();
         let mut parts: Vec<ZBool> = self
             .constraints
             .iter()
@@ -359,6 +368,23 @@ impl Executor {
             }
         }
         self.record(c, kind);
+    }
+
+    /// A precondition inside [`preconditions_as_branches`]: branch on it (once per formula:
+    /// one that already holds on the path holds again); whether it holds on this path.
+    fn precondition(&mut self, c: &ZBool) -> bool {
+        let c = c.simplify();
+        if let Some(b) = c.as_bool() {
+            return b;
+        }
+        if self.assumed.contains(&c) {
+            return true;
+        }
+        let holds = self.branch(&c);
+        if holds {
+            self.assumed.insert(c);
+        }
+        holds
     }
 
     fn may_hold(&mut self, c: &ZBool) -> bool {
@@ -401,14 +427,59 @@ pub(crate) fn branch(c: &ZBool) -> bool {
 /// Without internal values this is an ordinary branch.
 pub fn branch_exists_internals(c: &crate::Bool) -> bool {
     with_executor("branch_exists_internals", |e| {
-        e.branch_exists_internals(&c.0)
+        e.branch_exists_internals(&c.0, 0)
     })
+}
+
+/// Like [`branch_exists_internals`], quantifying only the internal values registered since
+/// [`internals_mark`] returned `mark`; earlier ones stay free, like the state and arguments.
+/// Used where one order's choices are given ("for every way a;b ran") and another's chosen
+/// ("b;a can match it").
+pub fn branch_exists_internals_since(mark: usize, c: &crate::Bool) -> bool {
+    with_executor("branch_exists_internals_since", |e| {
+        e.branch_exists_internals(&c.0, mark)
+    })
+}
+
+/// How many internal values the current path has registered so far.
+pub fn internals_mark() -> usize {
+    with_executor("internals_mark", |e| e.internals.len())
 }
 
 /// Restrict the current path to states where `c` holds; an infeasible path is abandoned.
 /// Use it for preconditions (they appear in conditions); see also [`invariant`].
 pub fn assume(c: &crate::Bool) {
-    with_executor("assume", |e| e.assume(&c.0, ConstraintKind::Assumption))
+    let holds = with_executor("assume", |e| {
+        if e.preconditions_branch {
+            e.precondition(&c.0)
+        } else {
+            e.assume(&c.0, ConstraintKind::Assumption);
+            true
+        }
+    });
+    if !holds {
+        panic::panic_any(PreconditionFailed);
+    }
+}
+
+/// Run `f` (model code) with its preconditions as branches: an [`assume`] inside it splits
+/// the path into the side where the precondition holds (`f` goes on) and the side where it
+/// fails (`f` stops there and this returns `None`), instead of dropping the failing inputs.
+/// [`invariant`]s still narrow. Used where a call's precondition failing is an answer, not an
+/// impossible situation: a swapped order that cannot run (movers).
+pub fn preconditions_as_branches<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let previous = with_executor("preconditions_as_branches", |e| {
+        std::mem::replace(&mut e.preconditions_branch, true)
+    });
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    with_executor("preconditions_as_branches", |e| {
+        e.preconditions_branch = previous
+    });
+    match result {
+        Ok(v) => Some(v),
+        Err(p) if p.is::<PreconditionFailed>() => None,
+        Err(p) => panic::resume_unwind(p),
+    }
 }
 
 /// Declare a fact that holds in every state the model can reach (`counter >= 0`): like
@@ -458,7 +529,8 @@ fn install_quiet_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<Infeasible>().is_none() {
+            let payload = info.payload();
+            if !payload.is::<Infeasible>() && !payload.is::<PreconditionFailed>() {
                 previous(info)
             }
         }));
@@ -514,6 +586,7 @@ fn run_once<R>(
         assumed: HashSet::new(),
         stats: ExploreStats::default(),
         use_saved_models: opts.use_saved_models,
+        preconditions_branch: false,
     };
     EXECUTOR.with(|cell| *cell.borrow_mut() = Some(executor));
     let result = panic::catch_unwind(AssertUnwindSafe(&mut *f));
@@ -553,6 +626,18 @@ fn run_once<R>(
 /// engine. Paths come back in a canonical order, independent of the solver's models.
 pub fn explore<R>(
     opts: &ExploreOptions,
+    f: impl FnMut() -> R,
+) -> Result<Exploration<R>, EngineError> {
+    explore_from(opts, vec![Vec::new()], f)
+}
+
+/// Explore every feasible path of `f` whose decisions extend one of `starts`: decision
+/// prefixes of paths of `f` already explored, so that a
+/// function that does more after those paths' last branch (the analyzer's idempotence check)
+/// re-decides nothing the first exploration decided. Replaying a start costs no solver check.
+pub fn explore_from<R>(
+    opts: &ExploreOptions,
+    starts: Vec<Vec<bool>>,
     mut f: impl FnMut() -> R,
 ) -> Result<Exploration<R>, EngineError> {
     if exploring() {
@@ -561,10 +646,15 @@ pub fn explore<R>(
     install_quiet_panic_hook();
     let mut stats = ExploreStats::default();
     let mut paths = Vec::new();
-    let mut queue = vec![Pending {
-        prefix: Vec::new(),
-        model: None,
-    }];
+    // Popped from the end: reversed, so the first start is explored first.
+    let mut queue: Vec<Pending> = starts
+        .into_iter()
+        .rev()
+        .map(|prefix| Pending {
+            prefix,
+            model: None,
+        })
+        .collect();
     let mut solver = new_solver(opts);
     let mut truncated = false;
     while let Some(start) = queue.pop() {

@@ -26,7 +26,8 @@ pub use concrete::{Canonical, Class, Concrete, Concretizer, Pool, PoolExhausted,
 pub use error::EngineError;
 pub use exec::{
     Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, assume,
-    branch_exists_internals, current_thread, explore, exploring, fresh_name, invariant, may_hold,
+    branch_exists_internals, branch_exists_internals_since, current_thread, explore, explore_from,
+    exploring, fresh_name, internals_mark, invariant, may_hold, preconditions_as_branches,
     set_current_thread, with_fresh_context,
 };
 pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model};

@@ -16,8 +16,8 @@ mod summary;
 pub use diff::{PairDelta, RunDiff, TestChange, diff, diff_terminal};
 pub use heatmap::{heatmap_svg, heatmap_svg_panels, heatmap_tikz};
 pub use html::{HTML_DATA_FORMAT, HTML_DATA_VERSION, diff_html, report_html};
-pub use sarif::sarif;
-pub use summary::{PairSummary, Site, summarize, terminal, top_sites};
+pub use sarif::{sarif, sarif_with};
+pub use summary::{PairSummary, Site, summarize, terminal, terminal_with, top_sites};
 
 /// One call pair of the test suite and how many tests it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,4 +44,36 @@ pub fn pairs_of(conflicts: &commuter_scan::ConflictsFile) -> Vec<PairTests> {
         pairs[i].tests += 1;
     }
     pairs
+}
+
+/// Which calls of each test are idempotent on the test's path, from the suite's `tests.json`
+/// (test id → slots): a conflict there is one an implementation can avoid by not writing
+/// what is already there (sv6's residual conflicts were of this kind).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Idempotence(std::collections::BTreeMap<String, Vec<String>>);
+
+impl Idempotence {
+    /// The idempotent slots of every test of `suite` that has any.
+    pub fn of_suite(suite: &commuter_tests_format::TestSuite) -> Self {
+        Idempotence(
+            suite
+                .call_sets
+                .iter()
+                .flat_map(|cs| &cs.tests)
+                .filter(|t| !t.idempotent.is_empty())
+                .map(|t| (t.id.clone(), t.idempotent.clone()))
+                .collect(),
+        )
+    }
+
+    /// The idempotent slots of test `id` (empty: none, or a test the suite does not have).
+    pub fn slots(&self, id: &str) -> &[String] {
+        self.0.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// `idempotent: a, b` for a test with idempotent calls.
+    pub fn label(&self, id: &str) -> Option<String> {
+        let slots = self.slots(id);
+        (!slots.is_empty()).then(|| format!("idempotent: {}", slots.join(", ")))
+    }
 }

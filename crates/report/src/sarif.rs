@@ -6,6 +6,7 @@
 //! a static variable, a heap object of a slab cache, a per-CPU variable of another CPU, other
 //! kernel memory, user memory, and false sharing (one cache line, no common byte).
 
+use crate::Idempotence;
 use commuter_scan::ConflictsFile;
 use commuter_scan::schema::{CodeSite, Location, What};
 use serde::Serialize;
@@ -118,6 +119,12 @@ fn source_point(site: &CodeSite) -> SourcePoint {
 
 /// The SARIF log of a run: pretty JSON with a final newline.
 pub fn sarif(conflicts: &ConflictsFile) -> String {
+    sarif_with(conflicts, None)
+}
+
+/// [`sarif`], and with the suite's idempotence (`idem`) each message says how many of its
+/// tests are on paths where a call is idempotent.
+pub fn sarif_with(conflicts: &ConflictsFile, idem: Option<&Idempotence>) -> String {
     let mut findings: BTreeMap<(Rule, SourcePoint), Finding> = BTreeMap::new();
     for t in &conflicts.tests {
         let pair = t.calls.join("/");
@@ -143,7 +150,7 @@ pub fn sarif(conflicts: &ConflictsFile) -> String {
     }
     let results = findings
         .iter()
-        .map(|((rule, point), f)| result(*rule, point, f))
+        .map(|((rule, point), f)| result(*rule, point, f, idem))
         .collect();
     let log = Log {
         schema: SARIF_SCHEMA,
@@ -202,7 +209,7 @@ fn rule_descriptor(rule: Rule) -> RuleDescriptor {
     }
 }
 
-fn result(rule: Rule, point: &SourcePoint, f: &Finding) -> SarifResult {
+fn result(rule: Rule, point: &SourcePoint, f: &Finding, idem: Option<&Idempotence>) -> SarifResult {
     let tests: usize = f.pairs.values().map(BTreeSet::len).sum();
     let pairs: Vec<String> = f
         .pairs
@@ -210,13 +217,26 @@ fn result(rule: Rule, point: &SourcePoint, f: &Finding) -> SarifResult {
         .map(|(p, ids)| format!("{p} ({})", ids.len()))
         .collect();
     let whats: Vec<&str> = f.whats.keys().map(String::as_str).collect();
-    let text = format!(
+    let mut text = format!(
         "`{}` touched memory that commutative calls shared ({}) in {tests} test{}: {}.",
         f.label,
         whats.join(", "),
         if tests == 1 { "" } else { "s" },
         pairs.join(", ")
     );
+    if let Some(idem) = idem {
+        let on_idempotent = f
+            .pairs
+            .values()
+            .flatten()
+            .filter(|id| !idem.slots(id).is_empty())
+            .count();
+        if on_idempotent > 0 {
+            text.push_str(&format!(
+                " {on_idempotent} of them conflicted on paths where a call is idempotent (it can skip writing what is already there)."
+            ));
+        }
+    }
     let physical = match (&point.file, point.line) {
         (Some(file), Some(line)) => Some(PhysicalLocation {
             artifact_location: ArtifactLocation {

@@ -1,6 +1,6 @@
 //! Per-pair counts, the most frequent shared code sites, and the terminal text.
 
-use crate::PairTests;
+use crate::{Idempotence, PairTests};
 use commuter_scan::ConflictsFile;
 use commuter_scan::schema::{Location, Status, TestConflicts};
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,32 +121,108 @@ fn most_frequent(counts: &BTreeMap<String, usize>) -> String {
 
 /// The terminal report: a table per call pair, the top shared code sites, and mismatches.
 pub fn terminal(conflicts: &ConflictsFile, pairs: &[PairTests], top: usize) -> String {
+    terminal_with(conflicts, pairs, top, None)
+}
+
+/// [`terminal`], and with the suite's idempotence (`idem`) a column that counts each pair's
+/// conflicted tests on idempotent paths and a list of (the first `top` of) them.
+pub fn terminal_with(
+    conflicts: &ConflictsFile,
+    pairs: &[PairTests],
+    top: usize,
+    idem: Option<&Idempotence>,
+) -> String {
     let mut s = String::new();
-    pair_table(&mut s, &summarize(conflicts, pairs));
+    let idem_counts = idem.map(|i| idempotent_conflicts(conflicts, pairs, i));
+    pair_table(&mut s, &summarize(conflicts, pairs), idem_counts.as_deref());
+    if let Some(i) = idem {
+        idempotent_list(&mut s, conflicts, i, top);
+    }
     site_list(&mut s, &top_sites(conflicts, top));
     mismatch_list(&mut s, conflicts);
     s
 }
 
-fn pair_table(s: &mut String, rows: &[PairSummary]) {
+/// Per pair of `pairs`: its conflicted tests on paths where a call is idempotent.
+fn idempotent_conflicts(
+    conflicts: &ConflictsFile,
+    pairs: &[PairTests],
+    idem: &Idempotence,
+) -> Vec<usize> {
+    let mut by_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for t in &conflicts.tests {
+        if t.status == Status::Conflicted && !idem.slots(&t.id).is_empty() {
+            *by_pair.entry(key(&t.calls)).or_default() += 1;
+        }
+    }
+    pairs
+        .iter()
+        .map(|p| by_pair.get(&key(&p.calls)).copied().unwrap_or(0))
+        .collect()
+}
+
+/// The conflicted tests on idempotent paths, labelled, in the conflicts file's order.
+fn idempotent_list(s: &mut String, conflicts: &ConflictsFile, idem: &Idempotence, top: usize) {
+    let labelled: Vec<(&TestConflicts, String)> = conflicts
+        .tests
+        .iter()
+        .filter(|t| t.status == Status::Conflicted)
+        .filter_map(|t| idem.label(&t.id).map(|l| (t, l)))
+        .collect();
+    if labelled.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nconflicts on idempotent paths ({}; a call that repeats its effect can skip writing what is already there):",
+        labelled.len()
+    );
+    for (t, label) in labelled.iter().take(top) {
+        let _ = writeln!(
+            s,
+            "  {} ({}): conflicted ({label})",
+            t.id,
+            t.calls.join("/")
+        );
+    }
+    if labelled.len() > top {
+        let _ = writeln!(s, "  ... and {} more", labelled.len() - top);
+    }
+}
+
+fn pair_table(s: &mut String, rows: &[PairSummary], idem: Option<&[usize]>) {
     let width = rows
         .iter()
         .map(|r| r.calls.join("/").len())
         .chain([9])
         .max()
         .unwrap_or(9);
+    // The idempotent column only where the suite's idempotence is known.
+    let idem_head = if idem.is_some() {
+        format!("  {:>10}", "idempotent")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}  {:>7}  {:>10}",
+        "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}{idem_head}  {:>7}  {:>10}",
         "call pair", "tests", "conflict-free", "%", "conflicted", "unknown", "mismatched"
     );
-    let (mut tests, mut free) = (0, 0);
-    for r in rows {
+    let (mut tests, mut free, mut idem_total) = (0, 0, 0);
+    for (i, r) in rows.iter().enumerate() {
         tests += r.tests;
         free += r.conflict_free;
+        let idem_cell = match idem {
+            Some(counts) => {
+                let n = counts.get(i).copied().unwrap_or(0);
+                idem_total += n;
+                format!("  {n:>10}")
+            }
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}  {:>7}  {:>10}",
+            "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}{idem_cell}  {:>7}  {:>10}",
             r.calls.join("/"),
             r.tests,
             r.conflict_free,
@@ -157,9 +233,14 @@ fn pair_table(s: &mut String, rows: &[PairSummary]) {
         );
     }
     let total = (tests > 0).then(|| free as f64 / tests as f64);
+    let idem_total = if idem.is_some() {
+        format!("  {:>10}  {idem_total:>10}", "")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{:<width$}  {tests:>6}  {free:>13}  {:>6}",
+        "{:<width$}  {tests:>6}  {free:>13}  {:>6}{idem_total}",
         "total",
         percent(total)
     );

@@ -392,3 +392,78 @@ fn html_diff_holds_both_runs() {
     assert_eq!(data["mode"], "diff");
     assert_eq!(data["runs"].as_array().map(Vec::len), Some(2));
 }
+
+/// A suite that says which tests of [`conflicts`] are on idempotent paths: both `stat`s of
+/// `stat_stat_0_*` (two stats of one name read only), `a` of `open_stat_0_0`.
+fn idempotence() -> commuter_report::Idempotence {
+    let case = |id: &str, idem: &[&str]| {
+        serde_json::json!({
+            "id": id, "path": id.rsplit_once('_').map_or(id, |(p, _)| p),
+            "idempotent": idem, "setup": {}, "calls": [], "expected": []
+        })
+    };
+    let call_set = |calls: [&str; 2], tests: Vec<serde_json::Value>| {
+        serde_json::json!({
+            "calls": calls, "paths": 1, "commutative_paths": 1, "capped_paths": [],
+            "tests": tests, "errors": []
+        })
+    };
+    let suite: commuter_tests_format::TestSuite = serde_json::from_value(serde_json::json!({
+        "schema": "commuter.tests", "version": 1, "model": "posix", "ncomb": 2,
+        "functions": null, "max_tests_per_path": 500, "max_testcases": null,
+        "call_sets": [
+            call_set(["stat", "stat"], vec![
+                case("stat_stat_0_0", &["a", "b"]),
+                case("stat_stat_0_1", &["a", "b"]),
+                case("stat_stat_1_0", &[]),
+            ]),
+            call_set(["open", "stat"], vec![case("open_stat_0_0", &["a"])]),
+        ]
+    }))
+    .expect("suite");
+    commuter_report::Idempotence::of_suite(&suite)
+}
+
+#[test]
+fn conflicts_on_idempotent_paths_are_labelled_and_counted() {
+    let idem = idempotence();
+    assert_eq!(
+        idem.label("stat_stat_0_0").as_deref(),
+        Some("idempotent: a, b")
+    );
+    assert_eq!(idem.label("stat_stat_1_0"), None);
+    // Without the suite's idempotence the summary is the plain one.
+    assert_eq!(
+        commuter_report::terminal_with(&conflicts(), &pairs(), 5, None),
+        terminal(&conflicts(), &pairs(), 5)
+    );
+    let text = commuter_report::terminal_with(&conflicts(), &pairs(), 5, Some(&idem));
+    // stat_stat_0_1 is idempotent but conflict-free: not counted.
+    assert!(text.contains("conflicts on idempotent paths (2;"), "{text}");
+    assert!(
+        text.contains("stat_stat_0_0 (stat/stat): conflicted (idempotent: a, b)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("open_stat_0_0 (open/stat): conflicted (idempotent: a)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("stat_stat_1_0 (stat/stat): conflicted (idem"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    let sarif = commuter_report::sarif_with(&conflicts(), Some(&idem));
+    assert!(
+        sarif.contains("2 of them conflicted on paths where a call is idempotent"),
+        "{sarif}"
+    );
+    assert_eq!(
+        commuter_report::sarif_with(&conflicts(), None),
+        sarif_plain()
+    );
+}
+
+fn sarif_plain() -> String {
+    commuter_report::sarif(&conflicts())
+}

@@ -360,6 +360,7 @@ mod tests {
                             id: format!("{name}_{name}_0_{i}"),
                             path: format!("{name}_{name}_0"),
                             class: vec![],
+                            idempotent: vec![],
                             setup: json!({ "inodes": vec![json!({}); n] }),
                             calls: ["a", "b"]
                                 .iter()

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use commuter_analyzer::{
-    AnalyzeError, AnalyzeOptions, CallSet, CallSetReport, ExploredCallSet, PathOutcome,
+    AnalyzeError, AnalyzeOptions, CallSet, CallSetReport, ExploredCallSet, PathOutcome, PathReport,
     analyze_call_set_with, slot_name,
 };
 use commuter_engine::z3::ast::{Ast, Dynamic};
@@ -108,7 +108,7 @@ fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
             m.saturating_sub(out.tests.len())
                 .min(opts.max_tests_per_path)
         });
-        let enumerated = enumerate_path(x, path, &report.id, budget);
+        let enumerated = enumerate_path(x, path, report, budget);
         out.tests.extend(enumerated.tests);
         out.errors.extend(enumerated.errors);
         if enumerated.capped {
@@ -128,9 +128,10 @@ struct Enumerated {
 fn enumerate_path(
     x: &ExploredCallSet,
     path: &Path<PathOutcome>,
-    path_id: &str,
+    report: &PathReport,
     budget: usize,
 ) -> Enumerated {
+    let path_id = report.id.as_str();
     let relevant = branch_terms(path);
     // Every build asks about the same few hundred terms: simplify each once per path.
     let verdicts = RefCell::new(HashMap::<Dynamic, bool>::new());
@@ -181,6 +182,7 @@ fn enumerate_path(
                 id: format!("{path_id}_{}", done.tests.len()),
                 path: path_id.to_string(),
                 class: class.description,
+                idempotent: report.idempotent.clone(),
                 setup,
                 calls,
                 expected,

@@ -51,6 +51,12 @@ pub struct TestCase {
     /// (empty in suites written before classes were recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class: Vec<String>,
+    /// The slots ("a", "b", ...) whose call is idempotent on the test's path (run twice, it
+    /// repeats its result and leaves the state it left): a conflict between such calls is one
+    /// an implementation avoids by not writing what is already there. Absent in suites written
+    /// before idempotence was decided, and where no call is idempotent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idempotent: Vec<String>,
     /// The initial state, in the model's own terms.
     pub setup: Json,
     /// The calls, in slot order (slot `a` first).

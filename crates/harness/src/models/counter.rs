@@ -108,6 +108,7 @@ mod tests {
             id: "t".into(),
             path: "p".into(),
             class: vec![],
+            idempotent: vec![],
             setup: json!({"counter": 2}),
             calls: vec![],
             expected: vec![],

@@ -189,6 +189,7 @@ mod tests {
             id: "t".into(),
             path: "p".into(),
             class: vec![],
+            idempotent: vec![],
             setup,
             calls: calls
                 .iter()

@@ -22,7 +22,8 @@
 //!
 //! ```text
 //! {"setups":[initial state JSON, ...],
-//!  "cases":[[id, path, setup, [[slot, call, args]], [[order, slot, result]]], ...]}
+//!  "cases":[[id, path, setup, [[slot, call, args]], [[order, slot, result]],
+//!             [idempotent slot, ...]], ...]}
 //! ```
 //!
 //! `status` is 0 conflict-free, 1 conflicted, 2 unknown. A location is `[addr, size, object,
@@ -78,6 +79,7 @@ type CaseRow = (
     usize,
     Vec<(String, String, Json)>,
     Vec<(String, String, Json)>,
+    Vec<String>,
 );
 
 #[derive(Serialize)]
@@ -427,6 +429,7 @@ fn cases_of(suite: &TestSuite) -> (Vec<Json>, Vec<CaseRow>) {
                 .iter()
                 .map(|e| (e.order.clone(), e.slot.clone(), e.result.clone()))
                 .collect(),
+            t.idempotent.clone(),
         ));
     }
     (setups, cases)

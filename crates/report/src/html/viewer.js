@@ -411,8 +411,8 @@
     const su = suiteData();
     const c = su.cases.get(id);
     if (c) {
-      const [, path, setup, calls, expected] = c;
-      s += '<p class="muted">path ' + esc(path) + '</p><h3>Calls</h3><table><tr><th>slot</th><th>call</th><th>arguments</th></tr>' +
+      const [, path, setup, calls, expected, idem] = c;
+      s += '<p class="muted">path ' + esc(path) + (idem && idem.length ? ' · idempotent: ' + esc(idem.join(', ')) : '') + '</p><h3>Calls</h3><table><tr><th>slot</th><th>call</th><th>arguments</th></tr>' +
         calls.map(([slot, call, args]) => '<tr><td>' + esc(slot) + '</td><td>' + esc(call) + '</td><td class="mono">' + compact(args) + '</td></tr>').join('') + '</table>';
       s += '<h3>Expected results</h3><table><tr><th>order</th><th>slot</th><th>result</th></tr>' +
         expected.map(([order, slot, result]) => '<tr><td>' + esc(order) + '</td><td>' + esc(slot) + '</td><td class="mono">' + compact(result) + '</td></tr>').join('') + '</table>';
@@ -426,7 +426,9 @@
       if (DIFF) s += '<h3>' + (run === runs[0] ? 'Old: ' : 'New: ') + esc(run.r.title) + '</h3>';
       if (i === undefined) { s += '<p>Not in this run.</p></div>'; continue; }
       const t = run.r.tests[i];
-      s += '<p>' + badge(statusOf(t)) + (t.mismatched ? ' ' + badge('mismatched') : '') + '</p>';
+      const idemSlots = c && c[5] && c[5].length ? c[5] : null;
+      s += '<p>' + badge(statusOf(t)) + (idemSlots && statusOf(t) === 'conflicted' ? ' (idempotent: ' + esc(idemSlots.join(', ')) + ')' : '') +
+        (t.mismatched ? ' ' + badge('mismatched') : '') + '</p>';
       s += '<h3>Actual results</h3>' + (t[5].length === 0
         ? (t[2] === 2 ? '<p class="muted">Not known (see errors).</p>' : '<p>As expected.</p>')
         : '<ul>' + t[5].map(([slot, call, det]) => '<li>' + esc(slot) + ' (' + esc(call) + '): ' + esc(det.join('; ')) + '</li>').join('') + '</ul>');
