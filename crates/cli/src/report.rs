@@ -19,8 +19,9 @@ pub struct ReportArgs {
     /// missing tests show as such (default: the pairs of the conflicts file).
     #[arg(long)]
     pub tests: Option<PathBuf>,
-    /// Also write the heat map here: SVG, or TikZ/PGF for LaTeX when FILE ends in `.tex` or
-    /// `.tikz`.
+    /// Also write the heat map here: SVG; PNG when FILE ends in `.png` (twice the SVG's size,
+    /// text in DejaVu Sans, else the system's sans-serif font); TikZ/PGF for LaTeX when it
+    /// ends in `.tex` or `.tikz`.
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<PathBuf>,
     /// Another run's `conflicts.json` whose heat map goes beside this one's, as a panel
@@ -35,6 +36,10 @@ pub struct ReportArgs {
     /// browser (heat map, each pair's tests, shared locations, code sites).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Also write the conflicts file again here, in the current version (5: code sites,
+    /// frames and objects stored once): an old run's version 3 or 4 file upgraded.
+    #[arg(long, value_name = "FILE")]
+    pub upgrade: Option<PathBuf>,
     /// How many shared code sites the summary lists.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -74,6 +79,33 @@ pub fn read_conflicts(path: &Path) -> Result<ConflictsFile> {
         .map_err(|e| UsageError(format!("`{}`: {e}", path.display())))?)
 }
 
+/// Pixels per SVG unit of a PNG heat map: twice the SVG's size, sharp enough for print.
+const PNG_SCALE: f32 = 2.0;
+
+/// The PNG heat map's font: DejaVu Sans, the SVG's first choice (Debian's `fonts-dejavu-core`,
+/// which `scripts/setup` installs), else the system's sans-serif font.
+fn heatmap_font() -> Result<Vec<u8>> {
+    let mut db = fontdb::Database::new();
+    db.load_system_fonts();
+    let query = |families| fontdb::Query {
+        families,
+        ..fontdb::Query::default()
+    };
+    let id = db
+        .query(&query(&[fontdb::Family::Name("DejaVu Sans")]))
+        .or_else(|| db.query(&query(&[fontdb::Family::SansSerif])))
+        .ok_or_else(|| {
+            UsageError(
+                "no sans-serif font found for the PNG heat map's text: install one (Debian: `apt-get install fonts-dejavu-core`), or write an SVG heat map".into(),
+            )
+        })?;
+    if let Some(face) = db.face(id) {
+        tracing::debug!(font = ?face.source, family = ?face.families, "PNG heat map font");
+    }
+    db.with_face_data(id, |data, _| data.to_vec())
+        .ok_or_else(|| UsageError("the PNG heat map's font file could not be read".into()).into())
+}
+
 pub fn report(args: &ReportArgs) -> Result<()> {
     if !args.panel.is_empty() && args.heatmap.is_none() {
         return Err(
@@ -93,6 +125,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         .transpose()?;
     let html = args
         .html
+        .as_deref()
+        .map(AtomicOutput::prepare)
+        .transpose()?;
+    let upgrade = args
+        .upgrade
         .as_deref()
         .map(AtomicOutput::prepare)
         .transpose()?;
@@ -130,13 +167,16 @@ pub fn report(args: &ReportArgs) -> Result<()> {
                 .zip(&other_pairs)
                 .map(|(c, p)| (c, p.as_slice())),
         );
-        let tikz = path.extension().is_some_and(|e| e == "tex" || e == "tikz");
-        let text = if tikz {
-            commuter_report::heatmap_tikz(&runs)
-        } else {
-            commuter_report::heatmap_svg_panels(&runs)
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let bytes = match ext.as_deref() {
+            Some("tex" | "tikz") => commuter_report::heatmap_tikz(&runs).into_bytes(),
+            Some("png") => commuter_report::heatmap_png(&runs, &[heatmap_font()?], PNG_SCALE)
+                .map_err(|e| UsageError(format!("`{}`: {e}", path.display())))?,
+            _ => commuter_report::heatmap_svg_panels(&runs).into_bytes(),
         };
-        out.commit(text.as_bytes())?;
+        out.commit(&bytes)?;
         println!("wrote {}", path.display());
     }
     if let (Some(out), Some(path)) = (sarif, &args.sarif) {
@@ -146,6 +186,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if let (Some(out), Some(path)) = (html, &args.html) {
         let page = commuter_report::report_html(&conflicts, &pairs, suite.as_ref());
         out.commit(page.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if let (Some(out), Some(path)) = (upgrade, &args.upgrade) {
+        out.commit(conflicts.to_json().as_bytes())?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -81,17 +81,91 @@ fn diff_exits_1_when_the_new_run_is_worse_and_0_when_not() {
     assert_eq!(back.status.code(), Some(0));
 }
 
+/// Width and height from a PNG's header (its IHDR chunk comes first).
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+#[test]
+fn report_writes_png_heat_maps_and_upgrades_old_files() {
+    let dir = common::temp_dir("report", "png");
+    let mut v3 = conflicts();
+    v3["version"] = 3.into();
+    // Version 3: no modes (all kernel).
+    for side in ["a", "b"] {
+        let access = &mut v3["tests"][1]["shared"][0][side];
+        access.as_object_mut().expect("access").remove("mode");
+        access["sites"][0]
+            .as_object_mut()
+            .expect("site")
+            .remove("mode");
+    }
+    write(&dir, "v3.json", &v3);
+    write(&dir, "v4.json", &conflicts());
+    let stdout = ok(&commuter(
+        &[
+            "report",
+            "v3.json",
+            "--upgrade",
+            "v5.json",
+            "--heatmap",
+            "one.png",
+        ],
+        &dir,
+    ));
+    assert!(stdout.contains("wrote v5.json"), "{stdout}");
+    let v5 = std::fs::read_to_string(dir.join("v5.json")).expect("v5");
+    assert!(v5.starts_with("{\"schema\":\"commuter.conflicts\",\"version\":5,"));
+    // The site is stored once and referred to from both sides.
+    assert_eq!(v5.matches("kernel/counter.c").count(), 1, "{v5}");
+    assert!(v5.contains("\"sites\":[0]"), "{v5}");
+    // Upgraded, it reads as the version 4 file does.
+    ok(&commuter(
+        &["report", "v4.json", "--upgrade", "v5-of-4.json"],
+        &dir,
+    ));
+    let again = std::fs::read_to_string(dir.join("v5-of-4.json")).expect("v5");
+    assert_eq!(again, v5);
+    // PNG by extension, twice the SVG's size; a panel widens it.
+    ok(&commuter(
+        &[
+            "report",
+            "v5.json",
+            "--heatmap",
+            "two.png",
+            "--panel",
+            "v4.json",
+        ],
+        &dir,
+    ));
+    ok(&commuter(
+        &["report", "v5.json", "--heatmap", "one.svg"],
+        &dir,
+    ));
+    let svg = std::fs::read_to_string(dir.join("one.svg")).expect("svg");
+    let width = |s: &str| -> u32 {
+        let w = s.split("width=\"").nth(1).expect("width");
+        w[..w.find('"').expect("quote")].parse().expect("number")
+    };
+    let one = png_size(&std::fs::read(dir.join("one.png")).expect("png"));
+    let two = png_size(&std::fs::read(dir.join("two.png")).expect("png"));
+    assert_eq!(one.0, 2 * width(&svg));
+    assert!(two.0 > one.0 && two.1 == one.1, "{one:?} {two:?}");
+}
+
 #[test]
 fn a_conflicts_file_of_another_version_is_a_usage_error() {
     let dir = common::temp_dir("report", "version");
     let mut old = conflicts();
-    old["version"] = 3.into();
-    write(&dir, "v3.json", &old);
-    let out = commuter(&["report", "v3.json"], &dir);
+    old["version"] = 2.into();
+    write(&dir, "v2.json", &old);
+    let out = commuter(&["report", "v2.json"], &dir);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("v3.json") && stderr.contains("commuter run"),
+        stderr.contains("v2.json") && stderr.contains("commuter run"),
         "{stderr}"
     );
 }

@@ -1,6 +1,6 @@
 //! The paper-style heat map: a lower-triangular grid of call pairs, each cell coloured by its
 //! conflict-free fraction (red none, yellow half, green all) and labelled with the number of
-//! conflicted tests; as SVG or TikZ, one panel per run.
+//! conflicted tests; as SVG, PNG (the SVG rasterised) or TikZ, one panel per run.
 
 use crate::PairTests;
 use crate::summary::{PairSummary, summarize};
@@ -64,6 +64,83 @@ pub fn heatmap_svg_panels(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
     legend(&mut s, TITLE + grid + LABEL + 10);
     s.push_str("</svg>\n");
     s
+}
+
+/// Why a PNG heat map could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PngError {
+    /// No font was given, or none of the given data is a font.
+    #[error(
+        "no usable font for the heat map's text: install a sans-serif TrueType font (Debian: `apt-get install fonts-dejavu-core`)"
+    )]
+    NoFont,
+    /// The SVG did not parse (a bug: the SVG is this crate's own).
+    #[error("the heat map's SVG did not parse: {0}")]
+    Svg(String),
+    /// The picture has no pixels or too many.
+    #[error("the heat map is too large to draw ({width} x {height} pixels at scale {scale})")]
+    Size {
+        /// Width in pixels.
+        width: f32,
+        /// Height in pixels.
+        height: f32,
+        /// The scale asked for.
+        scale: f32,
+    },
+    /// The encoder failed.
+    #[error("PNG encoding failed: {0}")]
+    Encode(String),
+}
+
+/// [`heatmap_svg_panels`]'s figure as a PNG, `scale` pixels per SVG unit (2 for print), its
+/// text set in the first font of `fonts` (TrueType or OpenType data, e.g. DejaVu Sans, as the
+/// SVG asks). The same runs and font give the same bytes.
+pub fn heatmap_png(
+    runs: &[(&ConflictsFile, &[PairTests])],
+    fonts: &[Vec<u8>],
+    scale: f32,
+) -> Result<Vec<u8>, PngError> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options::default();
+    {
+        let db = opt.fontdb_mut();
+        for font in fonts {
+            db.load_font_data(font.clone());
+        }
+        // Whatever the given font's family, the SVG's `sans-serif` fallback names it, so the
+        // text is drawn with it and nothing else (no system font lookup: same bytes anywhere).
+        let family = db
+            .faces()
+            .next()
+            .and_then(|f| f.families.first())
+            .map(|(name, _)| name.clone())
+            .ok_or(PngError::NoFont)?;
+        db.set_sans_serif_family(family.clone());
+        opt.font_family = family;
+    }
+    let svg = heatmap_svg_panels(runs);
+    let tree = usvg::Tree::from_str(&svg, &opt).map_err(|e| PngError::Svg(e.to_string()))?;
+    let size = tree.size();
+    let (width, height) = (size.width() * scale, size.height() * scale);
+    let too_big = || PngError::Size {
+        width,
+        height,
+        scale,
+    };
+    // 2^14 pixels a side is beyond any figure of a few dozen calls, and keeps the buffer small.
+    if !(width >= 1.0 && height >= 1.0 && width <= 16384.0 && height <= 16384.0) {
+        return Err(too_big());
+    }
+    let mut pixmap =
+        tiny_skia::Pixmap::new(width.ceil() as u32, height.ceil() as u32).ok_or_else(too_big)?;
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|e| PngError::Encode(e.to_string()))
 }
 
 /// The same figure as TikZ/PGF for LaTeX documents (`\usepackage{tikz}`; one cell is 0.5 cm),

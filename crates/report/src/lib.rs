@@ -1,9 +1,10 @@
 //! `commuter-report`: turns a `conflicts.json` into what people read: a terminal summary per
-//! call pair, the paper-style triangular heat map (`heatmap.svg`), and the comparison of two
+//! call pair, the paper-style triangular heat map (`heatmap.svg`, or PNG), and the comparison of two
 //! runs ([`diff`]), SARIF for code-scanning tools ([`sarif`]), and the self-contained HTML
 //! report to explore a run or a comparison in a browser ([`report_html`], [`diff_html`]).
 //!
-//! No IO: every function takes the parsed data and returns a `String`; the CLI writes it.
+//! No IO: every function takes the parsed data and returns a `String` (the PNG heat map: its
+//! bytes, drawn with the font data the caller read); the CLI writes it.
 //! The per-pair test counts come from `tests.json` ([`PairTests`]), so that pairs whose tests
 //! did not all run (or that have no tests) are still shown truthfully.
 
@@ -14,7 +15,7 @@ mod sarif;
 mod summary;
 
 pub use diff::{PairDelta, RunDiff, TestChange, diff, diff_terminal};
-pub use heatmap::{heatmap_svg, heatmap_svg_panels, heatmap_tikz};
+pub use heatmap::{PngError, heatmap_png, heatmap_svg, heatmap_svg_panels, heatmap_tikz};
 pub use html::{HTML_DATA_FORMAT, HTML_DATA_VERSION, diff_html, report_html};
 pub use sarif::{sarif, sarif_with};
 pub use summary::{PairSummary, Site, summarize, terminal, terminal_with, top_sites};

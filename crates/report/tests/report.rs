@@ -2,7 +2,8 @@
 //! (the real schema, made-up tests).
 
 use commuter_report::{
-    PairTests, diff, diff_terminal, heatmap_svg, pairs_of, sarif, summarize, terminal, top_sites,
+    PairTests, diff, diff_terminal, heatmap_png, heatmap_svg, pairs_of, sarif, summarize, terminal,
+    top_sites,
 };
 use commuter_scan::ConflictsFile;
 use commuter_scan::schema::{
@@ -216,6 +217,87 @@ fn heatmap() {
         "{svg}"
     );
     insta::assert_snapshot!(svg);
+}
+
+/// DejaVu Sans among the system's fonts (Debian's `fonts-dejavu-core`, which `scripts/setup`
+/// installs), found as the CLI finds it.
+fn dejavu_sans() -> Vec<u8> {
+    let mut db = fontdb::Database::new();
+    db.load_system_fonts();
+    let query = fontdb::Query {
+        families: &[fontdb::Family::Name("DejaVu Sans")],
+        ..fontdb::Query::default()
+    };
+    let id = db
+        .query(&query)
+        .expect("DejaVu Sans is installed (apt-get install fonts-dejavu-core; scripts/setup does)");
+    db.with_face_data(id, |data, _| data.to_vec())
+        .expect("font data")
+}
+
+/// A decoded RGBA picture drawn at scale 2.
+struct Picture {
+    width: u32,
+    height: u32,
+    rgba: Vec<u8>,
+}
+
+impl Picture {
+    fn decode(png: &[u8]) -> Picture {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .expect("a PNG");
+        let mut rgba = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut rgba).expect("a frame");
+        assert_eq!(info.color_type, png::ColorType::Rgba);
+        Picture {
+            width: info.width,
+            height: info.height,
+            rgba,
+        }
+    }
+
+    /// The pixel at SVG coordinates (x, y).
+    fn at(&self, x: u32, y: u32) -> [u8; 4] {
+        let i = ((y * 2 * self.width + x * 2) * 4) as usize;
+        [
+            self.rgba[i],
+            self.rgba[i + 1],
+            self.rgba[i + 2],
+            self.rgba[i + 3],
+        ]
+    }
+}
+
+#[test]
+fn png_heatmap_draws_the_svg() {
+    let (c, p) = (conflicts(), pairs());
+    let font = dejavu_sans();
+    let png = heatmap_png(&[(&c, &p)], std::slice::from_ref(&font), 2.0).expect("png");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("heatmap.png");
+    std::fs::write(&out, &png).unwrap();
+    let pic = Picture::decode(&png);
+    // The SVG is 443 x 270 (see the heatmap snapshot), drawn at twice its size.
+    assert_eq!((pic.width, pic.height), (886, 540));
+    // Cells as in the SVG: stat/stat (1 of 4 conflict-free) at (150, 100), open/stat (2 of
+    // 3) at (120, 100), getpid/stat (no tests) at (90, 100); white around.
+    assert_eq!(pic.at(155, 105), [0xeb, 0x88, 0x59, 255]);
+    assert_eq!(pic.at(125, 105), [0xb2, 0xc8, 0x77, 255]);
+    assert_eq!(pic.at(95, 125), [0xdd, 0xdd, 0xdd, 255]);
+    assert_eq!(pic.at(400, 100), [255, 255, 255, 255]);
+    // The title's text is drawn: dark pixels in its band.
+    let dark = (60..380)
+        .flat_map(|x| (12..30).map(move |y| (x, y)))
+        .filter(|&(x, y)| pic.at(x, y)[0] < 100)
+        .count();
+    assert!(dark > 50, "{dark} dark pixels in the title");
+    assert_eq!(
+        heatmap_png(&[(&c, &p)], &[font], 2.0).expect("again"),
+        png,
+        "same input, same bytes"
+    );
+    let e = heatmap_png(&[(&c, &p)], &[], 2.0).expect_err("no font");
+    assert!(e.to_string().contains("fonts-dejavu-core"), "{e}");
 }
 
 /// The same suite after a "patch": one test became conflicted (on a new site), one
@@ -466,4 +548,25 @@ fn conflicts_on_idempotent_paths_are_labelled_and_counted() {
 
 fn sarif_plain() -> String {
     commuter_report::sarif(&conflicts())
+}
+
+#[test]
+fn a_real_run_reads_the_same_from_version_4_and_version_5() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/small-run-conflicts.json");
+    let v4 = std::fs::read_to_string(path).expect("fixture");
+    assert!(v4.starts_with("{\"schema\":\"commuter.conflicts\",\"version\":4,"));
+    let file = ConflictsFile::from_json(&v4).expect("version 4 reads");
+    let v5 = file.to_json();
+    // 37 tests of a small run (the full run's file shrinks 29 times, see the README).
+    assert!(
+        v5.len() * 3 < v4.len(),
+        "{} of {} bytes",
+        v5.len(),
+        v4.len()
+    );
+    assert_eq!(
+        ConflictsFile::from_json(&v5).expect("version 5 reads"),
+        file
+    );
 }

@@ -329,19 +329,17 @@ fn conflicts_files_of_other_schemas_or_versions_are_refused() {
     let file = scan(Target::default(), &runs()[..1], None);
     assert_eq!(file.tests[0].shared[0].what, What::Unknown);
     let json = file.to_json();
-    let current = format!("\"version\": {CONFLICTS_VERSION}");
-    let newer = json.replace(&current, "\"version\": 99");
+    let current = format!("\"version\":{CONFLICTS_VERSION}");
+    assert!(json.contains(&current), "{json}");
+    let newer = json.replace(&current, "\"version\":99");
     let e = ConflictsFile::from_json(&newer).unwrap_err().to_string();
     assert!(e.contains("version 99") && e.contains("newer"), "{e}");
-    // A version 3 file (before access modes) is refused before its fields, naming the fix.
-    let older = json
-        .replace(&current, "\"version\": 3")
-        .replace("\"mode\": \"kernel\",", "")
-        .replace("\"mode\": \"user\",", "");
-    assert!(!older.contains("\"mode\""), "{older}");
+    // A version 2 file (before per-CPU areas and regions) is refused before its fields,
+    // naming the fix.
+    let older = json.replace(&current, "\"version\":2");
     let e = ConflictsFile::from_json(&older).unwrap_err().to_string();
     assert!(
-        e.contains("version 3") && e.contains("rerun the tests"),
+        e.contains("version 2") && e.contains("rerun the tests"),
         "{e}"
     );
     let other = json.replace("commuter.conflicts", "commuter.tests");
@@ -361,7 +359,7 @@ fn a_location_the_tracer_placed_in_a_per_cpu_area_is_named_by_it() {
     let what = &file.tests[0].shared[0].what;
     assert_eq!(what.label(), "percpu+0x40");
     let json = file.to_json();
-    assert!(json.contains("\"kind\": \"percpu\""), "{json}");
+    assert!(json.contains("\"kind\":\"percpu\""), "{json}");
     assert_eq!(ConflictsFile::from_json(&json).unwrap(), file);
 }
 
@@ -385,7 +383,7 @@ fn a_location_the_tracer_found_in_a_slab_cache_is_named_by_it() {
         );
         assert_eq!(what.label(), "slab:dentry");
         let json = file.to_json();
-        assert!(json.contains("\"kind\": \"slab\""), "{json}");
+        assert!(json.contains("\"kind\":\"slab\""), "{json}");
         assert_eq!(ConflictsFile::from_json(&json).unwrap(), file);
     }
 }

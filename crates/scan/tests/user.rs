@@ -256,8 +256,8 @@ fn scan_names_user_sites_and_user_memory_with_the_user_binary() {
     let b = &loc.b.sites[0];
     assert_eq!((b.mode, b.symbol.as_deref()), (Mode::Kernel, None));
     let json = file.to_json();
-    assert!(json.contains("\"kind\": \"user_static\""), "{json}");
-    assert!(json.contains("\"mode\": \"user\""), "{json}");
+    assert!(json.contains("\"kind\":\"user_static\""), "{json}");
+    assert!(json.contains("\"mode\":\"user\""), "{json}");
     assert_eq!(ConflictsFile::from_json(&json).unwrap(), file);
     // Without the binary, user memory is only "user" memory, and user code unnamed.
     let plain = scan(Target::default(), &runs, None);

@@ -64,7 +64,15 @@ pub fn ok(out: &Output) -> String {
     stdout
 }
 
-/// A JSON file the run wrote.
+/// A JSON file the run wrote; a `conflicts.json` in its expanded form (every location with
+/// its object, every access with its code sites), as the project reads it, whatever version
+/// it was written in (version 5 keeps sites and objects in tables).
 pub fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
+    let text = std::fs::read_to_string(path).expect("file written");
+    let v: Value = serde_json::from_str(&text).expect("valid JSON");
+    if v["schema"] != commuter_scan::CONFLICTS_SCHEMA {
+        return v;
+    }
+    let file = commuter_scan::ConflictsFile::from_json(&text).expect("a valid conflicts file");
+    serde_json::to_value(&file).expect("plain data")
 }

@@ -1,0 +1,28 @@
+"""Reads a `conflicts.json` of any version the project reads (3 to 5) in version 4's shape, for
+the benchmark scripts: every location holds its object (`what`) and every access its code
+sites, each site its frames. Version 5 keeps frames, sites and objects once, in the tables
+`frames`, `sites` and `objects`, and refers to them by index; `expand` resolves them (the same
+dicts are shared, not copied). Versions 3 and 4 are returned as they are (version 3 has no
+`mode` fields)."""
+import json
+
+
+def expand(data):
+    """The conflicts file `data` (parsed JSON) with version 5's tables resolved, in place."""
+    if data.get("version") != 5:
+        return data
+    frames, objects = data.pop("frames"), data.pop("objects")
+    sites = [dict(s, frames=[frames[i] for i in s["frames"]]) for s in data.pop("sites")]
+    for t in data["tests"]:
+        for key in ("shared", "false_sharing"):
+            for loc in t.get(key, []):
+                loc["what"] = objects[loc["what"]]
+                for side in ("a", "b"):
+                    loc[side]["sites"] = [sites[i] for i in loc[side]["sites"]]
+    return data
+
+
+def load(path):
+    """`expand` of the file at `path`."""
+    with open(path) as f:
+        return expand(json.load(f))
