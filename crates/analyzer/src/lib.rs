@@ -35,6 +35,9 @@ pub struct AnalyzeOptions {
     pub explore: ExploreOptions,
     /// Compute a human-readable condition for every path.
     pub print_conds: bool,
+    /// Leave out the idempotence check (paths then name no idempotent call): it costs about
+    /// as much as the commutativity check itself.
+    pub skip_idempotence: bool,
 }
 
 /// Errors of the analyzer.
@@ -266,7 +269,7 @@ fn idempotence(
         .filter(|(_, p)| matches!(p.value.verdict, Verdict::Commutes))
         .map(|(i, p)| (p.decisions.as_slice(), i))
         .collect();
-    if base.is_empty() {
+    if base.is_empty() || opts.skip_idempotence {
         return Ok(found);
     }
     let lengths: BTreeSet<usize> = base.keys().map(|d| d.len()).collect();

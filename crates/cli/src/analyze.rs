@@ -59,6 +59,7 @@ pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
         // `--check-conds` needs the merged conditions to tell "always" from "always, given
         // the preconditions".
         print_conds: args.print_conds || args.check_conds,
+        skip_idempotence: args.selection.no_idempotence,
     };
     tracing::info!(
         model = selected.model.name(),

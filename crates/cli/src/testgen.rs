@@ -88,6 +88,7 @@ pub fn generate(
         analyze: AnalyzeOptions {
             explore: selection.explore_options(),
             print_conds: false,
+            skip_idempotence: selection.no_idempotence,
         },
         max_tests_per_path: generation.max_tests_per_path,
         max_testcases: generation.max_testcases,

@@ -325,3 +325,29 @@ fn without_a_terminal_progress_is_printed_as_lines() {
         .unwrap_or_else(|| panic!("no progress line: {stderr}"));
     assert!(line.contains("/s"), "{line}");
 }
+
+#[test]
+fn tests_name_their_idempotent_calls_unless_told_not_to_decide() {
+    let dir = temp_dir("idempotence");
+    let idempotent_tests = |extra: &[&str]| {
+        let mut args = vec!["testgen", "-m", "getset", "-f", "set/set", "-o", "t.json"];
+        args.extend_from_slice(extra);
+        let out = commuter(&args, &dir);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let suite: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("t.json")).unwrap()).unwrap();
+        let tests = suite["call_sets"][0]["tests"].as_array().unwrap().clone();
+        let named = tests
+            .iter()
+            .filter(|t| t.get("idempotent").is_some())
+            .count();
+        (named, tests.len())
+    };
+    let (named, total) = idempotent_tests(&[]);
+    // set/set commutes only when both set the same value: setting it again changes nothing.
+    assert!(
+        total >= 1 && named == total,
+        "set/set: every test is idempotent: {named} of {total}"
+    );
+    assert_eq!(idempotent_tests(&["--no-idempotence"]), (0, total));
+}

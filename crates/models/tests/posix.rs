@@ -52,8 +52,11 @@ fn run(model: &dyn DynModel, functions: Option<&str>) -> Analysis {
 /// pair for printing costs more than deciding them.
 fn analysis(model: &dyn DynModel, functions: Option<&str>, print_conds: bool) -> Analysis {
     let sets = select_model_call_sets(model, functions, 2).expect("valid selection");
+    // Idempotence has tests of its own (analyzer/tests/posix_idempotence.rs); here it would
+    // double the time of every scenario.
     let opts = AnalyzeOptions {
         print_conds,
+        skip_idempotence: true,
         ..Default::default()
     };
     analyze(model, &sets, &opts, functions, &|_| {}).expect("analysis runs")
