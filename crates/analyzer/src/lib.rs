@@ -337,17 +337,10 @@ fn summarize(
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let (commutes, divergence) = match &p.value.verdict {
-                Verdict::Commutes => (true, Vec::new()),
-                Verdict::Diverges { reasons } => (false, reasons.clone()),
-            };
+            let (commutes, divergence) = verdict_parts(&p.value.verdict);
             PathReport {
                 id: format!("{prefix}_{i}"),
-                decisions: p
-                    .decisions
-                    .iter()
-                    .map(|&d| if d { 'T' } else { 'F' })
-                    .collect(),
+                decisions: decisions_text(&p.decisions),
                 commutes,
                 divergence,
                 condition: conditions.as_ref().map(|c| c[i].text()),
@@ -485,17 +478,10 @@ fn mover(
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (commutes, divergence) = match &p.value {
-                    Verdict::Commutes => (true, Vec::new()),
-                    Verdict::Diverges { reasons } => (false, reasons.clone()),
-                };
+                let (commutes, divergence) = verdict_parts(&p.value);
                 PathReport {
                     id: format!("{a}_{b}_mover_{i}"),
-                    decisions: p
-                        .decisions
-                        .iter()
-                        .map(|&d| if d { 'T' } else { 'F' })
-                        .collect(),
+                    decisions: decisions_text(&p.decisions),
                     commutes,
                     divergence,
                     condition: printer
@@ -522,4 +508,20 @@ fn mover(
             path_list,
         })
     })
+}
+
+/// Whether a path commutes, and the divergence reasons when it does not.
+fn verdict_parts(verdict: &Verdict) -> (bool, Vec<String>) {
+    match verdict {
+        Verdict::Commutes => (true, Vec::new()),
+        Verdict::Diverges { reasons } => (false, reasons.clone()),
+    }
+}
+
+/// A path's branch decisions as `T`/`F` letters.
+fn decisions_text(decisions: &[bool]) -> String {
+    decisions
+        .iter()
+        .map(|&d| if d { 'T' } else { 'F' })
+        .collect()
 }
