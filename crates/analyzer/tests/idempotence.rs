@@ -126,14 +126,14 @@ fn counter_movers_are_one_directional() {
         mover_paths(inc_dec),
         [
             (false, "s.counter <= 0".to_string()),
-            (true, "s.counter > 0".to_string())
+            (true, "s.counter >= 1".to_string())
         ]
     );
     assert_eq!(inc_dec.path_list[0].divergence, ["ba precondition"]);
     // dec;inc runs only on a positive counter, and there inc;dec does the same.
     let dec_inc = mover(&all, "dec;inc");
     assert_eq!(dec_inc.moves, Commutes::Always);
-    assert_eq!(mover_paths(dec_inc), [(true, "s.counter > 0".to_string())]);
+    assert_eq!(mover_paths(dec_inc), [(true, "s.counter >= 1".to_string())]);
 
     // Without preconditions or internal choices, the two directions are the commutativity
     // condition: inc;iszero swaps with iszero;inc where the counter is not 0.
