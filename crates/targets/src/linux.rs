@@ -5,7 +5,7 @@
 
 use crate::initramfs::{InitramfsError, linux_initramfs};
 use commuter_guest::plan::Plan;
-use commuter_guest::report::{Actual, GuestLine, Platform};
+use commuter_guest::report::{Actual, GuestLine, Platform, Timing};
 use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::record::{self, TestRecord};
 use commuter_trace_format::slab::SlabLayout;
@@ -318,7 +318,6 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
         },
     )?;
     let (tests, platform) = collect(plan, &boot.console, boot.trace)?;
-    log_guest_timing(&boot.console, boot.elapsed);
     Ok(LinuxRun {
         tests,
         platform,
@@ -327,52 +326,39 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
     })
 }
 
-/// The guest's console log of a boot in `work_dir` (written as the VM runs).
-pub fn console_path(work_dir: &Path) -> PathBuf {
-    work_dir.join(CONSOLE)
-}
-
 /// How many tests of a boot still running in `work_dir` have finished, from the console the
 /// guest writes as it goes (a test ends with its second call's result or with an error).
 pub fn finished_tests(work_dir: &Path) -> u64 {
-    let Ok(console) = std::fs::read_to_string(console_path(work_dir)) else {
-        return 0;
-    };
-    let finished = console.lines().filter(|line| {
+    count_console_lines(work_dir, |line| {
         matches!(
             GuestLine::parse(line),
             Some(Ok(
                 GuestLine::Result { call: 1, .. } | GuestLine::Error { test: Some(_), .. }
             ))
         )
-    });
-    finished.count() as u64
+    })
 }
 
-/// Logs where the VM's time went (the guest's done line), for `bench/run-breakdown`.
-fn log_guest_timing(console: &str, elapsed: Duration) {
-    let timing = console
-        .lines()
-        .rev()
-        .find_map(|line| match GuestLine::parse(line) {
-            Some(Ok(GuestLine::Done {
-                timing: Some(t), ..
-            })) => Some(t),
-            _ => None,
-        });
-    if let Some(t) = timing {
-        let s = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
-        tracing::debug!(
-            vm = elapsed.as_secs_f64(),
-            boot = s(t.boot_ns),
-            setup = s(t.setup_ns),
-            processes = s(t.processes_ns),
-            calls = s(t.calls_ns),
-            teardown = s(t.teardown_ns),
-            report = s(t.report_ns),
-            "guest time (seconds)"
-        );
-    }
+/// Lines of the console of a boot in `work_dir` (running or not) that `counts`; 0 before the
+/// console exists.
+pub fn count_console_lines(work_dir: &Path, counts: impl Fn(&str) -> bool) -> u64 {
+    std::fs::read_to_string(work_dir.join(CONSOLE)).map_or(0, |console| {
+        console.lines().filter(|l| counts(l)).count() as u64
+    })
+}
+
+/// Logs where the guest's time went (its done line), for `bench/run-breakdown`.
+fn log_guest_timing(t: &Timing) {
+    let s = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
+    tracing::debug!(
+        boot = s(t.boot_ns),
+        setup = s(t.setup_ns),
+        processes = s(t.processes_ns),
+        calls = s(t.calls_ns),
+        teardown = s(t.teardown_ns),
+        report = s(t.report_ns),
+        "guest time (seconds)"
+    );
 }
 
 /// What a boot gives `/init` (the configuration's guest binary) besides itself.
@@ -637,8 +623,12 @@ pub fn collect(
             line: line.into(),
             source,
         })?;
-        if let GuestLine::Start { platform: p, .. } = &parsed {
-            platform.clone_from(p);
+        match &parsed {
+            GuestLine::Start { platform: p, .. } => platform.clone_from(p),
+            GuestLine::Done {
+                timing: Some(t), ..
+            } => log_guest_timing(t),
+            _ => {}
         }
         done |= apply(&mut tests, parsed)?;
     }
@@ -776,7 +766,7 @@ mod tests {
 [ 9.0] kernel noise\r
 @@commuter {\"event\":\"result\",\"test\":2,\"call\":0,\"ok\":true,\"mismatches\":[],\"actual\":{\"ret\":5}}\r
 @@commuter {\"event\":\"resu";
-        std::fs::write(console_path(&dir), console).unwrap();
+        std::fs::write(dir.join(CONSOLE), console).unwrap();
         assert_eq!(finished_tests(&dir), 2, "test 2 has one result so far");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -121,13 +121,9 @@ impl Target for UserProgram {
     }
 
     fn finished_in(&self, work_dir: &Path) -> u64 {
-        let Ok(console) = std::fs::read_to_string(linux::console_path(work_dir)) else {
-            return 0;
-        };
-        let finished = console
-            .lines()
-            .filter(|line| matches!(HarnessLine::parse(line), Some(Ok(HarnessLine::Test { .. }))));
-        finished.count() as u64
+        linux::count_console_lines(work_dir, |line| {
+            matches!(HarnessLine::parse(line), Some(Ok(HarnessLine::Test { .. })))
+        })
     }
 
     fn open_symbols(&self, events: &dyn Events) -> SymbolTables {

@@ -44,7 +44,7 @@ impl Runner {
 
     fn start_processes(&mut self) -> Result<(), String> {
         for index in 0..PROCS {
-            let pid = worker::spawn(index, self.shared, self.plan, self.plan.cpus)
+            let pid = worker::spawn(index, self.shared, self.plan)
                 .map_err(|e| format!("fork test process {index}: {e}"))?;
             self.processes.push(pid);
         }

@@ -133,14 +133,15 @@ pub fn power_off() -> ! {
     }
 }
 
-/// A copy in this process of `fd` of process `pid`: the same open file, as fork would have
-/// given (pidfd_open and pidfd_getfd, Linux 5.6).
-pub fn fd_of(pid: libc::pid_t, fd: i32) -> io::Result<i32> {
-    // SAFETY: plain syscalls; the pidfd is closed before returning.
-    unsafe {
-        let pidfd = check(libc::syscall(libc::SYS_pidfd_open, pid, 0))? as i32;
-        let copy = check(libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0));
-        libc::close(pidfd);
-        copy.map(|c| c as i32)
-    }
+/// A pidfd of process `pid` (pidfd_open, Linux 5.3).
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<i32> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(|fd| fd as i32)
+}
+
+/// A copy in this process of `fd` of the process `pidfd` refers to: the same open file, as
+/// fork would have given (pidfd_getfd, Linux 5.6).
+pub fn fd_from(pidfd: i32, fd: i32) -> io::Result<i32> {
+    // SAFETY: plain syscall; a bad pidfd is an error, not undefined behaviour.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) }).map(|c| c as i32)
 }

@@ -11,7 +11,7 @@
 use crate::calls::{Prepared, marker};
 use crate::shared::{GO, PREPARE, RawResult, SETUP, Shared, TEARDOWN, decode, encode};
 use crate::{calls, state, sys};
-use commuter_guest::plan::{MAX_PAGES, Op, Plan};
+use commuter_guest::plan::{FdTarget, MAX_PAGES, Op, Plan};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -21,7 +21,6 @@ struct Process {
     index: usize,
     shared: &'static Shared,
     plan: &'static Plan,
-    cpus: [u32; 2],
 }
 
 /// Forks test process `index`; returns its pid.
@@ -29,13 +28,11 @@ pub fn spawn(
     index: usize,
     shared: &'static Shared,
     plan: &'static Plan,
-    cpus: [u32; 2],
 ) -> std::io::Result<libc::pid_t> {
     let process = Process {
         index,
         shared,
         plan,
-        cpus,
     };
     // Read before the fork: a command sent after it, even before the child runs, is new to it.
     let seen = shared.command[index].load(Ordering::Acquire);
@@ -75,10 +72,25 @@ fn set_up(p: Process) {
     let generation = sh.generation.load(Ordering::Acquire);
     let test = &p.plan.tests[sh.test.load(Ordering::Acquire) as usize];
     if let Some(proc) = test.setup.procs.get(p.index) {
-        let coordinator = sh.coordinator.load(Ordering::Acquire);
+        // One pidfd of the coordinator for all pipe ends, opened first (so it takes fd 3, below
+        // every test fd); setup_proc closes it with every other fd the process does not keep.
+        let has_pipes = proc
+            .fds
+            .iter()
+            .any(|f| matches!(f.target, FdTarget::Pipe { .. }));
+        let coordinator = has_pipes
+            .then(|| sys::pidfd_open(sh.coordinator.load(Ordering::Acquire)))
+            .transpose();
         let pipe_end = |pipe: usize, write: bool| {
+            let pidfd = match &coordinator {
+                Ok(fd) => fd.ok_or_else(|| std::io::Error::other("no pidfd of the coordinator"))?,
+                Err(e) => {
+                    let message = format!("pidfd of the coordinator: {e}");
+                    return Err(std::io::Error::new(e.kind(), message));
+                }
+            };
             let fd = sh.pipes[pipe][usize::from(write)].load(Ordering::Acquire);
-            sys::fd_of(coordinator, fd)
+            sys::fd_from(pidfd, fd)
         };
         if let Err(e) = state::setup_proc(proc, pipe_end) {
             sh.set_error(p.index, &format!("process {}: {e}", p.index));
@@ -118,7 +130,7 @@ fn start_call_thread(p: Process, slot: usize) {
 
 fn call_thread(p: Process, slot: usize, mut seen: u32) {
     let sh = p.shared;
-    let cpu = p.cpus[slot];
+    let cpu = p.plan.cpus[slot];
     if let Err(e) = sys::pin(cpu) {
         sh.set_error(p.index, &format!("call {slot}: pin to CPU {cpu}: {e}"));
     }
