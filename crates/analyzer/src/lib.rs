@@ -66,6 +66,17 @@ pub enum Commutes {
     Never,
 }
 
+impl Commutes {
+    /// `Always` when every one of `paths` paths says yes, `Never` when none does.
+    fn of(yes: usize, paths: usize) -> Self {
+        match yes {
+            0 => Commutes::Never,
+            n if n == paths => Commutes::Always,
+            _ => Commutes::Sometimes,
+        }
+    }
+}
+
 /// One path of a call set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathReport {
@@ -379,11 +390,7 @@ fn summarize(
         paths,
         commutative_paths,
         unknowns: path_list.iter().map(|p| p.unknowns.len()).sum(),
-        commutes: match commutative_paths {
-            0 => Commutes::Never,
-            n if n == paths => Commutes::Always,
-            _ => Commutes::Sometimes,
-        },
+        commutes: Commutes::of(commutative_paths, paths),
         truncated: exploration.truncated,
         path_list,
         commutes_iff,
@@ -500,11 +507,7 @@ fn mover(
             paths,
             movable_paths,
             unknowns: path_list.iter().map(|p| p.unknowns.len()).sum(),
-            moves: match movable_paths {
-                0 => Commutes::Never,
-                n if n == paths => Commutes::Always,
-                _ => Commutes::Sometimes,
-            },
+            moves: Commutes::of(movable_paths, paths),
             path_list,
         })
     })
