@@ -184,14 +184,14 @@ impl ConditionPrinter {
             ZBool::and(&parts)
         });
         let mut cases = self.cases(constraints, internals);
+        let assumptions = invariants(constraints);
         if cases.len() > 1 {
             // Cases split from one path can often be joined again more shortly.
-            let assumptions = invariants(constraints);
             minimize_cases(&mut cases, &assumptions);
         }
         Condition {
             cases,
-            assumptions: invariants(constraints),
+            assumptions,
             raw,
         }
     }
