@@ -66,6 +66,17 @@ pub enum Commutes {
     Never,
 }
 
+impl Commutes {
+    /// `Always` when every one of `paths` paths says yes, `Never` when none does.
+    fn of(yes: usize, paths: usize) -> Self {
+        match yes {
+            0 => Commutes::Never,
+            n if n == paths => Commutes::Always,
+            _ => Commutes::Sometimes,
+        }
+    }
+}
+
 /// One path of a call set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathReport {
@@ -262,23 +273,20 @@ fn idempotence(
         .iter()
         .map(|_| Idempotence::default())
         .collect();
-    let base: HashMap<&[bool], usize> = exploration
+    // The commutative paths, in path order: the starts of every slot's exploration.
+    let commutative: Vec<(usize, &[bool])> = exploration
         .paths
         .iter()
         .enumerate()
         .filter(|(_, p)| matches!(p.value.verdict, Verdict::Commutes))
-        .map(|(i, p)| (p.decisions.as_slice(), i))
+        .map(|(i, p)| (i, p.decisions.as_slice()))
         .collect();
-    if base.is_empty() || opts.skip_idempotence {
+    if commutative.is_empty() || opts.skip_idempotence {
         return Ok(found);
     }
+    let base: HashMap<&[bool], usize> = commutative.iter().map(|&(i, d)| (d, i)).collect();
     let lengths: BTreeSet<usize> = base.keys().map(|d| d.len()).collect();
-    let starts: Vec<Vec<bool>> = exploration
-        .paths
-        .iter()
-        .filter(|p| matches!(p.value.verdict, Verdict::Commutes))
-        .map(|p| p.decisions.clone())
-        .collect();
+    let starts: Vec<Vec<bool>> = commutative.iter().map(|(_, d)| d.to_vec()).collect();
     // Every extension must be explored: a truncated one would leave a path half decided.
     let explore_opts = ExploreOptions {
         max_paths: None,
@@ -288,8 +296,8 @@ fn idempotence(
         let extended = explore_from(&explore_opts, starts.clone(), || {
             sim::check_idempotence(instance, set, processes, slot)
         })?;
-        // Per base path: (extensions seen, all idempotent).
-        let mut verdicts: HashMap<usize, (usize, bool)> = HashMap::new();
+        // Per base path with at least one extension: whether every extension is idempotent.
+        let mut verdicts: HashMap<usize, bool> = HashMap::new();
         for path in &extended.paths {
             let Some(&i) = lengths
                 .iter()
@@ -298,9 +306,7 @@ fn idempotence(
             else {
                 continue;
             };
-            let entry = verdicts.entry(i).or_insert((0, true));
-            entry.0 += 1;
-            entry.1 &= path.value == Some(true);
+            *verdicts.entry(i).or_insert(true) &= path.value == Some(true);
             for u in &path.unknowns {
                 let u = format!("idempotence of {}: {u}", slot_name(slot));
                 if !found[i].unknowns.contains(&u) {
@@ -308,8 +314,8 @@ fn idempotence(
                 }
             }
         }
-        for (i, (seen, all)) in verdicts {
-            if seen > 0 && all {
+        for (i, all) in verdicts {
+            if all {
                 found[i].slots.push(slot_name(slot));
             }
         }
@@ -379,11 +385,7 @@ fn summarize(
         paths,
         commutative_paths,
         unknowns: path_list.iter().map(|p| p.unknowns.len()).sum(),
-        commutes: match commutative_paths {
-            0 => Commutes::Never,
-            n if n == paths => Commutes::Always,
-            _ => Commutes::Sometimes,
-        },
+        commutes: Commutes::of(commutative_paths, paths),
         truncated: exploration.truncated,
         path_list,
         commutes_iff,
@@ -500,11 +502,7 @@ fn mover(
             paths,
             movable_paths,
             unknowns: path_list.iter().map(|p| p.unknowns.len()).sum(),
-            moves: match movable_paths {
-                0 => Commutes::Never,
-                n if n == paths => Commutes::Always,
-                _ => Commutes::Sometimes,
-            },
+            moves: Commutes::of(movable_paths, paths),
             path_list,
         })
     })

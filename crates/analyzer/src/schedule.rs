@@ -87,8 +87,10 @@ mod tests {
 
     #[test]
     fn the_first_error_in_selection_order_wins() {
-        let (stat, mmap) = (call("stat"), call("mmap"));
-        let sets: Vec<CallSet> = vec![vec![stat], vec![mmap], vec![stat]];
+        let (stat, mmap, close) = (call("stat"), call("mmap"), call("close"));
+        // Three different calls: the last in selection order, or the first to run (the
+        // costliest, mmap), would be another error.
+        let sets: Vec<CallSet> = vec![vec![stat], vec![mmap], vec![close]];
         let out: Result<Vec<()>, usize> =
             for_each_set(&PosixModel::default(), &sets, |set| Err(set[0]));
         assert_eq!(out, Err(stat));

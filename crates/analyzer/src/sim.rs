@@ -151,13 +151,7 @@ fn walk_and_decide<'i>(
     set: &'i [usize],
     processes: usize,
 ) -> (Walk<'i>, Box<dyn AnyState>, Verdict) {
-    let initial = instance.initial_state();
-    let args: Vec<Box<dyn Any>> = set
-        .iter()
-        .enumerate()
-        .map(|(slot, &call)| instance.fresh_args(call, &slot_name(slot)))
-        .collect();
-    assume_processes(instance, set, &args, processes);
+    let (initial, args) = fresh_inputs(instance, set, processes);
     let mut walk = Walk {
         instance,
         set,
@@ -168,15 +162,38 @@ fn walk_and_decide<'i>(
         checks: Vec::new(),
     };
     walk.visit(initial.as_ref(), &mut Vec::new(), 0);
-    let agree = Bool::all(walk.checks.iter().map(|(_, c)| c.clone()));
-    let verdict = if branch_exists_internals(&agree) {
+    let verdict = decide(&walk.checks, branch_exists_internals);
+    (walk, initial, verdict)
+}
+
+/// The symbolic initial state and each slot's fresh arguments, process arguments narrowed
+/// ([`assume_processes`]).
+fn fresh_inputs(
+    instance: &dyn Instance,
+    set: &[usize],
+    processes: usize,
+) -> (Box<dyn AnyState>, Vec<Box<dyn Any>>) {
+    let initial = instance.initial_state();
+    let args: Vec<Box<dyn Any>> = set
+        .iter()
+        .enumerate()
+        .map(|(slot, &call)| instance.fresh_args(call, &slot_name(slot)))
+        .collect();
+    assume_processes(instance, set, &args, processes);
+    (initial, args)
+}
+
+/// `Commutes` where `exists` (a branch over internal values) says some choice makes every
+/// check hold, else the failing checks as reasons.
+fn decide(checks: &[(String, Bool)], exists: impl FnOnce(&Bool) -> bool) -> Verdict {
+    let agree = Bool::all(checks.iter().map(|(_, c)| c.clone()));
+    if exists(&agree) {
         Verdict::Commutes
     } else {
         Verdict::Diverges {
-            reasons: divergence_reasons(&walk.checks),
+            reasons: divergence_reasons(checks),
         }
-    };
-    (walk, initial, verdict)
+    }
 }
 
 /// Process arguments name one of the model's processes; without loss of generality the first
@@ -234,13 +251,7 @@ pub fn check_mover(
     processes: usize,
 ) -> Verdict {
     let set = [first, second];
-    let initial = instance.initial_state();
-    let args: Vec<Box<dyn Any>> = set
-        .iter()
-        .enumerate()
-        .map(|(slot, &call)| instance.fresh_args(call, &slot_name(slot)))
-        .collect();
-    assume_processes(instance, &set, &args, processes);
+    let (initial, args) = fresh_inputs(instance, &set, processes);
     let run_order = |order: [usize; 2]| {
         let mut state = initial.clone_box();
         let mut results: Vec<Option<Box<dyn CallResult>>> = vec![None, None];
@@ -270,12 +281,5 @@ pub fn check_mover(
         "ab/ba state".to_string(),
         given_state.same_as(swapped_state.as_ref()),
     ));
-    let agree = Bool::all(checks.iter().map(|(_, c)| c.clone()));
-    if branch_exists_internals_since(mark, &agree) {
-        Verdict::Commutes
-    } else {
-        Verdict::Diverges {
-            reasons: divergence_reasons(&checks),
-        }
-    }
+    decide(&checks, |agree| branch_exists_internals_since(mark, agree))
 }

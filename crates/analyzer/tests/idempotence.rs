@@ -2,41 +2,12 @@
 //! with the effect of once) and of the mover conditions (when a;b can be swapped to b;a).
 
 use commuter_analyzer::{
-    Analysis, AnalyzeOptions, CallSetReport, Commutes, MoverReport, analyze, analyze_movers,
-    select_model_call_sets,
+    AnalyzeOptions, CallSetReport, Commutes, MoverReport, analyze_movers, select_model_call_sets,
 };
 use commuter_models::find_model;
 
-fn run(model: &str, functions: Option<&str>) -> Analysis {
-    let m = find_model(model).expect("built-in model");
-    let sets = select_model_call_sets(m.as_ref(), functions, 2).expect("valid selection");
-    let opts = AnalyzeOptions {
-        print_conds: true,
-        ..Default::default()
-    };
-    analyze(m.as_ref(), &sets, &opts, functions, &|_| {}).expect("analysis runs")
-}
-
-fn set<'a>(a: &'a Analysis, name: &str) -> &'a CallSetReport {
-    a.call_sets
-        .iter()
-        .find(|c| c.name() == name)
-        .unwrap_or_else(|| panic!("call set {name}"))
-}
-
-/// Every commutative path's idempotent slots, with its condition.
-fn idempotence(cs: &CallSetReport) -> Vec<(String, Vec<String>)> {
-    cs.path_list
-        .iter()
-        .filter(|p| p.commutes)
-        .map(|p| {
-            (
-                p.condition.clone().unwrap_or_default(),
-                p.idempotent.clone(),
-            )
-        })
-        .collect()
-}
+mod common;
+use common::{idempotence, run, set};
 
 fn slots(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()

@@ -1,20 +1,16 @@
 //! Printed conditions of POSIX call sets: pinned by snapshot, and the same text run after run
 //! (Z3 numbers its terms differently in every context, and the text must not follow).
 
-use commuter_analyzer::{Analysis, AnalyzeOptions, analyze, select_model_call_sets};
+use commuter_analyzer::{Analysis, select_model_call_sets};
 use commuter_models::find_model;
 
+mod common;
+
 fn run(functions: Option<&str>) -> Analysis {
-    let m = find_model("posix").expect("built-in model");
-    let sets = select_model_call_sets(m.as_ref(), functions, 2).expect("valid selection");
-    let opts = AnalyzeOptions {
-        print_conds: true,
-        ..Default::default()
-    };
-    analyze(m.as_ref(), &sets, &opts, functions, &|_| {}).expect("analysis runs")
+    common::run("posix", functions)
 }
 
-/// What `--print-conds` shows of each call set.
+/// What `--print-conds` shows of each call set (the preconditions, long here, left out).
 fn render(a: &Analysis) -> String {
     let mut out = String::new();
     for cs in &a.call_sets {

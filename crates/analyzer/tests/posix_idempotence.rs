@@ -1,16 +1,12 @@
 //! Known answers of the idempotence check on the POSIX model: decided, with no solver unknown.
 
-use commuter_analyzer::{Analysis, AnalyzeOptions, CallSetReport, analyze, select_model_call_sets};
-use commuter_models::find_model;
+use commuter_analyzer::{Analysis, CallSetReport};
+
+mod common;
+use common::idempotence;
 
 fn run(functions: &str) -> Analysis {
-    let m = find_model("posix").expect("built-in model");
-    let sets = select_model_call_sets(m.as_ref(), Some(functions), 2).expect("valid selection");
-    let opts = AnalyzeOptions {
-        print_conds: true,
-        ..Default::default()
-    };
-    let a = analyze(m.as_ref(), &sets, &opts, Some(functions), &|_| {}).expect("analysis runs");
+    let a = common::run("posix", Some(functions));
     assert_eq!(a.total_unknowns(), 0, "{functions}");
     a
 }
@@ -18,20 +14,6 @@ fn run(functions: &str) -> Analysis {
 fn only(a: &Analysis) -> &CallSetReport {
     assert_eq!(a.call_sets.len(), 1);
     &a.call_sets[0]
-}
-
-/// (condition, idempotent slots) of every commutative path.
-fn commutative(cs: &CallSetReport) -> Vec<(String, Vec<String>)> {
-    cs.path_list
-        .iter()
-        .filter(|p| p.commutes)
-        .map(|p| {
-            (
-                p.condition.clone().unwrap_or_default(),
-                p.idempotent.clone(),
-            )
-        })
-        .collect()
 }
 
 fn dump(paths: &[(String, Vec<String>)]) -> String {
@@ -61,7 +43,7 @@ fn has(idem: &[String], slot: &str) -> bool {
 
 #[test]
 fn stat_stat_is_idempotent_everywhere() {
-    let paths = commutative(only(&run("stat/stat")));
+    let paths = idempotence(only(&run("stat/stat")));
     assert!(!paths.is_empty());
     for (cond, idem) in &paths {
         assert_eq!(idem, &BOTH, "read-only calls: {cond}");
@@ -71,7 +53,7 @@ fn stat_stat_is_idempotent_everywhere() {
 #[test]
 #[ignore = "lseek/lseek takes about a minute in a debug build: run with --ignored"]
 fn lseek_to_an_absolute_offset_is_idempotent() {
-    let paths = commutative(only(&run("lseek/lseek")));
+    let paths = idempotence(only(&run("lseek/lseek")));
     // Both seek to an absolute offset (SEEK_SET; one fd and one offset included): each
     // repeats itself.
     let absolute: Vec<_> = paths
@@ -95,7 +77,7 @@ fn lseek_to_an_absolute_offset_is_idempotent() {
 #[test]
 #[ignore = "write/write takes several minutes in a debug build: run with --ignored"]
 fn pipe_writes_are_not_idempotent() {
-    let paths = commutative(only(&run("write/write")));
+    let paths = idempotence(only(&run("write/write")));
     // a writes to a pipe whose read end is open: it appends each time. (Without a reader it
     // fails with EPIPE each time, which is idempotent.)
     let pipe_writes: Vec<_> = paths
@@ -122,7 +104,7 @@ fn pipe_writes_are_not_idempotent() {
 fn pwrite_is_idempotent() {
     // Writing the same bytes at the same offset again changes nothing (the same byte at the
     // same offset by both calls included): every commutative path.
-    let paths = commutative(only(&run("pwrite/pwrite")));
+    let paths = idempotence(only(&run("pwrite/pwrite")));
     assert!(!paths.is_empty());
     for (cond, idem) in &paths {
         assert_eq!(idem, &BOTH, "{cond}");
@@ -132,7 +114,7 @@ fn pwrite_is_idempotent() {
 #[test]
 #[ignore = "mmap/mmap takes several minutes in a debug build: run with --ignored"]
 fn fixed_anonymous_mmap_of_the_same_page_is_idempotent() {
-    let paths = commutative(only(&run("mmap/mmap")));
+    let paths = idempotence(only(&run("mmap/mmap")));
     let same: Vec<_> = paths
         .iter()
         .filter(|(c, _)| {

@@ -1,31 +1,10 @@
 //! Known answers of the toy models (after the original Commuter's models and the paper).
 
-use commuter_analyzer::{
-    Analysis, AnalyzeOptions, CallSetReport, Commutes, analyze, select_model_call_sets,
-};
+use commuter_analyzer::{AnalyzeOptions, CallSetReport, Commutes, analyze, select_model_call_sets};
 use commuter_models::find_model;
 
-fn run(model: &str, functions: Option<&str>) -> Analysis {
-    let m = find_model(model).expect("built-in model");
-    let sets = select_model_call_sets(m.as_ref(), functions, 2).expect("valid selection");
-    let opts = AnalyzeOptions {
-        print_conds: true,
-        ..Default::default()
-    };
-    analyze(m.as_ref(), &sets, &opts, functions, &|_| {}).expect("analysis runs")
-}
-
-fn set<'a>(a: &'a Analysis, name: &str) -> &'a CallSetReport {
-    a.call_sets
-        .iter()
-        .find(|c| c.name() == name)
-        .unwrap_or_else(|| {
-            panic!(
-                "call set {name} in {:?}",
-                a.call_sets.iter().map(|c| c.name()).collect::<Vec<_>>()
-            )
-        })
-}
+mod common;
+use common::{render, run, set};
 
 fn commute_conditions(cs: &CallSetReport) -> Vec<String> {
     cs.path_list
@@ -33,41 +12,6 @@ fn commute_conditions(cs: &CallSetReport) -> Vec<String> {
         .filter(|p| p.commutes)
         .filter_map(|p| p.condition.clone())
         .collect()
-}
-
-/// Text of every path, for snapshots.
-fn render(a: &Analysis) -> String {
-    let mut out = String::new();
-    for cs in &a.call_sets {
-        out.push_str(&format!(
-            "{} ({:?}, {} paths)\n",
-            cs.name(),
-            cs.commutes,
-            cs.paths
-        ));
-        out.push_str(&format!(
-            "  commutes iff {}\n",
-            cs.commutes_iff.as_deref().unwrap_or("?")
-        ));
-        if cs.runs_iff.as_deref() != Some("true") {
-            out.push_str(&format!(
-                "  runs iff {}\n",
-                cs.runs_iff.as_deref().unwrap_or("?")
-            ));
-        }
-        for p in &cs.path_list {
-            let verdict = if p.commutes {
-                "commutes".to_string()
-            } else {
-                format!("diverges [{}]", p.divergence.join(", "))
-            };
-            out.push_str(&format!(
-                "  {verdict} when {}\n",
-                p.condition.as_deref().unwrap_or("?")
-            ));
-        }
-    }
-    out
 }
 
 #[test]

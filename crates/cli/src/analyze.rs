@@ -113,7 +113,13 @@ fn print_movers(selected: &crate::common::Selected, opts: &AnalyzeOptions) -> Re
         print_conds: true,
         ..opts.clone()
     };
-    let bar = progress_bar(2 * selected.sets.len() as u64, "ordered pairs");
+    // Two directions per pair, one for a call with itself (`x/x`).
+    let directions: u64 = selected
+        .sets
+        .iter()
+        .map(|s| if s.len() == 2 && s[0] == s[1] { 1 } else { 2 })
+        .sum();
+    let bar = progress_bar(directions, "ordered pairs");
     let movers = selected.on_workers(|| {
         analyze_movers(selected.model, &selected.sets, &opts, &|m: &MoverReport| {
             bar.set_message(m.name());

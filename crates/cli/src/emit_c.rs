@@ -11,6 +11,7 @@ use commuter_emit_c::{CSuite, PROGRAM};
 use commuter_testgen::{TestSuite, parse_suite};
 
 use crate::UsageError;
+use crate::output;
 
 #[derive(Args)]
 pub struct EmitCArgs {
@@ -79,18 +80,11 @@ pub fn write(suite: &TestSuite, dir: &Path) -> Result<()> {
 /// Writes every file into a temporary directory beside `dir`, then swaps it in: a reader sees
 /// the old suite or the new one, never a mix.
 fn replace_dir(dir: &Path, c: &CSuite) -> Result<()> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| UsageError(format!("`{}` names no directory", dir.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let beside = |kind| {
+        output::beside(dir, kind)
+            .ok_or_else(|| UsageError(format!("`{}` names no directory", dir.display())))
     };
-    let pid = std::process::id();
-    let temp = parent.join(format!(".{name}.tmp-{pid}"));
-    let old = parent.join(format!(".{name}.old-{pid}"));
+    let (temp, old) = (beside("tmp")?, beside("old")?);
     let _ = fs::remove_dir_all(&temp);
     fs::create_dir_all(&temp).map_err(|e| {
         UsageError(format!(

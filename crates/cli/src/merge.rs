@@ -63,7 +63,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         .map(|(suite, _)| commuter_report::Idempotence::of_suite(suite));
     print!(
         "{}",
-        commuter_report::terminal_with(&merged, &pairs, args.top, idem.as_ref())
+        commuter_report::terminal(&merged, &pairs, args.top, idem.as_ref())
     );
     out.commit(merged.to_json().as_bytes())?;
     heatmap_out.commit(commuter_report::heatmap_svg(&merged, &pairs).as_bytes())?;

@@ -44,18 +44,9 @@ impl AtomicOutput {
             }
             _ => {}
         }
-        let name = target.file_name().ok_or_else(|| {
+        let temp = beside(target, "tmp").ok_or_else(|| {
             UsageError(format!("output path `{}` names no file", target.display()))
         })?;
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let temp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
         fs::File::create(&temp).map_err(cannot)?;
         Ok(AtomicOutput {
             target: target.to_path_buf(),
@@ -83,6 +74,22 @@ impl AtomicOutput {
             .with_context(|| format!("moving the result into {}", self.target.display()))?;
         Ok(())
     }
+}
+
+/// This process's hidden `kind` (`tmp`, `old`) of `target`: `.NAME.KIND-PID` in the target's
+/// directory, so renaming it into place stays on one file system. `None` if `target` names
+/// nothing (`/`, `..`).
+pub fn beside(target: &Path, kind: &str) -> Option<PathBuf> {
+    let name = target.file_name()?;
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(dir.join(format!(
+        ".{}.{kind}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 impl Drop for AtomicOutput {

@@ -151,7 +151,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let idem = suite.as_ref().map(commuter_report::Idempotence::of_suite);
     print!(
         "{}",
-        commuter_report::terminal_with(&conflicts, &pairs, args.top, idem.as_ref())
+        commuter_report::terminal(&conflicts, &pairs, args.top, idem.as_ref())
     );
     if let (Some(out), Some(path)) = (heatmap, &args.heatmap) {
         let others = args
@@ -180,7 +180,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         println!("wrote {}", path.display());
     }
     if let (Some(out), Some(path)) = (sarif, &args.sarif) {
-        out.commit(commuter_report::sarif_with(&conflicts, idem.as_ref()).as_bytes())?;
+        out.commit(commuter_report::sarif(&conflicts, idem.as_ref()).as_bytes())?;
         println!("wrote {}", path.display());
     }
     if let (Some(out), Some(path)) = (html, &args.html) {

@@ -166,7 +166,7 @@ pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path
     let idem = commuter_report::Idempotence::of_suite(suite);
     print!(
         "{}",
-        commuter_report::terminal_with(&conflicts, &pairs, args.top, Some(&idem))
+        commuter_report::terminal(&conflicts, &pairs, args.top, Some(&idem))
     );
     out.commit(conflicts.to_json().as_bytes())?;
     match pictures {

@@ -36,12 +36,16 @@ fn emit_c_writes_the_suite_and_replaces_only_its_own() {
         assert!(c.join(f).is_file(), "{f} written");
     }
     let first = std::fs::read(c.join("tests_open_close.c")).expect("read");
-    // Again over the earlier suite: replaced, same bytes, nothing left beside it.
+    // Again over the earlier suite, changed meanwhile: replaced as a whole (the changed file
+    // written again, a file the suite does not have gone), nothing left beside it.
+    std::fs::write(c.join("tests_open_close.c"), "stale").expect("write");
+    std::fs::write(c.join("tests_stale.c"), "stale").expect("write");
     ok(&commuter(&["emit-c", fixture, "-o", "c"], &dir));
     assert_eq!(
         std::fs::read(c.join("tests_open_close.c")).expect("read"),
         first
     );
+    assert!(!c.join("tests_stale.c").exists(), "the old suite is gone");
     let left: Vec<_> = std::fs::read_dir(&dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name())

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use commuter_posix_format::{
-    Backing, FdTarget, Maybe, Outcome, PAGE, PosixCall, PosixResult, Setup, Stat, Whence,
-    errno_name, signal_name,
+    Backing, ERRNOS, FdTarget, Maybe, Outcome, PAGE, PosixCall, PosixResult, SIGNALS, Setup, Stat,
+    Whence,
 };
 use commuter_tests_format::TestCase;
 
@@ -391,28 +391,22 @@ fn call_names(call: &PosixCall) -> Vec<&str> {
     }
 }
 
-fn errno(n: i32) -> Result<String, String> {
-    let name = errno_name(n);
-    if commuter_posix_format::ERRNOS
+/// The C library's name of `n` in `table` (`ERRNOS`, `SIGNALS`): the C suite spells every
+/// errno and signal by name, so one without a name cannot be written.
+fn c_name(table: &[(&'static str, i32)], n: i32, what: &str) -> Result<&'static str, String> {
+    table
         .iter()
-        .any(|(e, _)| *e == name)
-    {
-        Ok(format!("ct_expect_err(t, {name});"))
-    } else {
-        Err(format!("errno {n} has no name the C suite knows"))
-    }
+        .find(|&&(_, v)| v == n)
+        .map(|&(name, _)| name)
+        .ok_or_else(|| format!("{what} {n} has no name the C suite knows"))
+}
+
+fn errno(n: i32) -> Result<String, String> {
+    c_name(ERRNOS, n, "errno").map(|name| format!("ct_expect_err(t, {name});"))
 }
 
 fn signal(n: i32) -> Result<String, String> {
-    let name = signal_name(n);
-    if commuter_posix_format::SIGNALS
-        .iter()
-        .any(|(s, _)| *s == name)
-    {
-        Ok(format!("ct_expect_signal(t, {name});"))
-    } else {
-        Err(format!("signal {n} has no name the C suite knows"))
-    }
+    c_name(SIGNALS, n, "signal").map(|name| format!("ct_expect_signal(t, {name});"))
 }
 
 /// The checks of the model's result that a real system can show: what

@@ -184,14 +184,14 @@ impl ConditionPrinter {
             ZBool::and(&parts)
         });
         let mut cases = self.cases(constraints, internals);
+        let assumptions = invariants(constraints);
         if cases.len() > 1 {
             // Cases split from one path can often be joined again more shortly.
-            let assumptions = invariants(constraints);
             minimize_cases(&mut cases, &assumptions);
         }
         Condition {
             cases,
-            assumptions: invariants(constraints),
+            assumptions,
             raw,
         }
     }
@@ -917,21 +917,23 @@ fn tighten_bounds(conjuncts: &mut Vec<ZBool>) {
         not.sort_unstable();
         not.dedup();
         let Some(x) = t.as_int() else { continue };
-        let mut replacement = Vec::new();
-        match (lo, hi) {
-            (Some(l), Some(h)) if l == h => replacement.push(x.eq(ZInt::from_i64(l))),
-            _ => {
-                if let Some(l) = lo {
-                    replacement.push(x.ge(ZInt::from_i64(l)));
-                }
-                if let Some(h) = hi {
-                    replacement.push(x.le(ZInt::from_i64(h)));
-                }
-            }
-        }
+        let mut replacement = interval_literals(&x, lo, hi);
         replacement.extend(not.iter().map(|k| x.eq(ZInt::from_i64(*k)).not()));
         conjuncts.retain(|c| as_bound(c).is_none_or(|(term, _)| term != t));
         conjuncts.extend(replacement);
+    }
+}
+
+/// `x` in `lo..=hi` as conjuncts: `x == k` for one value, else `x >= lo` and `x <= hi` for
+/// the ends there are (none: no conjunct).
+fn interval_literals(x: &ZInt, lo: Option<i64>, hi: Option<i64>) -> Vec<ZBool> {
+    match (lo, hi) {
+        (Some(l), Some(h)) if l == h => vec![x.eq(ZInt::from_i64(l))],
+        _ => {
+            let lo = lo.map(|l| x.ge(ZInt::from_i64(l)));
+            let hi = hi.map(|h| x.le(ZInt::from_i64(h)));
+            lo.into_iter().chain(hi).collect()
+        }
     }
 }
 
@@ -1056,15 +1058,8 @@ fn join_intervals(cases: &mut Vec<Case>) {
             i += 1;
             continue;
         };
-        let literal = match (lo, hi) {
-            (Some(l), Some(h)) if l == h => Some(x.eq(ZInt::from_i64(l))),
-            (Some(l), Some(h)) => Some(x.ge(ZInt::from_i64(l)) & x.le(ZInt::from_i64(h))),
-            (Some(l), None) => Some(x.ge(ZInt::from_i64(l))),
-            (None, Some(h)) => Some(x.le(ZInt::from_i64(h))),
-            (None, None) => None,
-        };
         let joined_case = Case {
-            outer: literal.map(|l| split_and(&l)).unwrap_or_default(),
+            outer: interval_literals(&x, lo, hi),
             inner: Vec::new(),
             internals: Vec::new(),
         };

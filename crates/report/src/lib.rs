@@ -17,8 +17,8 @@ mod summary;
 pub use diff::{PairDelta, RunDiff, TestChange, diff, diff_terminal};
 pub use heatmap::{PngError, heatmap_png, heatmap_svg, heatmap_svg_panels, heatmap_tikz};
 pub use html::{HTML_DATA_FORMAT, HTML_DATA_VERSION, diff_html, report_html};
-pub use sarif::{sarif, sarif_with};
-pub use summary::{PairSummary, Site, summarize, terminal, terminal_with, top_sites};
+pub use sarif::sarif;
+pub use summary::{PairSummary, Site, summarize, terminal, top_sites};
 
 /// One call pair of the test suite and how many tests it has.
 #[derive(Clone, Debug, PartialEq, Eq)]

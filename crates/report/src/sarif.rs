@@ -117,14 +117,10 @@ fn source_point(site: &CodeSite) -> SourcePoint {
     }
 }
 
-/// The SARIF log of a run: pretty JSON with a final newline.
-pub fn sarif(conflicts: &ConflictsFile) -> String {
-    sarif_with(conflicts, None)
-}
-
-/// [`sarif`], and with the suite's idempotence (`idem`) each message says how many of its
-/// tests are on paths where a call is idempotent.
-pub fn sarif_with(conflicts: &ConflictsFile, idem: Option<&Idempotence>) -> String {
+/// The SARIF log of a run: pretty JSON with a final newline. With the suite's idempotence
+/// (`idem`), each message also says how many of its tests are on paths where a call is
+/// idempotent.
+pub fn sarif(conflicts: &ConflictsFile, idem: Option<&Idempotence>) -> String {
     let mut findings: BTreeMap<(Rule, SourcePoint), Finding> = BTreeMap::new();
     for t in &conflicts.tests {
         let pair = t.calls.join("/");

@@ -119,14 +119,10 @@ fn most_frequent(counts: &BTreeMap<String, usize>) -> String {
     best.map(|(k, _)| k.clone()).unwrap_or_default()
 }
 
-/// The terminal report: a table per call pair, the top shared code sites, and mismatches.
-pub fn terminal(conflicts: &ConflictsFile, pairs: &[PairTests], top: usize) -> String {
-    terminal_with(conflicts, pairs, top, None)
-}
-
-/// [`terminal`], and with the suite's idempotence (`idem`) a column that counts each pair's
-/// conflicted tests on idempotent paths and a list of (the first `top` of) them.
-pub fn terminal_with(
+/// The terminal report: a table per call pair, the top shared code sites, and mismatches;
+/// with the suite's idempotence (`idem`), also a column that counts each pair's conflicted
+/// tests on idempotent paths and a list of (the first `top` of) them.
+pub fn terminal(
     conflicts: &ConflictsFile,
     pairs: &[PairTests],
     top: usize,

@@ -100,14 +100,11 @@ impl Ledger {
                 return None;
             }
             l.touched.push(v.clone());
-            let one = Int::lit(1).0;
-            let zero = Int::lit(0).0;
-            let counted = l.touched.iter().enumerate().map(|(i, vi)| {
+            // Value i counts when it is in the initial set and differs from every value before.
+            let present = Int::count(l.touched.iter().enumerate().map(|(i, vi)| {
                 let distinct = l.touched[..i].iter().map(|vj| !vj.sym_eq(vi));
-                let counts = l.initial.contains(vi) & Bool::all(distinct);
-                Int(counts.0.ite(&one, &zero))
-            });
-            let present = counted.fold(Int::lit(0), |acc, c| acc + c);
+                l.initial.contains(vi) & Bool::all(distinct)
+            }));
             Some(l.initial_size.ge(&present))
         });
         if let Some(b) = bound {
