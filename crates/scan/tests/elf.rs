@@ -54,7 +54,10 @@ fn run(cmd: &mut Command) -> String {
 fn compiled() -> &'static (PathBuf, PathBuf) {
     static B: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scan-elf");
+        // One directory per test process: nextest runs each test in its own process, and one
+        // compiling over the binary another is reading fails that one.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("scan-elf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("tiny.c"), SOURCE).unwrap();
         run(Command::new("gcc")

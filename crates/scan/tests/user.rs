@@ -40,7 +40,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scan-user");
+    // One directory per test process (see elf.rs's `compiled`).
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("scan-user-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
