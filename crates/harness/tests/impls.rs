@@ -1,10 +1,13 @@
-//! End to end on this host: the real `commuter testgen` writes the `kv` and `counter` suites,
-//! the static runners of `impls/` (built as `scripts/setup` builds them) run every test
+//! End to end on this host: the test generator `commuter testgen` runs writes the `kv` and
+//! `counter` suites, the static runners of `impls/` (built as `scripts/setup` builds them) run every test
 //! natively (the markers are no-ops; on a host without CPUs 1 and 2 the calls run unpinned),
 //! and every result must match. A deliberately wrong map must be caught as mismatches.
 //!
-//! The test builds the CLI and the runners with cargo itself (incremental, so cheap once
-//! built), like the Linux target's end-to-end tests build the guest.
+//! The test builds the runners with cargo itself (incremental, so cheap once built), like the
+//! Linux target's end-to-end tests build the guest. It generates the suites with the library
+//! rather than the CLI: building `commuter` alone (`cargo build -p commuter`) unifies its
+//! dependencies' features differently from `cargo test --workspace`, so it would compile them
+//! all a second time.
 
 use commuter_harness::models::kv::KvAdapter;
 use commuter_harness::{AdapterError, HarnessLine, Outcome};
@@ -41,12 +44,6 @@ fn cargo(args: &[&str], rustflags: Option<&str>) {
     );
 }
 
-/// The `commuter` CLI (the dev build `cargo test` of the workspace shares).
-fn commuter() -> PathBuf {
-    cargo(&["-p", "commuter", "--bin", "commuter"], None);
-    repo().join("target/debug/commuter")
-}
-
 /// Every runner of `impls/`, static, exactly as `scripts/setup` builds them.
 fn runners() -> PathBuf {
     cargo(
@@ -64,23 +61,20 @@ fn runners() -> PathBuf {
     repo().join("target/impls").join(TARGET).join("release")
 }
 
-/// `commuter testgen -m model` into directory `test` of this test binary's.
-fn testgen(commuter: &Path, model: &str, test: &str) -> PathBuf {
+/// `commuter testgen -m model` (every pair, the CLI's defaults) into directory `test` of this
+/// test binary's.
+fn testgen(model: &str, test: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("harness-impls")
         .join(test);
     std::fs::create_dir_all(&dir).expect("test directory");
+    let found = commuter_models::find_model(model).expect("a built-in model");
+    let sets = commuter_analyzer::select_model_call_sets(found.as_ref(), None, 2).expect("pairs");
+    let options = commuter_testgen::TestgenOptions::default();
+    let (suite, _) = commuter_testgen::testgen(found.as_ref(), &sets, &options, None, &|_| {})
+        .unwrap_or_else(|e| panic!("testgen -m {model}: {e}"));
     let file = dir.join(format!("{model}.json"));
-    let out = Command::new(commuter)
-        .args(["testgen", "-m", model, "-o"])
-        .arg(&file)
-        .output()
-        .expect("run commuter testgen");
-    assert!(
-        out.status.success(),
-        "testgen -m {model}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    std::fs::write(&file, serde_json::to_vec_pretty(&suite).expect("JSON")).expect("write suite");
     file
 }
 
@@ -117,10 +111,9 @@ fn is_static(elf: &Path) -> bool {
 
 #[test]
 fn static_runners_pass_every_kv_and_counter_test() {
-    let commuter = commuter();
     let bin = runners();
-    let kv = testgen(&commuter, "kv", "runners");
-    let counter = testgen(&commuter, "counter", "runners");
+    let kv = testgen("kv", "runners");
+    let counter = testgen("counter", "runners");
     let runs = [
         ("kv-mutex", &kv),
         ("kv-rwlock", &kv),
@@ -187,7 +180,7 @@ use forgetful::ForgetfulGet;
 
 #[test]
 fn a_wrong_get_is_reported_as_mismatches() {
-    let kv = testgen(&commuter(), "kv", "wrong-get");
+    let kv = testgen("kv", "wrong-get");
     let args = vec![
         kv.to_string_lossy().into_owned(),
         "--pin".into(),
@@ -281,7 +274,7 @@ impl commuter_harness::Adapter for Register {
 
 #[test]
 fn any_model_runs_through_an_adapter_written_directly() {
-    let suite = testgen(&commuter(), "getset", "getset");
+    let suite = testgen("getset", "getset");
     let total = total_tests(&suite);
     let args = vec![
         suite.to_string_lossy().into_owned(),
