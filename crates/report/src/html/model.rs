@@ -6,7 +6,7 @@
 //! so the same input gives the same bytes.
 //!
 //! ```text
-//! {"format":"commuter.report-html","version":1,"mode":"report"|"diff",
+//! {"format":"commuter.report-html","version":2,"mode":"report"|"diff",
 //!  "calls":[call names, heat-map order],
 //!  "pairs":[[call index, call index], ...]            the suite's pairs
 //!  "strings":[...],                                  functions, files, symbols, labels
@@ -45,7 +45,7 @@ use crate::summary::key;
 /// Value of the data's `format` field.
 pub const FORMAT: &str = "commuter.report-html";
 /// Version of the embedded data; bumped when the viewer must change with it.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Serialize)]
 pub(crate) struct Data {
