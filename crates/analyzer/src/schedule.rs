@@ -7,8 +7,14 @@ use commuter_engine::DynModel;
 
 use crate::CallSet;
 
-/// The estimated cost of a call set: the product of its calls' cost hints
-/// (`commuter_engine::Model::cost_hint`, in `costs` by call index).
+/// The estimated cost of analysing a call set and generating its tests: the product of its
+/// calls' cost hints (`commuter_engine::Model::cost_hint`).
+pub fn set_cost(model: &dyn DynModel, set: &CallSet) -> u64 {
+    let costs: Vec<u32> = model.call_info().iter().map(|c| c.cost).collect();
+    cost(&costs, set)
+}
+
+/// [`set_cost`] with the hints in `costs` by call index.
 fn cost(costs: &[u32], set: &CallSet) -> u64 {
     set.iter()
         .map(|&c| u64::from(costs.get(c).copied().unwrap_or(1)))

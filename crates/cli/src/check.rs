@@ -33,7 +33,7 @@ pub fn check(registry: &Registry, args: &CheckArgs) -> Result<()> {
         .map_err(|e| UsageError(format!("cannot create `{}`: {e}", args.out_dir.display())))?;
     let analysis_out = AtomicOutput::prepare(&args.out_dir.join("analysis.json"))?;
     let tests_out = AtomicOutput::prepare(&args.out_dir.join("tests.json"))?;
-    let (suite, outcomes) = generate(registry, &args.selection, &args.generation)?;
+    let (suite, outcomes) = generate(registry, &args.selection, &args.generation, None)?;
     let analysis = Analysis {
         schema: ANALYSIS_SCHEMA.to_string(),
         version: ANALYSIS_VERSION,

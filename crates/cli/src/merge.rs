@@ -1,27 +1,33 @@
 //! `commuter merge`: the parts of a sharded run (`commuter run --shard I/N` on several machines)
-//! joined into the `conflicts.json`, summary, `heatmap.svg` and `report.html` a single run writes. The checks
-//! (same suite, same shard count, every shard once, one target) are
-//! `commuter_targets::shard::merge`'s; this module reads, prints and writes.
+//! joined into the `conflicts.json`, summary, `heatmap.svg` and `report.html` a single run writes;
+//! or the parts of a sharded test generation (`commuter testgen --shard I/N`) joined into the
+//! `tests.json` one generation writes. The checks (same suite or generation, same shard count,
+//! every shard once, one target) are `commuter_targets::shard::merge`'s and
+//! `commuter_testgen::shard::merge_parts`'s; this module reads, prints and writes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 use commuter_targets::shard;
-use commuter_testgen::parse_suite;
+use commuter_testgen::shard::merge_parts;
+use commuter_testgen::{TESTS_SCHEMA, parse_suite, parse_suite_or_part};
 
 use crate::UsageError;
+use crate::common::to_json;
 use crate::output::AtomicOutput;
 use crate::report::read_conflicts;
 
 #[derive(Args)]
 pub struct MergeArgs {
-    /// Every shard's conflicts.json (`commuter run --shard I/N`), in any order.
+    /// Every shard's conflicts.json (`commuter run --shard I/N`) or every part's tests.json
+    /// (`commuter testgen --shard I/N`), in any order.
     #[arg(required = true, value_name = "PART")]
     pub parts: Vec<PathBuf>,
-    /// Where to write the joined conflicts (JSON); `heatmap.svg` and `report.html` go beside it.
-    #[arg(short, long, default_value = "conflicts.json")]
-    pub output: PathBuf,
+    /// Where to write the joined file: conflicts (default `conflicts.json`; `heatmap.svg` and
+    /// `report.html` go beside it) or tests (default `tests.json`).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
     /// The suite the shards ran (`tests.json`): checked against the parts' digest, and its
     /// call-pair order and counts used for the summary and heat map, as `run` does (default:
     /// the pairs of the joined file).
@@ -33,10 +39,19 @@ pub struct MergeArgs {
 }
 
 pub fn merge(args: &MergeArgs) -> Result<()> {
-    let out = AtomicOutput::prepare(&args.output)?;
-    let heatmap_path = args.output.with_file_name("heatmap.svg");
+    if let Some(first) = args.parts.first()
+        && is_tests_part(first)?
+    {
+        return merge_tests(args);
+    }
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("conflicts.json"));
+    let out = AtomicOutput::prepare(&output)?;
+    let heatmap_path = output.with_file_name("heatmap.svg");
     let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
-    let html_path = args.output.with_file_name("report.html");
+    let html_path = output.with_file_name("report.html");
     let html_out = AtomicOutput::prepare(&html_path)?;
     let suite = match &args.tests {
         Some(path) => {
@@ -71,9 +86,58 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     html_out.commit(commuter_report::report_html(&merged, &pairs, suite).as_bytes())?;
     println!(
         "wrote {}, {} and {} ({} parts)",
-        args.output.display(),
+        output.display(),
         heatmap_path.display(),
         html_path.display(),
+        args.parts.len()
+    );
+    Ok(())
+}
+
+/// Whether `path` is a `tests.json` (a test generation's part) rather than a `conflicts.json`,
+/// by its `schema` field.
+fn is_tests_part(path: &Path) -> Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct Schema {
+        schema: Option<String>,
+    }
+    let bytes = read(path)?;
+    let schema: Option<Schema> = serde_json::from_slice(&bytes).ok();
+    Ok(schema.and_then(|s| s.schema).as_deref() == Some(TESTS_SCHEMA))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())).into())
+}
+
+/// The parts of a sharded test generation joined into one `tests.json`.
+fn merge_tests(args: &MergeArgs) -> Result<()> {
+    if args.tests.is_some() {
+        return Err(UsageError(
+            "--tests names the suite of a run's parts; test generation parts are the suite itself: drop --tests".to_string(),
+        )
+        .into());
+    }
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("tests.json"));
+    let out = AtomicOutput::prepare(&output)?;
+    let mut parts = Vec::with_capacity(args.parts.len());
+    for path in &args.parts {
+        let name = path.display().to_string();
+        let suite =
+            parse_suite_or_part(&name, &read(path)?).map_err(|e| UsageError(e.to_string()))?;
+        parts.push((name, suite));
+    }
+    let merged = merge_parts(parts).map_err(|e| UsageError(e.to_string()))?;
+    out.commit(&to_json(&merged)?)?;
+    println!(
+        "wrote {} ({} call sets, {} tests, {} parts)",
+        output.display(),
+        merged.call_sets.len(),
+        merged.total_tests(),
         args.parts.len()
     );
     Ok(())

@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use commuter_analyzer::AnalyzeOptions;
+use commuter_targets::shard::ShardSpec;
+use commuter_testgen::shard::{part_of, set_name};
 use commuter_testgen::{
-    CallSetOutcome, CallSetTests, TestSuite, TestgenOptions, parse_suite, testgen,
+    CallSetOutcome, CallSetTests, SuitePart, TestSuite, TestgenOptions, parse_suite_or_part,
+    testgen,
 };
 
 use crate::common::{SelectionArgs, progress_bar, to_json};
@@ -28,6 +31,11 @@ pub struct TestgenArgs {
     /// `commuter emit-c tests.json -o DIR`).
     #[arg(long, value_name = "DIR")]
     emit_c: Option<PathBuf>,
+    /// Generate only part I of N (`--shard 2/4`), for a batch system's job array: call sets
+    /// are dealt to the parts by expected cost, the same way on every machine; join the parts
+    /// with `commuter merge PART... -o tests.json`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<ShardSpec>,
 }
 
 #[derive(Args)]
@@ -66,9 +74,16 @@ pub fn run(registry: &Registry, args: &TestgenArgs) -> Result<()> {
             ))
             .into());
         }
+        if args.shard.is_some() {
+            return Err(UsageError(
+                "--emit-c writes a whole suite; with --shard, merge the parts first (`commuter merge PART... -o tests.json`), then `commuter emit-c tests.json -o DIR`"
+                    .to_string(),
+            )
+            .into());
+        }
         crate::emit_c::check_destination(dir)?;
     }
-    let (suite, _) = generate(registry, &args.selection, &args.generation)?;
+    let (suite, _) = generate(registry, &args.selection, &args.generation, args.shard)?;
     out.commit(&to_json(&suite)?)?;
     println!("wrote {}", args.output.display());
     if let Some(dir) = &args.emit_c {
@@ -82,8 +97,19 @@ pub fn generate(
     registry: &Registry,
     selection: &SelectionArgs,
     generation: &GenerationArgs,
+    shard: Option<ShardSpec>,
 ) -> Result<(TestSuite, Vec<CallSetOutcome>)> {
-    let selected = selection.resolve(registry)?;
+    let mut selected = selection.resolve(registry)?;
+    let part = shard.map(|spec| {
+        let whole = std::mem::take(&mut selected.sets);
+        selected.sets = part_of(selected.model, &whole, spec.index, spec.count);
+        SuitePart {
+            index: spec.index,
+            count: spec.count,
+            selection: whole.iter().map(|s| set_name(selected.model, s)).collect(),
+            idempotence: !selection.no_idempotence,
+        }
+    });
     let opts = TestgenOptions {
         analyze: AnalyzeOptions {
             explore: selection.explore_options(),
@@ -95,7 +121,7 @@ pub fn generate(
     };
     let bar = progress_bar(selected.sets.len() as u64, "call sets");
     let started = Instant::now();
-    let (suite, outcomes) = selected.on_workers(|| {
+    let (mut suite, outcomes) = selected.on_workers(|| {
         testgen(
             selected.model,
             &selected.sets,
@@ -108,15 +134,18 @@ pub fn generate(
         )
     })??;
     bar.finish_and_clear();
+    suite.part = part;
     let times: Vec<Duration> = outcomes.iter().map(|o| o.time).collect();
     print_summary(&suite, Some(&times), started.elapsed());
     Ok((suite, outcomes))
 }
 
+/// A suite to profile: a part of a sharded generation is profiled as it is.
 fn load(path: &PathBuf) -> Result<TestSuite> {
     let bytes = std::fs::read(path)
         .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
-    parse_suite(&path.display().to_string(), &bytes).map_err(|e| UsageError(e.to_string()).into())
+    parse_suite_or_part(&path.display().to_string(), &bytes)
+        .map_err(|e| UsageError(e.to_string()).into())
 }
 
 pub fn profile(args: &ProfileArgs) -> Result<()> {

@@ -121,3 +121,70 @@ fn two_shards_merged_equal_the_single_run() {
     assert!(!dir.join("x.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `commuter testgen --shard I/N` and `commuter merge` of its parts: the one generation's
+/// `tests.json`, byte for byte; a part alone is refused by `run` with the command that joins.
+#[test]
+fn test_generation_in_parts_merges_into_the_whole_suite() {
+    let dir = common::temp_dir("shard", "testgen");
+    // Cheap sets (seconds in a debug build), of two costs: pwrite's are twice the others'.
+    let sets = "{stat,close,pwrite}/{stat,close}";
+    let testgen = |extra: &[&str]| {
+        let mut args = vec!["testgen", "-m", "posix", "-f", sets, "--no-idempotence"];
+        args.extend_from_slice(extra);
+        ok(&commuter(&args, &dir));
+    };
+    testgen(&["-o", "whole.json"]);
+    for i in 1..=3 {
+        testgen(&["--shard", &format!("{i}/3"), "-o", &format!("part{i}.json")]);
+    }
+    let merged = ok(&commuter(
+        &[
+            "merge",
+            "part2.json",
+            "part3.json",
+            "part1.json",
+            "-o",
+            "tests.json",
+        ],
+        &dir,
+    ));
+    assert!(merged.contains("3 parts"), "{merged}");
+    let read = |f: &str| std::fs::read(dir.join(f)).expect("read");
+    assert!(
+        read("whole.json") == read("tests.json"),
+        "merge differs from the whole suite"
+    );
+    // Balanced by cost: the two pwrite pairs go to different parts, and no part is empty.
+    let sets_of = |f: &str| {
+        json(&dir.join(f))["call_sets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let pwrites =
+        |sets: Vec<serde_json::Value>| sets.iter().filter(|s| s["calls"][0] == "pwrite").count();
+    for i in 1..=3 {
+        let part = sets_of(&format!("part{i}.json"));
+        assert!(!part.is_empty() && pwrites(part) <= 1, "part {i}");
+    }
+
+    let refused = |args: &[&str], expect: &str| {
+        let out = commuter(args, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    };
+    refused(
+        &["merge", "part1.json", "part3.json"],
+        "part 2 of 3 is missing",
+    );
+    refused(
+        &["run", "part1.json"],
+        "commuter merge PART... -o tests.json",
+    );
+    refused(
+        &["testgen", "-m", "posix", "--shard", "1/2", "--emit-c", "c"],
+        "merge the parts first",
+    );
+}

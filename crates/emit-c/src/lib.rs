@@ -265,6 +265,7 @@ mod tests {
             functions: None,
             max_tests_per_path: 1,
             max_testcases: None,
+            part: None,
             call_sets: vec![CallSetTests {
                 calls: names,
                 paths: 1,

@@ -346,6 +346,7 @@ mod tests {
             functions: None,
             max_tests_per_path: 500,
             max_testcases: None,
+            part: None,
             call_sets: sets
                 .iter()
                 .map(|(name, objects)| CallSetTests {

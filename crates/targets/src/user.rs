@@ -153,6 +153,7 @@ fn batch_suite(model: &str, tests: &[&TestCase]) -> TestSuite {
         functions: None,
         max_tests_per_path: 0,
         max_testcases: None,
+        part: None,
         call_sets: tests
             .iter()
             .map(|t| CallSetTests {

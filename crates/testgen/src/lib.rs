@@ -26,9 +26,11 @@ use commuter_engine::{
 };
 
 pub use commuter_tests_format::{
-    CallSetTests, Expectation, LoadError, TESTS_SCHEMA, TESTS_VERSION, TestCall, TestCase,
-    TestError, TestSuite, parse_suite,
+    CallSetTests, Expectation, LoadError, SuitePart, TESTS_SCHEMA, TESTS_VERSION, TestCall,
+    TestCase, TestError, TestSuite, parse_suite, parse_suite_or_part,
 };
+
+pub mod shard;
 
 /// Options of test generation.
 #[derive(Clone, Debug)]
@@ -85,6 +87,7 @@ pub fn testgen(
         functions: functions.map(str::to_string),
         max_tests_per_path: opts.max_tests_per_path,
         max_testcases: opts.max_testcases,
+        part: None,
         call_sets: outcomes.iter().map(|o| o.tests.clone()).collect(),
     };
     Ok((suite, outcomes))

@@ -22,7 +22,27 @@ pub struct TestSuite {
     pub functions: Option<String>,
     pub max_tests_per_path: usize,
     pub max_testcases: Option<usize>,
+    /// Present only in one part of a sharded generation (`commuter testgen --shard I/N`); such
+    /// a file is joined with its siblings (`commuter merge`) before anything runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<SuitePart>,
     pub call_sets: Vec<CallSetTests>,
+}
+
+/// Which part of a sharded test generation a partial `tests.json` holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuitePart {
+    /// The part, from 1 to `count`.
+    pub index: u32,
+    /// How many parts the generation was cut into.
+    pub count: u32,
+    /// Every call set of the whole generation (`open/stat`), in selection order: a merge puts
+    /// the parts' call sets back in this order and tells when one is missing.
+    pub selection: Vec<String>,
+    /// Whether idempotence was decided (not `--no-idempotence`): parts must agree, since a
+    /// suite records it only in its tests.
+    pub idempotence: bool,
 }
 
 /// The tests of one call set.
@@ -111,6 +131,14 @@ pub enum LoadError {
         "{file}: test suite version {found} is not supported (this commuter reads version {TESTS_VERSION}); regenerate it with `commuter testgen`"
     )]
     Version { file: String, found: u32 },
+    #[error(
+        "{file}: part {index} of {count} of a sharded test generation; join every part first: `commuter merge PART... -o tests.json`"
+    )]
+    Part {
+        file: String,
+        index: u32,
+        count: u32,
+    },
     #[error("{file}: line {line}, column {column}: {problem}")]
     Malformed {
         file: String,
@@ -126,8 +154,22 @@ struct Header {
     version: Option<u32>,
 }
 
-/// Parse a test suite, naming `file` (for messages), position and problem on failure.
+/// Parse a whole test suite, naming `file` (for messages), position and problem on failure;
+/// one part of a sharded generation is refused with the command that joins the parts.
 pub fn parse_suite(file: &str, bytes: &[u8]) -> Result<TestSuite, LoadError> {
+    let suite = parse_suite_or_part(file, bytes)?;
+    match &suite.part {
+        None => Ok(suite),
+        Some(part) => Err(LoadError::Part {
+            file: file.to_string(),
+            index: part.index,
+            count: part.count,
+        }),
+    }
+}
+
+/// [`parse_suite`], also accepting one part of a sharded generation (for the merge).
+pub fn parse_suite_or_part(file: &str, bytes: &[u8]) -> Result<TestSuite, LoadError> {
     let malformed = |e: serde_json::Error| LoadError::Malformed {
         file: file.to_string(),
         line: e.line(),
