@@ -25,12 +25,15 @@
 //! snapshot): then the merge fails with `"conflict"` and changes nothing. The snapshot is
 //! kept (a second merge without a new `put_snap` compares with the same one).
 //!
-//! Known answers: calls on different children commute, except two that both change the
-//! parent's memory at one page (`get_copy`/`get_copy` of one page from different children
-//! with different bytes) or two merges whose changed bytes overlap; `put_copy` into one child
-//! and `get_copy` out of another always commute; `put_start` commutes with no other call on its
-//! child but `ret` is the child's own; `get_regs` and `put_snap` (given no merge) are
-//! read-only towards the parent.
+//! Known answers (`tests/determinator.rs`): calls on different children commute, except where
+//! both reach the parent's memory and one of them writes it (`get_copy`, `get_merge` against
+//! `put_copy`, `get_copy`, `get_merge`); there they commute when the bytes agree (`put_copy`
+//! into one child and `get_copy` out of another: different pages, or the page already holds
+//! the child's bytes; two merges: no byte changed by both). `put_start` commutes with no other
+//! call on its stopped child; a child's `ret` commutes exactly with the calls on other children.
+//!
+//! Pages are one byte long: merge conditions enumerate bytes, and with two bytes per page the
+//! merge's per-byte choices, split into cases when printed, make them unreadable.
 
 use commuter_engine::{
     Bool, Call, Int, Model, SymEq, Symbolic, TotalMap, Value, assume, invariant, symbolic,
