@@ -306,14 +306,20 @@ fn any_model_runs_through_an_adapter_written_directly() {
     );
 }
 
+/// The `determinator` suite, generated once for the tests that run it (about 10 s).
+fn determinator_suite() -> &'static Path {
+    static SUITE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SUITE.get_or_init(|| testgen(&commuter(), "determinator", "determinator"))
+}
+
 #[test]
 fn determinator_cow_passes_every_determinator_test() {
-    let suite = testgen(&commuter(), "determinator", "determinator");
-    let total = total_tests(&suite);
+    let suite = determinator_suite();
+    let total = total_tests(suite);
     assert!(total > 0, "{suite:?} has tests");
     let exe = runners().join("determinator-cow");
     assert!(is_static(&exe), "determinator-cow is not static");
-    let out = Command::new(&exe).arg(&suite).output().expect("run runner");
+    let out = Command::new(&exe).arg(suite).output().expect("run runner");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
@@ -391,7 +397,7 @@ mod merge_without_conflicts {
 #[test]
 fn a_merge_that_misses_conflicts_is_reported_as_mismatches() {
     use commuter_harness::models::determinator::DeterminatorAdapter;
-    let suite = testgen(&commuter(), "determinator", "careless-merge");
+    let suite = determinator_suite();
     let args = vec![
         suite.to_string_lossy().into_owned(),
         "--pin".into(),
