@@ -1,7 +1,8 @@
 //! End to end on this host: the test generator `commuter testgen` runs writes the `kv` and
 //! `counter` suites, the static runners of `impls/` (built as `scripts/setup` builds them) run every test
 //! natively (the markers are no-ops; on a host without CPUs 1 and 2 the calls run unpinned),
-//! and every result must match. A deliberately wrong map must be caught as mismatches.
+//! and every result must match (`kv`, `counter`, `determinator`). A deliberately wrong map and a
+//! merge that misses conflicts must be caught as mismatches.
 //!
 //! The test builds the runners with cargo itself (incremental, so cheap once built), like the
 //! Linux target's end-to-end tests build the guest. It generates the suites with the library
@@ -296,4 +297,144 @@ fn any_model_runs_through_an_adapter_written_directly() {
             errors: 0
         })
     );
+}
+
+/// The `determinator` suite, generated once for the tests that run it (about 10 s).
+fn determinator_suite() -> &'static Path {
+    static SUITE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SUITE.get_or_init(|| testgen(&commuter(), "determinator", "determinator"))
+}
+
+#[test]
+fn determinator_cow_passes_every_determinator_test() {
+    let suite = determinator_suite();
+    let total = total_tests(suite);
+    assert!(total > 0, "{suite:?} has tests");
+    let exe = runners().join("determinator-cow");
+    assert!(is_static(&exe), "determinator-cow is not static");
+    let out = Command::new(&exe).arg(suite).output().expect("run runner");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        parse_lines(&stdout).last(),
+        Some(&HarnessLine::Done {
+            tests: total,
+            passed: total,
+            mismatched: 0,
+            errors: 0
+        }),
+        "{stdout}"
+    );
+}
+
+/// Determinator's spaces in one mutex, with the bug a hasty merge has: it copies every byte
+/// the child changed and never reports a conflict.
+mod merge_without_conflicts {
+    use commuter_harness::AdapterError;
+    use commuter_harness::models::determinator::{
+        DetCall, DetError, DetOutput, DeterminatorImpl, Memory, PAGE_BYTES, PAGES, Setup,
+    };
+    use std::sync::Mutex;
+
+    pub struct Careless(Mutex<Setup>);
+
+    impl DeterminatorImpl for Careless {
+        const NAME: &'static str = "determinator-careless-merge";
+        fn new(setup: &Setup) -> Result<Self, AdapterError> {
+            Ok(Careless(Mutex::new(setup.clone())))
+        }
+        fn call(&self, call: &DetCall) -> DetOutput {
+            let mut s = self.0.lock().expect("not poisoned");
+            let Setup { mem, children } = &mut *s;
+            let c = children
+                .iter_mut()
+                .find(|c| c.id == call.child())
+                .expect("the adapter checked the child");
+            if let DetCall::Ret { .. } = call {
+                c.started = false;
+                return DetOutput::Ret;
+            }
+            if c.started {
+                return match call {
+                    DetCall::GetRegs { .. } => DetOutput::Regs(Err(DetError::Busy)),
+                    _ => DetOutput::Done(Err(DetError::Busy)),
+                };
+            }
+            match *call {
+                DetCall::PutRegs { regs, .. } => c.regs = regs,
+                DetCall::PutCopy { page, .. } => c.mem[page] = mem[page],
+                DetCall::PutZero { page, .. } => c.mem[page] = [0; PAGE_BYTES],
+                DetCall::PutPerm { page, perm, .. } => c.perm[page] = perm,
+                DetCall::PutSnap { .. } => c.snap = c.mem,
+                DetCall::PutStart { .. } => c.started = true,
+                DetCall::GetRegs { .. } => return DetOutput::Regs(Ok(c.regs)),
+                DetCall::GetCopy { page, .. } => mem[page] = c.mem[page],
+                DetCall::GetMerge { .. } => merge(mem, &c.mem, &c.snap),
+                DetCall::Ret { .. } => unreachable!("handled above"),
+            }
+            DetOutput::Done(Ok(()))
+        }
+    }
+
+    fn merge(parent: &mut Memory, child: &Memory, snap: &Memory) {
+        for p in 0..PAGES {
+            for b in 0..PAGE_BYTES {
+                if child[p][b] != snap[p][b] {
+                    parent[p][b] = child[p][b];
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_merge_that_misses_conflicts_is_reported_as_mismatches() {
+    use commuter_harness::models::determinator::DeterminatorAdapter;
+    let suite = determinator_suite();
+    let args = vec![
+        suite.to_string_lossy().into_owned(),
+        "--pin".into(),
+        "off".into(),
+    ];
+    let mut lines = Vec::new();
+    let code = commuter_harness::cli::run_with::<
+        DeterminatorAdapter<merge_without_conflicts::Careless>,
+    >(&args, &mut false, &mut |l| lines.push(l.clone()));
+    assert_eq!(code, commuter_harness::cli::EXIT_FAILED);
+    let conflict = json!({"err": "conflict"});
+    let mut mismatched = 0;
+    for l in &lines {
+        let HarnessLine::Test {
+            id, outcome, calls, ..
+        } = l
+        else {
+            continue;
+        };
+        // A test fails exactly when some call should have reported a conflict.
+        let wrong: Vec<_> = calls
+            .iter()
+            .filter(|c| c.expected.contains(&conflict))
+            .collect();
+        if wrong.is_empty() {
+            assert_eq!(*outcome, Outcome::Pass, "{id}: {l:?}");
+            continue;
+        }
+        mismatched += 1;
+        assert_eq!(*outcome, Outcome::Mismatch, "{id}: {l:?}");
+        for c in wrong {
+            assert!(!c.ok && c.actual == json!({"ok": null}), "{id}: {c:?}");
+        }
+    }
+    assert!(
+        mismatched > 0,
+        "no determinator test expects a merge conflict"
+    );
+    match lines.last() {
+        Some(HarnessLine::Done {
+            mismatched: m,
+            errors: 0,
+            ..
+        }) => assert_eq!(*m, mismatched),
+        other => panic!("no done line last: {other:?}"),
+    }
 }

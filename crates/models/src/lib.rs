@@ -4,7 +4,9 @@
 //! `set`) are
 //! small interfaces with known commutativity answers; they document the model API by example and
 //! test the pipeline end to end. `posix` is the paper's file-system and virtual-memory model.
+//! `determinator` is Determinator's kernel interface (Put, Get, Ret and their options).
 
+pub mod determinator;
 pub mod posix;
 pub mod toys;
 
@@ -22,6 +24,7 @@ pub fn builtin_models() -> Vec<Box<dyn DynModel>> {
         Box::new(toys::upipe::UpipeModel),
         Box::new(toys::kv::KvModel),
         Box::new(toys::set::SetModel),
+        Box::new(determinator::DeterminatorModel),
     ]
 }
 

@@ -1,10 +1,12 @@
 //! Typed views of the built-in models' JSON (`setup`, `args`, results as `tests.json` writes
-//! them), so an implementation of `kv` or `counter` only writes its operations: implement
-//! [`kv::KvMap`] or [`counter::CounterImpl`] and run `main::<KvAdapter<MyMap>>()`.
+//! them), so an implementation of `kv`, `counter` or `determinator` only writes its operations:
+//! implement [`kv::KvMap`], [`counter::CounterImpl`] or [`determinator::DeterminatorImpl`] and
+//! run `main::<KvAdapter<MyMap>>()`.
 //!
 //! Other models write their [`crate::Adapter`] directly.
 
 pub mod counter;
+pub mod determinator;
 pub mod kv;
 
 use crate::AdapterError;
