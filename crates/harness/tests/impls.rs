@@ -302,7 +302,7 @@ fn any_model_runs_through_an_adapter_written_directly() {
 /// The `determinator` suite, generated once for the tests that run it (about 10 s).
 fn determinator_suite() -> &'static Path {
     static SUITE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    SUITE.get_or_init(|| testgen(&commuter(), "determinator", "determinator"))
+    SUITE.get_or_init(|| testgen("determinator", "determinator"))
 }
 
 #[test]
