@@ -126,11 +126,12 @@ struct Infeasible;
 /// escapes it.
 struct PreconditionFailed;
 
-/// The explorer's one solver, kept across runs: each recorded constraint sits in its own scope,
-/// and a run whose constraints start like the previous run's (a depth-first exploration
-/// replays a shared prefix) keeps those scopes instead of asserting them again. Z3 then
-/// reuses what it learnt from them, and no solver is torn down and set up per run.
-struct PathSolver {
+/// A solver kept across runs (the explorer's, test generation's per call set): each recorded
+/// constraint sits in its own scope, and a run whose constraints start like the previous
+/// run's (a depth-first exploration replays a shared prefix; paths in decision order share
+/// theirs) keeps those scopes instead of asserting them again. Z3 then reuses what it learnt
+/// from them, and no solver is torn down and set up per run.
+pub struct ScopedSolver {
     solver: Solver,
     /// The formulas asserted, one scope each, oldest first.
     asserted: Vec<ZBool>,
@@ -138,9 +139,10 @@ struct PathSolver {
     matched: usize,
 }
 
-impl PathSolver {
-    fn new(solver: Solver) -> Self {
-        PathSolver {
+impl ScopedSolver {
+    /// Wrap `solver` (nothing asserted on it yet).
+    pub fn new(solver: Solver) -> Self {
+        ScopedSolver {
             solver,
             asserted: Vec::new(),
             matched: 0,
@@ -149,12 +151,12 @@ impl PathSolver {
 
     /// A new run: nothing recorded yet (stale scopes go when they first differ or before a
     /// check).
-    fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.matched = 0;
     }
 
     /// Record `formula` as the run's next constraint.
-    fn assert(&mut self, formula: &ZBool) {
+    pub fn assert(&mut self, formula: &ZBool) {
         if self.asserted.get(self.matched) == Some(formula) {
             self.matched += 1;
             return;
@@ -175,8 +177,9 @@ impl PathSolver {
         }
     }
 
-    /// The solver holding exactly the run's constraints.
-    fn current(&mut self) -> &Solver {
+    /// The solver holding exactly the run's constraints (a caller's own scopes on it must be
+    /// closed before the next [`ScopedSolver::assert`]).
+    pub fn current(&mut self) -> &Solver {
         self.drop_stale();
         &self.solver
     }
@@ -185,7 +188,7 @@ impl PathSolver {
 struct Executor {
     prefix: Vec<bool>,
     pos: usize,
-    solver: PathSolver,
+    solver: ScopedSolver,
     /// A model of the current path condition, if known.
     model: Option<ZModel>,
     constraints: Vec<Constraint>,
@@ -622,11 +625,11 @@ enum RunOutcome<R> {
 fn run_once<R>(
     f: &mut dyn FnMut() -> R,
     start: Pending,
-    mut solver: PathSolver,
+    mut solver: ScopedSolver,
     opts: &ExploreOptions,
     stats: &mut ExploreStats,
     pending: &mut Vec<Pending>,
-) -> Result<(RunOutcome<R>, PathSolver), EngineError> {
+) -> Result<(RunOutcome<R>, ScopedSolver), EngineError> {
     solver.restart();
     let decisions_hint = start.prefix.clone();
     let executor = Executor {
@@ -685,16 +688,19 @@ pub fn explore<R>(
     opts: &ExploreOptions,
     f: impl FnMut() -> R,
 ) -> Result<Exploration<R>, EngineError> {
-    explore_from(opts, vec![Vec::new()], f)
+    explore_from(opts, vec![(Vec::new(), None)], f)
 }
 
 /// Explore every feasible path of `f` whose decisions extend one of `starts`: decision
 /// prefixes of paths of `f` already explored, so that a
 /// function that does more after those paths' last branch (the analyzer's idempotence check)
 /// re-decides nothing the first exploration decided. Replaying a start costs no solver check.
+/// A start's model, when given, must satisfy its path's condition (the explored path's saved
+/// model, or that of a path extending it): new branches then ask the solver about one side
+/// only, as they do inside a first exploration.
 pub fn explore_from<R>(
     opts: &ExploreOptions,
-    starts: Vec<Vec<bool>>,
+    starts: Vec<(Vec<bool>, Option<ZModel>)>,
     mut f: impl FnMut() -> R,
 ) -> Result<Exploration<R>, EngineError> {
     if exploring() {
@@ -707,12 +713,9 @@ pub fn explore_from<R>(
     let mut queue: Vec<Pending> = starts
         .into_iter()
         .rev()
-        .map(|prefix| Pending {
-            prefix,
-            model: None,
-        })
+        .map(|(prefix, model)| Pending { prefix, model })
         .collect();
-    let mut solver = PathSolver::new(new_solver(opts));
+    let mut solver = ScopedSolver::new(new_solver(opts));
     let mut truncated = false;
     while let Some(start) = queue.pop() {
         if opts.max_paths.is_some_and(|m| paths.len() >= m) {
