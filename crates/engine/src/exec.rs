@@ -126,10 +126,10 @@ struct Infeasible;
 /// escapes it.
 struct PreconditionFailed;
 
-/// A solver kept across runs (the explorer's, test generation's per call set): each recorded
-/// constraint sits in its own scope, and a run whose constraints start like the previous
-/// run's (a depth-first exploration replays a shared prefix; paths in decision order share
-/// theirs) keeps those scopes instead of asserting them again. Z3 then reuses what it learnt
+/// A solver kept across runs (the explorer's; public for any caller that checks a sequence of
+/// paths in decision order): each recorded constraint sits in its own scope, and a run whose
+/// constraints start like the previous run's (a depth-first exploration replays a shared
+/// prefix) keeps those scopes instead of asserting them again. Z3 then reuses what it learnt
 /// from them, and no solver is torn down and set up per run.
 pub struct ScopedSolver {
     solver: Solver,
