@@ -223,12 +223,13 @@ pub fn analyze_call_set_with<X: Send + Sync>(
             calls: calls.join("/"),
             source,
         })?;
+        let mut exploration = exploration;
         let idempotence = idempotence(
             instance.as_ref(),
             set,
             model.processes(),
             opts,
-            &exploration,
+            &mut exploration,
         )
         .map_err(|source| AnalyzeError::Engine {
             calls: calls.join("/"),
@@ -266,12 +267,25 @@ fn idempotence(
     set: &[usize],
     processes: usize,
     opts: &AnalyzeOptions,
-    exploration: &commuter_engine::Exploration<PathOutcome>,
+    exploration: &mut commuter_engine::Exploration<PathOutcome>,
 ) -> Result<Vec<Idempotence>, EngineError> {
     let mut found: Vec<Idempotence> = exploration
         .paths
         .iter()
         .map(|_| Idempotence::default())
+        .collect();
+    if opts.skip_idempotence {
+        return Ok(found);
+    }
+    // Each start goes with a model of its path (the first slot's: the path's saved model; a
+    // later slot's: the model of a path the previous slot's exploration extended it to), so
+    // the extensions' new branches ask the solver about one side only. Z3 models cannot be
+    // copied, hence the hand-over from slot to slot.
+    let mut models: Vec<Option<commuter_engine::z3::Model>> = exploration
+        .paths
+        .iter_mut()
+        .filter(|p| matches!(p.value.verdict, Verdict::Commutes))
+        .map(|p| p.model.take())
         .collect();
     // The commutative paths, in path order: the starts of every slot's exploration.
     let commutative: Vec<(usize, &[bool])> = exploration
@@ -281,24 +295,31 @@ fn idempotence(
         .filter(|(_, p)| matches!(p.value.verdict, Verdict::Commutes))
         .map(|(i, p)| (i, p.decisions.as_slice()))
         .collect();
-    if commutative.is_empty() || opts.skip_idempotence {
+    if commutative.is_empty() {
         return Ok(found);
     }
     let base: HashMap<&[bool], usize> = commutative.iter().map(|&(i, d)| (d, i)).collect();
     let lengths: BTreeSet<usize> = base.keys().map(|d| d.len()).collect();
     let starts: Vec<Vec<bool>> = commutative.iter().map(|(_, d)| d.to_vec()).collect();
+    let indices: Vec<usize> = commutative.iter().map(|&(i, _)| i).collect();
     // Every extension must be explored: a truncated one would leave a path half decided.
     let explore_opts = ExploreOptions {
         max_paths: None,
         ..opts.explore.clone()
     };
     for slot in 0..set.len() {
-        let extended = explore_from(&explore_opts, starts.clone(), || {
+        let seeded = starts
+            .iter()
+            .cloned()
+            .zip(std::mem::take(&mut models))
+            .collect();
+        let mut extended = explore_from(&explore_opts, seeded, || {
             sim::check_idempotence(instance, set, processes, slot)
         })?;
+        models = indices.iter().map(|_| None).collect();
         // Per base path with at least one extension: whether every extension is idempotent.
         let mut verdicts: HashMap<usize, bool> = HashMap::new();
-        for path in &extended.paths {
+        for path in &mut extended.paths {
             let Some(&i) = lengths
                 .iter()
                 .filter(|&&n| n <= path.decisions.len())
@@ -306,6 +327,11 @@ fn idempotence(
             else {
                 continue;
             };
+            if let Some(k) = indices.iter().position(|&j| j == i)
+                && models[k].is_none()
+            {
+                models[k] = path.model.take();
+            }
             *verdicts.entry(i).or_insert(true) &= path.value == Some(true);
             for u in &path.unknowns {
                 let u = format!("idempotence of {}: {u}", slot_name(slot));

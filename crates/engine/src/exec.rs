@@ -126,10 +126,69 @@ struct Infeasible;
 /// escapes it.
 struct PreconditionFailed;
 
+/// A solver kept across runs (the explorer's; public for any caller that checks a sequence of
+/// paths in decision order): each recorded constraint sits in its own scope, and a run whose
+/// constraints start like the previous run's (a depth-first exploration replays a shared
+/// prefix) keeps those scopes instead of asserting them again. Z3 then reuses what it learnt
+/// from them, and no solver is torn down and set up per run.
+pub struct ScopedSolver {
+    solver: Solver,
+    /// The formulas asserted, one scope each, oldest first.
+    asserted: Vec<ZBool>,
+    /// How many of `asserted` this run has recorded (in the same order); the rest are stale.
+    matched: usize,
+}
+
+impl ScopedSolver {
+    /// Wrap `solver` (nothing asserted on it yet).
+    pub fn new(solver: Solver) -> Self {
+        ScopedSolver {
+            solver,
+            asserted: Vec::new(),
+            matched: 0,
+        }
+    }
+
+    /// A new run: nothing recorded yet (stale scopes go when they first differ or before a
+    /// check).
+    pub fn restart(&mut self) {
+        self.matched = 0;
+    }
+
+    /// Record `formula` as the run's next constraint.
+    pub fn assert(&mut self, formula: &ZBool) {
+        if self.asserted.get(self.matched) == Some(formula) {
+            self.matched += 1;
+            return;
+        }
+        self.drop_stale();
+        self.solver.push();
+        self.solver.assert(formula);
+        self.asserted.push(formula.clone());
+        self.matched += 1;
+    }
+
+    /// Pop the scopes of constraints this run has not recorded.
+    fn drop_stale(&mut self) {
+        let stale = self.asserted.len() - self.matched;
+        if stale > 0 {
+            self.solver.pop(stale as u32);
+            self.asserted.truncate(self.matched);
+        }
+    }
+
+    /// The solver holding exactly the run's constraints (a caller's own scopes on it must be
+    /// closed before the next [`ScopedSolver::assert`]).
+    pub fn current(&mut self) -> &Solver {
+        self.drop_stale();
+        &self.solver
+    }
+}
+
 struct Executor {
     prefix: Vec<bool>,
     pos: usize,
-    solver: Solver,
+    solver: ScopedSolver,
     /// A model of the current path condition, if known.
     model: Option<ZModel>,
     constraints: Vec<Constraint>,
@@ -175,20 +234,21 @@ thread_local! {
 
 impl Executor {
     fn check(&mut self, extra: &ZBool) -> Check {
-        self.solver.push();
-        self.solver.assert(extra);
-        let result = self.solver.check();
-        self.stats.solver_checks += 1;
+        let solver = self.solver.current();
+        solver.push();
+        solver.assert(extra);
+        let result = solver.check();
         let check = match result {
-            SatResult::Sat => Check::Sat(self.solver.get_model()),
+            SatResult::Sat => Check::Sat(solver.get_model()),
             SatResult::Unsat => Check::Unsat,
             SatResult::Unknown => Check::Unknown(
-                self.solver
+                solver
                     .get_reason_unknown()
                     .unwrap_or_else(|| "unknown".to_string()),
             ),
         };
-        self.solver.pop(1);
+        solver.pop(1);
+        self.stats.solver_checks += 1;
         check
     }
 
@@ -565,12 +625,12 @@ enum RunOutcome<R> {
 fn run_once<R>(
     f: &mut dyn FnMut() -> R,
     start: Pending,
-    solver: Solver,
+    mut solver: ScopedSolver,
     opts: &ExploreOptions,
     stats: &mut ExploreStats,
     pending: &mut Vec<Pending>,
-) -> Result<(RunOutcome<R>, Solver), EngineError> {
-    solver.reset();
+) -> Result<(RunOutcome<R>, ScopedSolver), EngineError> {
+    solver.restart();
     let decisions_hint = start.prefix.clone();
     let executor = Executor {
         prefix: start.prefix,
@@ -628,16 +688,19 @@ pub fn explore<R>(
     opts: &ExploreOptions,
     f: impl FnMut() -> R,
 ) -> Result<Exploration<R>, EngineError> {
-    explore_from(opts, vec![Vec::new()], f)
+    explore_from(opts, vec![(Vec::new(), None)], f)
 }
 
 /// Explore every feasible path of `f` whose decisions extend one of `starts`: decision
 /// prefixes of paths of `f` already explored, so that a
 /// function that does more after those paths' last branch (the analyzer's idempotence check)
 /// re-decides nothing the first exploration decided. Replaying a start costs no solver check.
+/// A start's model, when given, must satisfy its path's condition (the explored path's saved
+/// model, or that of a path extending it): new branches then ask the solver about one side
+/// only, as they do inside a first exploration.
 pub fn explore_from<R>(
     opts: &ExploreOptions,
-    starts: Vec<Vec<bool>>,
+    starts: Vec<(Vec<bool>, Option<ZModel>)>,
     mut f: impl FnMut() -> R,
 ) -> Result<Exploration<R>, EngineError> {
     if exploring() {
@@ -650,12 +713,9 @@ pub fn explore_from<R>(
     let mut queue: Vec<Pending> = starts
         .into_iter()
         .rev()
-        .map(|prefix| Pending {
-            prefix,
-            model: None,
-        })
+        .map(|(prefix, model)| Pending { prefix, model })
         .collect();
-    let mut solver = new_solver(opts);
+    let mut solver = ScopedSolver::new(new_solver(opts));
     let mut truncated = false;
     while let Some(start) = queue.pop() {
         if opts.max_paths.is_some_and(|m| paths.len() >= m) {
