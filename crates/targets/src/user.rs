@@ -381,6 +381,8 @@ mod tests {
         (0..n)
             .map(|i| TestRun {
                 id: format!("t{i}"),
+                // As `run_batch` makes them: one result slot per call of the pair.
+                results: vec![None, None],
                 ..TestRun::default()
             })
             .collect()
