@@ -17,7 +17,7 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
     let dir = std::env::temp_dir().join(format!("commuter-three-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_commuter"))
-        // 22 tests in one boot: about 25 s on the 2-core machine under load.
+        // 22 tests in one boot: 12.5 s to 25 s on the 2-core machine under load.
         .args([
             "check",
             "-m",
