@@ -1,15 +1,17 @@
-"""Reads a `conflicts.json` of any version the project reads (3 to 5) in version 4's shape, for
+"""Reads a `conflicts.json` of any version the project reads (3 to 6) in version 4's shape, for
 the benchmark scripts: every location holds its object (`what`) and every access its code
 sites, each site its frames. Version 5 keeps frames, sites and objects once, in the tables
 `frames`, `sites` and `objects`, and refers to them by index; `expand` resolves them (the same
 dicts are shared, not copied). Versions 3 and 4 are returned as they are (version 3 has no
-`mode` fields)."""
+`mode` fields). Version 6 is version 5 with tests of three calls (a location of calls other
+than a and b names its `slots`)."""
 import json
 
 
 def expand(data):
-    """The conflicts file `data` (parsed JSON) with version 5's tables resolved, in place."""
-    if data.get("version") != 5:
+    """The conflicts file `data` (parsed JSON) with version 5's (or 6's) tables resolved, in
+    place."""
+    if data.get("version") not in (5, 6):
         return data
     frames, objects = data.pop("frames"), data.pop("objects")
     sites = [dict(s, frames=[frames[i] for i in s["frames"]]) for s in data.pop("sites")]

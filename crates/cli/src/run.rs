@@ -287,7 +287,7 @@ pub(crate) fn pair_counts(suite: &TestSuite) -> Vec<commuter_report::PairTests> 
         .call_sets
         .iter()
         .map(|cs| commuter_report::PairTests {
-            calls: [cs.calls[0].clone(), cs.calls[1].clone()],
+            calls: cs.calls.clone(),
             tests: cs.tests.len(),
         })
         .collect()

@@ -1,9 +1,10 @@
-//! The guest plan: what the guest runs, with concrete Linux arguments (version [`PLAN_VERSION`]).
+//! The guest plan: what the guest runs, with concrete Linux arguments (version [`PLAN_VERSION`];
+//! version 1, whose tests are pairs, is read too).
 //!
 //! A plan is one JSON document at `/plan.json` in the initramfs:
 //!
 //! ```json
-//! {"version": 1, "cpus": [1, 2], "tests": [{
+//! {"version": 2, "cpus": [1, 2], "tests": [{
 //!    "name": "stat-same",
 //!    "setup": {
 //!      "inodes": [{"data": [1]}],
@@ -23,7 +24,10 @@
 //! data value, every byte of a page equal to its data value. `setup.inodes[i]` is only reachable
 //! through the names linked to it and the fds and mappings that refer to it. Offsets are in
 //! bytes. A mapping's `page` is the page index from [`MAP_BASE`]. Call 0 (call A) runs on
-//! `cpus[0]`, call 1 (call B) on `cpus[1]`, one after the other; setup runs on CPU 0.
+//! `cpus[0]`, call 1 (call B) on `cpus[1]`, and so on, one after the other; setup runs on CPU
+//! 0. A plan has one CPU per call and every test as many calls: 2 (a pair), up to
+//! [`MAX_CALLS`]. Version 2 allowed more than two (`cpus` and `calls` were pairs in version 1,
+//! which reads the same).
 
 use serde::{Deserialize, Serialize};
 
@@ -34,8 +38,11 @@ pub use commuter_posix_format::setup::{
 };
 pub use commuter_posix_format::{ERRNOS, PAGE, SIGNALS, errno_name, signal_name};
 
-/// Version of the plan format; the guest refuses other versions.
-pub const PLAN_VERSION: u32 = 1;
+/// Version of the plan format; the guest refuses other versions than this one and 1.
+pub const PLAN_VERSION: u32 = 2;
+/// The oldest plan version read.
+pub const PLAN_OLDEST_READ: u32 = 1;
+pub use commuter_trace_format::MAX_CALLS;
 /// Where the guest maps page 0 of each process's test mappings.
 pub const MAP_BASE: u64 = 0x100_0000_0000;
 /// Mapping pages a test may use per process.
@@ -52,18 +59,18 @@ pub const MAX_TEST_FD: i32 = 63;
 pub struct Plan {
     /// Must equal [`PLAN_VERSION`].
     pub version: u32,
-    /// CPUs for call A and call B (CPU 0 does setup).
+    /// The CPU of each call slot: call A's, call B's, ... (CPU 0 does setup).
     #[serde(default = "default_cpus")]
-    pub cpus: [u32; 2],
+    pub cpus: Vec<u32>,
     /// The tests; a test's index in this list is its id in markers and reports.
     pub tests: Vec<Test>,
 }
 
-fn default_cpus() -> [u32; 2] {
-    [1, 2]
+fn default_cpus() -> Vec<u32> {
+    vec![1, 2]
 }
 
-/// One test: a state and two calls.
+/// One test: a state and its calls (as many as the plan has CPUs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Test {
     /// Human-readable label, echoed in reports.
@@ -72,8 +79,8 @@ pub struct Test {
     /// The state before the calls.
     #[serde(default)]
     pub setup: Setup,
-    /// Call A then call B.
-    pub calls: [Call; 2],
+    /// Call A, call B, ..., in the order they run.
+    pub calls: Vec<Call>,
 }
 
 /// One call of a test.
@@ -291,10 +298,20 @@ pub enum PlanError {
     #[error("the plan is not valid JSON of the plan format: {0}")]
     Json(#[from] serde_json::Error),
     /// Written for another guest.
-    #[error("plan version {found} is not supported (this guest reads version {PLAN_VERSION})")]
+    #[error(
+        "plan version {found} is not supported (this guest reads versions {PLAN_OLDEST_READ} to {PLAN_VERSION}): rebuild the guest with the commuter that wrote the plan"
+    )]
     Version {
         /// The version found.
         found: u32,
+    },
+    /// The plan's CPUs are not one distinct CPU other than 0 per call.
+    #[error("plan cpus {cpus:?}: {problem}")]
+    Cpus {
+        /// The CPUs given.
+        cpus: Vec<u32>,
+        /// What is wrong.
+        problem: String,
     },
     /// A test refers to something that does not exist or is out of range.
     #[error("test {test} ({name}): {problem}")]
@@ -312,19 +329,50 @@ impl Plan {
     /// Parses and validates a plan.
     pub fn from_json(text: &str) -> Result<Plan, PlanError> {
         let plan: Plan = serde_json::from_str(text)?;
-        if plan.version != PLAN_VERSION {
+        if !(PLAN_OLDEST_READ..=PLAN_VERSION).contains(&plan.version) {
             return Err(PlanError::Version {
                 found: plan.version,
             });
         }
+        plan.check_cpus().map_err(|problem| PlanError::Cpus {
+            cpus: plan.cpus.clone(),
+            problem,
+        })?;
         for (i, t) in plan.tests.iter().enumerate() {
-            t.validate().map_err(|problem| PlanError::Invalid {
-                test: i,
-                name: t.name.clone(),
-                problem,
-            })?;
+            t.validate()
+                .and_then(|()| match t.calls.len() {
+                    n if n == plan.cpus.len() => Ok(()),
+                    n => Err(format!(
+                        "{n} calls, but the plan runs {} per test (one per CPU)",
+                        plan.cpus.len()
+                    )),
+                })
+                .map_err(|problem| PlanError::Invalid {
+                    test: i,
+                    name: t.name.clone(),
+                    problem,
+                })?;
         }
         Ok(plan)
+    }
+
+    /// One CPU per call, 2 to [`MAX_CALLS`] of them, distinct and other than 0 (setup's).
+    fn check_cpus(&self) -> Result<(), String> {
+        let n = self.cpus.len();
+        if !(2..=MAX_CALLS).contains(&n) {
+            return Err(format!(
+                "{n} CPUs: a test runs 2 to {MAX_CALLS} calls, one per CPU"
+            ));
+        }
+        if self.cpus.contains(&0) {
+            return Err("CPU 0 does the setup: calls run on other CPUs".into());
+        }
+        for (i, c) in self.cpus.iter().enumerate() {
+            if self.cpus[i + 1..].contains(c) {
+                return Err(format!("CPU {c} appears twice: each call needs its own"));
+            }
+        }
+        Ok(())
     }
 
     /// The plan as JSON.
@@ -462,7 +510,7 @@ fn check_expect(e: &Expect) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = r#"{"version": 1, "cpus": [1, 2], "tests": [{
+    const EXAMPLE: &str = r#"{"version": 2, "cpus": [1, 2], "tests": [{
        "name": "stat-same",
        "setup": {
          "inodes": [{"data": [1]}],
@@ -525,10 +573,44 @@ mod tests {
         assert!(invalid(|t| t.calls[0].expect.ret = Ret::Err("ENOPE".into())).contains("ENOPE"));
         assert!(invalid(|t| t.setup.inodes[0].nlink = Some(0)).contains("must count every name"));
         assert!(invalid(|t| t.setup.inodes[0].nlink = Some(99)).contains("at most 16"));
-        let bad_version = EXAMPLE.replacen("\"version\": 1", "\"version\": 2", 1);
+        let bad_version = EXAMPLE.replacen("\"version\": 2", "\"version\": 3", 1);
         assert!(matches!(
             Plan::from_json(&bad_version),
-            Err(PlanError::Version { found: 2 })
+            Err(PlanError::Version { found: 3 })
         ));
+        // Version 1 (pairs) is read as it was.
+        let v1 = EXAMPLE.replacen("\"version\": 2", "\"version\": 1", 1);
+        assert_eq!(Plan::from_json(&v1).unwrap().tests.len(), 1);
+    }
+
+    #[test]
+    fn three_calls_need_three_cpus() {
+        let mut plan = Plan::from_json(EXAMPLE).unwrap();
+        plan.cpus = vec![1, 2, 3];
+        let third = plan.tests[0].calls[1].clone();
+        plan.tests[0].calls.push(third);
+        assert_eq!(Plan::from_json(&plan.to_json()).unwrap(), plan);
+        // Two calls in a three-CPU plan.
+        let mut short = plan.clone();
+        short.tests[0].calls.pop();
+        match Plan::from_json(&short.to_json()) {
+            Err(PlanError::Invalid { problem, .. }) => {
+                assert!(
+                    problem.contains("2 calls, but the plan runs 3"),
+                    "{problem}"
+                )
+            }
+            other => panic!("expected an invalid test, got {other:?}"),
+        }
+        for (cpus, want) in [
+            (vec![1, 1, 2], "CPU 1 appears twice"),
+            (vec![0, 1, 2], "CPU 0 does the setup"),
+            (vec![1, 2, 3, 4], "4 CPUs"),
+        ] {
+            let mut bad = plan.clone();
+            bad.cpus = cpus;
+            let e = Plan::from_json(&bad.to_json()).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 }

@@ -51,7 +51,17 @@ fn run(model: &dyn DynModel, functions: Option<&str>) -> Analysis {
 /// `print_conds` off where only the verdicts matter: simplifying every condition of every
 /// pair for printing costs more than deciding them.
 fn analysis(model: &dyn DynModel, functions: Option<&str>, print_conds: bool) -> Analysis {
-    let sets = select_model_call_sets(model, functions, 2).expect("valid selection");
+    analysis_n(model, functions, print_conds, 2)
+}
+
+/// [`analysis`] of call sets of `n` calls.
+fn analysis_n(
+    model: &dyn DynModel,
+    functions: Option<&str>,
+    print_conds: bool,
+    n: usize,
+) -> Analysis {
+    let sets = select_model_call_sets(model, functions, n).expect("valid selection");
     // Idempotence has tests of its own (analyzer/tests/posix_idempotence.rs); here it would
     // double the time of every scenario.
     let opts = AnalyzeOptions {
@@ -127,6 +137,51 @@ fn creates_in_one_process_do_not_commute() {
         assume(&pid("b").eq(0));
     });
     expect(&cs, Commutes::Never);
+}
+
+/// Three pipes in one process take six fds: the third needs the fifth and sixth free fds of
+/// the initial table, beyond the four the model names up front. Before the model named more
+/// on demand, assuming the fourth free made every such path infeasible: no path at all.
+#[test]
+fn three_pipes_in_one_process_get_six_free_fds() {
+    let model = Scenario {
+        model: PosixModel::default(),
+        setup: |_| {
+            assume(&(pid("b").eq(0) & pid("c").eq(0)));
+        },
+    };
+    let a = analysis_n(&model, Some("pipe/pipe/pipe"), false, 3);
+    let cs = &a.call_sets[0];
+    assert!(
+        cs.paths > 0,
+        "three pipes in one process run: {}",
+        describe(cs)
+    );
+    assert_eq!(cs.unknowns, 0, "{}", describe(cs));
+    // Each order hands each pipe other fds (lowest free first).
+    expect(cs, Commutes::Never);
+    // Opens that create three names in one process: the lowest-fd rule again.
+    let model = Scenario {
+        model: PosixModel::default(),
+        setup: |s| {
+            let names: Vec<FileName> = ["a", "b", "c"]
+                .iter()
+                .map(|slot| arg(&format!("{slot}.name")))
+                .collect();
+            for (i, n) in names.iter().enumerate() {
+                assume(&!s.root_dir.contains(n));
+                assume(&arg::<Bool>(&format!("{}.creat", ["a", "b", "c"][i])));
+                for m in &names[i + 1..] {
+                    assume(&!n.sym_eq(m));
+                }
+            }
+            assume(&(pid("b").eq(0) & pid("c").eq(0)));
+        },
+    };
+    let a = analysis_n(&model, Some("open/open/open"), false, 3);
+    let cs = &a.call_sets[0];
+    assert!(cs.paths > 0 && cs.unknowns == 0, "{}", describe(cs));
+    expect(cs, Commutes::Never);
 }
 
 #[test]

@@ -152,15 +152,15 @@ fn only_in(a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>) -> Vec<(Str
 }
 
 fn pair_deltas(old: &ConflictsFile, new: &ConflictsFile) -> Vec<PairDelta> {
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut deltas: BTreeMap<(String, String), PairDelta> = BTreeMap::new();
+    let mut order: Vec<Vec<String>> = Vec::new();
+    let mut deltas: BTreeMap<Vec<String>, PairDelta> = BTreeMap::new();
     for (run, f) in [old, new].into_iter().enumerate() {
         for t in &f.tests {
             let k = key(&t.calls);
             let delta = deltas.entry(k.clone()).or_insert_with(|| {
                 order.push(k.clone());
                 PairDelta {
-                    pair: format!("{}/{}", t.calls[0], t.calls[1]),
+                    pair: t.calls.join("/"),
                     tests: [0; 2],
                     conflict_free: [0; 2],
                 }

@@ -1,6 +1,9 @@
 //! The paper-style heat map: a lower-triangular grid of call pairs, each cell coloured by its
 //! conflict-free fraction (red none, yellow half, green all) and labelled with the number of
-//! conflicted tests; as SVG, PNG (the SVG rasterised) or TikZ, one panel per run.
+//! conflicted tests; as SVG, PNG (the SVG rasterised) or TikZ, one panel per run. Call sets of
+//! three calls have no cell in a grid of pairs: the SVG lists them under it, one row per set
+//! (a cell coloured the same way, the set's name and which two of its calls shared memory in
+//! how many tests); the TikZ figure draws pairs only.
 
 use crate::PairTests;
 use crate::summary::{PairSummary, summarize};
@@ -22,21 +25,33 @@ pub fn heatmap_svg(conflicts: &ConflictsFile, pairs: &[PairTests]) -> String {
 /// Several runs side by side (e.g. Linux and another target, or two kernels), one panel each,
 /// as in the paper's figure; one run gives exactly [`heatmap_svg`]'s document.
 pub fn heatmap_svg_panels(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
-    let panels: Vec<(String, Vec<PairSummary>, Vec<String>, usize)> = runs
+    let panels: Vec<Panel> = runs
         .iter()
         .map(|(conflicts, pairs)| {
             let rows = summarize(conflicts, pairs);
             let calls = call_order(pairs);
             let heading = title(conflicts, &rows);
+            let sets = set_rows(conflicts, &rows);
+            let set_w = sets
+                .iter()
+                .map(|r| SET_X + CELL + 8 + r.text.chars().count() * 7 + 20)
+                .max()
+                .unwrap_or(0);
             // About 9 px per character at 16 px: the title must not be clipped on small grids.
-            let w = (LABEL + calls.len() * CELL + 20).max(heading.chars().count() * 9 + 20);
-            (heading, rows, calls, w)
+            let w = (LABEL + calls.len() * CELL + 20)
+                .max(heading.chars().count() * 9 + 20)
+                .max(set_w);
+            (heading, rows, calls, w, sets)
         })
         .collect();
     let w: usize = panels.iter().map(|p| p.3).sum();
     let n = panels.iter().map(|p| p.2.len()).max().unwrap_or(0);
     let grid = n * CELL;
-    let h = TITLE + grid + LABEL + LEGEND;
+    // The call labels under the grid, when there is one.
+    let labels_h = if n > 0 { LABEL } else { 0 };
+    let sets = panels.iter().map(|p| p.4.len()).max().unwrap_or(0);
+    let sets_h = sets * CELL;
+    let h = TITLE + grid + labels_h + sets_h + LEGEND;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -44,7 +59,7 @@ pub fn heatmap_svg_panels(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
     );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let mut x = 0;
-    for (heading, rows, calls, pw) in &panels {
+    for (heading, rows, calls, pw, set_list) in &panels {
         if panels.len() > 1 {
             let _ = writeln!(s, r#"<g transform="translate({x} 0)">"#);
         }
@@ -56,12 +71,13 @@ pub fn heatmap_svg_panels(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
         );
         cells(&mut s, rows, calls);
         labels(&mut s, calls);
+        sets_list(&mut s, set_list, TITLE + grid + labels_h);
         if panels.len() > 1 {
             s.push_str("</g>\n");
         }
         x += pw;
     }
-    legend(&mut s, TITLE + grid + LABEL + 10);
+    legend(&mut s, TITLE + grid + labels_h + sets_h + 10);
     s.push_str("</svg>\n");
     s
 }
@@ -165,7 +181,7 @@ pub fn heatmap_tikz(runs: &[(&ConflictsFile, &[PairTests])]) -> String {
             x0 as f64 + n as f64 / 2.0,
             tex(&title(conflicts, &rows))
         );
-        for r in &rows {
+        for r in rows.iter().filter(|r| r.calls.len() == 2) {
             let (Some(&a), Some(&b)) = (
                 index.get(r.calls[0].as_str()),
                 index.get(r.calls[1].as_str()),
@@ -220,9 +236,75 @@ fn tex(s: &str) -> String {
     out
 }
 
+/// One run's panel: its title, rows, the calls of its grid, its width, its call sets of three.
+type Panel = (String, Vec<PairSummary>, Vec<String>, usize, Vec<SetRow>);
+
+/// Left edge of the list of call sets of three.
+const SET_X: usize = 10;
+
+/// One call set of three in the list under the grid.
+struct SetRow {
+    fill: String,
+    conflicted: usize,
+    /// `stat/stat/stat: 20 of 22 conflict-free; shared: ab 2, ac 0, bc 1`.
+    text: String,
+}
+
+fn set_rows(conflicts: &ConflictsFile, rows: &[PairSummary]) -> Vec<SetRow> {
+    rows.iter()
+        .filter(|r| r.calls.len() > 2)
+        .map(|r| {
+            let shared: Vec<String> = crate::summary::pair_counts(conflicts, &r.calls)
+                .into_iter()
+                .map(|(p, n)| format!("{p} {n}"))
+                .collect();
+            SetRow {
+                fill: r.fraction().map_or_else(|| "#dddddd".to_string(), colour),
+                conflicted: r.conflicted,
+                text: format!(
+                    "{}: {} of {} conflict-free; shared: {}",
+                    r.calls.join("/"),
+                    r.conflict_free,
+                    r.tests,
+                    shared.join(", ")
+                ),
+            }
+        })
+        .collect()
+}
+
+fn sets_list(s: &mut String, rows: &[SetRow], top: usize) {
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + i * CELL;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{SET_X}" y="{y}" width="{CELL}" height="{CELL}" fill="{}" stroke="#ffffff"/>"##,
+            r.fill
+        );
+        if r.conflicted > 0 {
+            let _ = writeln!(
+                s,
+                r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
+                SET_X + CELL / 2,
+                y + CELL / 2 + 4,
+                r.conflicted
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11">{}</text>"#,
+            SET_X + CELL + 8,
+            y + CELL / 2 + 4,
+            escape(&r.text)
+        );
+    }
+}
+
+/// The calls of the grid: those of the pairs, in order of first appearance.
 fn call_order(pairs: &[PairTests]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for c in pairs.iter().flat_map(|p| p.calls.iter()) {
+    let pair_calls = pairs.iter().filter(|p| p.calls.len() == 2);
+    for c in pair_calls.flat_map(|p| p.calls.iter()) {
         if !out.contains(c) {
             out.push(c.clone());
         }
@@ -257,7 +339,7 @@ fn cells(s: &mut String, rows: &[PairSummary], calls: &[String]) {
         .enumerate()
         .map(|(i, c)| (c.as_str(), i))
         .collect();
-    for r in rows {
+    for r in rows.iter().filter(|r| r.calls.len() == 2) {
         let (Some(&x), Some(&y)) = (
             index.get(r.calls[0].as_str()),
             index.get(r.calls[1].as_str()),

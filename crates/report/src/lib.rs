@@ -20,11 +20,11 @@ pub use html::{HTML_DATA_FORMAT, HTML_DATA_VERSION, diff_html, report_html};
 pub use sarif::sarif;
 pub use summary::{PairSummary, Site, summarize, terminal, top_sites};
 
-/// One call pair of the test suite and how many tests it has.
+/// One call set of the test suite (a pair, or a set of three calls) and how many tests it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairTests {
-    /// The two call names, in the suite's order.
-    pub calls: [String; 2],
+    /// The call names, in the suite's order.
+    pub calls: Vec<String>,
     /// Tests generated for the pair.
     pub tests: usize,
 }

@@ -1,4 +1,6 @@
-//! Per-pair counts, the most frequent shared code sites, and the terminal text.
+//! Per-pair counts, the most frequent shared code sites, and the terminal text. A call set of
+//! three calls is one row like a pair; which two of its calls shared memory is listed apart
+//! (`ab`, `ac`, `bc`: the calls on CPUs 1 and 2, 1 and 3, 2 and 3).
 
 use crate::{Idempotence, PairTests};
 use commuter_scan::ConflictsFile;
@@ -6,11 +8,11 @@ use commuter_scan::schema::{Location, Status, TestConflicts};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-/// What happened to one call pair's tests.
+/// What happened to one call pair's (or call set's) tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairSummary {
-    /// The pair.
-    pub calls: [String; 2],
+    /// The pair (or the set of three calls).
+    pub calls: Vec<String>,
     /// Tests in the suite.
     pub tests: usize,
     /// Tests whose calls shared nothing.
@@ -30,15 +32,16 @@ impl PairSummary {
     }
 }
 
-/// Unordered pair key, so that `stat/open` tests count for the suite's `open/stat`.
-pub(crate) fn key(calls: &[String; 2]) -> (String, String) {
-    let [a, b] = calls.clone();
-    if a <= b { (a, b) } else { (b, a) }
+/// Unordered key, so that `stat/open` tests count for the suite's `open/stat`.
+pub(crate) fn key(calls: &[String]) -> Vec<String> {
+    let mut k = calls.to_vec();
+    k.sort();
+    k
 }
 
 /// One summary per pair of `pairs`, in its order.
 pub fn summarize(conflicts: &ConflictsFile, pairs: &[PairTests]) -> Vec<PairSummary> {
-    let mut by_pair: BTreeMap<(String, String), Vec<&TestConflicts>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<Vec<String>, Vec<&TestConflicts>> = BTreeMap::new();
     for t in &conflicts.tests {
         by_pair.entry(key(&t.calls)).or_default().push(t);
     }
@@ -70,7 +73,8 @@ pub struct Site {
     pub what: String,
     /// Conflicted tests in which these sites shared memory.
     pub tests: usize,
-    /// Call pairs those tests belong to, sorted.
+    /// Call pairs those tests belong to, sorted; in a call set of three, with the two calls
+    /// that shared (`stat/stat/stat bc`).
     pub pairs: Vec<String>,
 }
 
@@ -83,7 +87,7 @@ pub fn top_sites(conflicts: &ConflictsFile, n: usize) -> Vec<Site> {
             let e = acc.entry(site_key(loc)).or_default();
             e.0.insert(t.id.clone());
             *e.1.entry(loc.what.label()).or_default() += 1;
-            e.2.insert(t.calls.join("/"));
+            e.2.insert(set_name(t, loc));
         }
     }
     let mut out: Vec<Site> = acc
@@ -98,6 +102,15 @@ pub fn top_sites(conflicts: &ConflictsFile, n: usize) -> Vec<Site> {
     out.sort_by(|a, b| b.tests.cmp(&a.tests).then_with(|| a.code.cmp(&b.code)));
     out.truncate(n);
     out
+}
+
+/// `open/stat`, or `stat/stat/stat bc` for the location calls b and c of a triple shared.
+fn set_name(t: &TestConflicts, loc: &Location) -> String {
+    if t.calls.len() > 2 {
+        format!("{} {}", t.calls.join("/"), loc.pair_name())
+    } else {
+        t.calls.join("/")
+    }
 }
 
 fn site_key(loc: &Location) -> [String; 2] {
@@ -131,6 +144,7 @@ pub fn terminal(
     let mut s = String::new();
     let idem_counts = idem.map(|i| idempotent_conflicts(conflicts, pairs, i));
     pair_table(&mut s, &summarize(conflicts, pairs), idem_counts.as_deref());
+    cpu_pairs(&mut s, conflicts, pairs);
     if let Some(i) = idem {
         idempotent_list(&mut s, conflicts, i, top);
     }
@@ -145,7 +159,7 @@ fn idempotent_conflicts(
     pairs: &[PairTests],
     idem: &Idempotence,
 ) -> Vec<usize> {
-    let mut by_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut by_pair: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     for t in &conflicts.tests {
         if t.status == Status::Conflicted && !idem.slots(&t.id).is_empty() {
             *by_pair.entry(key(&t.calls)).or_default() += 1;
@@ -186,6 +200,53 @@ fn idempotent_list(s: &mut String, conflicts: &ConflictsFile, idem: &Idempotence
     }
 }
 
+/// Per call set of three or more calls: in how many tests each two of its calls shared memory
+/// (`ab` the calls on CPUs 1 and 2, `ac` on 1 and 3, `bc` on 2 and 3).
+pub fn pair_counts(conflicts: &ConflictsFile, calls: &[String]) -> Vec<(String, usize)> {
+    let want = key(calls);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in conflicts.tests.iter().filter(|t| key(&t.calls) == want) {
+        let shared: BTreeSet<String> = t.shared.iter().map(Location::pair_name).collect();
+        for p in shared {
+            *counts.entry(p).or_default() += 1;
+        }
+    }
+    // Every pair of slots, those that never shared too (a zero is an answer).
+    let n = calls.len();
+    let mut out = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            let name = format!(
+                "{}{}",
+                commuter_scan::schema::slot_name(i),
+                commuter_scan::schema::slot_name(j)
+            );
+            let c = counts.get(&name).copied().unwrap_or(0);
+            out.push((name, c));
+        }
+    }
+    out
+}
+
+/// The section of [`pair_counts`], for suites with call sets of more than two calls.
+fn cpu_pairs(s: &mut String, conflicts: &ConflictsFile, pairs: &[PairTests]) {
+    let sets: Vec<&PairTests> = pairs.iter().filter(|p| p.calls.len() > 2).collect();
+    if sets.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nwhich calls shared memory (tests per pair of calls: a on CPU 1, b on CPU 2, c on CPU 3):"
+    );
+    for p in sets {
+        let counts: Vec<String> = pair_counts(conflicts, &p.calls)
+            .into_iter()
+            .map(|(pair, n)| format!("{pair} {n}"))
+            .collect();
+        let _ = writeln!(s, "  {}: {}", p.calls.join("/"), counts.join(", "));
+    }
+}
+
 fn pair_table(s: &mut String, rows: &[PairSummary], idem: Option<&[usize]>) {
     let width = rows
         .iter()
@@ -199,10 +260,16 @@ fn pair_table(s: &mut String, rows: &[PairSummary], idem: Option<&[usize]>) {
     } else {
         String::new()
     };
+    // Pairs keep the heading they always had.
+    let heading = if rows.iter().any(|r| r.calls.len() > 2) {
+        "call set"
+    } else {
+        "call pair"
+    };
     let _ = writeln!(
         s,
         "{:<width$}  {:>6}  {:>13}  {:>6}  {:>10}{idem_head}  {:>7}  {:>10}",
-        "call pair", "tests", "conflict-free", "%", "conflicted", "unknown", "mismatched"
+        heading, "tests", "conflict-free", "%", "conflicted", "unknown", "mismatched"
     );
     let (mut tests, mut free, mut idem_total) = (0, 0, 0);
     for (i, r) in rows.iter().enumerate() {

@@ -49,6 +49,7 @@ fn dentry_ref(addr: u64) -> Location {
     Location {
         addr,
         size: 8,
+        slots: [0, 1],
         what: What::Slab {
             cache: "dentry".into(),
             vaddr: 0xffff_8880_0000_0000 + addr,
@@ -77,6 +78,7 @@ fn ctime() -> Location {
     Location {
         addr: 0x2c0_79c0,
         size: 8,
+        slots: [0, 1],
         what: What::Static {
             symbol: "jiffies_64".into(),
             offset: 0,
@@ -99,7 +101,7 @@ fn ctime() -> Location {
 fn test(id: &str, calls: [&str; 2], status: Status, shared: Vec<Location>) -> TestConflicts {
     TestConflicts {
         id: id.into(),
-        calls: calls.map(String::from),
+        calls: calls.map(String::from).to_vec(),
         status,
         shared,
         false_sharing: vec![],
@@ -166,7 +168,7 @@ fn conflicts() -> ConflictsFile {
 
 fn pairs() -> Vec<PairTests> {
     let p = |a: &str, b: &str, tests| PairTests {
-        calls: [a.into(), b.into()],
+        calls: vec![a.into(), b.into()],
         tests,
     };
     vec![
@@ -217,6 +219,56 @@ fn heatmap() {
         "{svg}"
     );
     insta::assert_snapshot!(svg);
+}
+
+/// A suite of triples: one row per call set, which two of its calls shared in how many tests,
+/// and the heat map lists the set under the (empty) grid of pairs.
+#[test]
+fn a_triple_is_one_row_with_its_pairs_of_calls() {
+    let mut bc = dentry_ref(0x1000);
+    bc.slots = [1, 2];
+    let triple = |id: &str, status, shared| TestConflicts {
+        calls: vec!["stat".into(); 3],
+        ..test(id, ["stat", "stat"], status, shared)
+    };
+    let mut file = conflicts();
+    file.tests = vec![
+        triple(
+            "stat_stat_stat_0_0",
+            Status::Conflicted,
+            vec![dentry_ref(0x1000), bc.clone()],
+        ),
+        triple("stat_stat_stat_0_1", Status::Conflicted, vec![bc]),
+        triple("stat_stat_stat_1_0", Status::ConflictFree, vec![]),
+    ];
+    let sets = [PairTests {
+        calls: vec!["stat".into(); 3],
+        tests: 3,
+    }];
+    let text = terminal(&file, &sets, 5, None);
+    assert!(text.starts_with("call set "), "{text}");
+    let row: Vec<&str> = text
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        ["stat/stat/stat", "3", "1", "33.3", "2", "0", "0"],
+        "{text}"
+    );
+    assert!(text.contains("stat/stat/stat: ab 1, ac 0, bc 2"), "{text}");
+    assert!(
+        text.contains("stat/stat/stat ab, stat/stat/stat bc"),
+        "{text}"
+    );
+    let svg = heatmap_svg(&file, &sets);
+    assert!(
+        svg.contains("stat/stat/stat: 1 of 3 conflict-free; shared: ab 1, ac 0, bc 2"),
+        "{svg}"
+    );
+    assert_eq!(svg, heatmap_svg(&file, &sets), "same input, same bytes");
 }
 
 /// DejaVu Sans among the system's fonts (Debian's `fonts-dejavu-core`, which `scripts/setup`

@@ -1,5 +1,6 @@
-//! Reading and writing `conflicts.json`: version 5 (tables, [`CompactFile`]) is written,
-//! versions 3 to 5 are read into the one in-memory structure ([`ConflictsFile`]).
+//! Reading and writing `conflicts.json`: version 5 (tables, [`CompactFile`]) is written, or
+//! version 6 when a test has three calls; versions 3 to 6 are read into the one in-memory
+//! structure ([`ConflictsFile`]).
 //!
 //! The schema name and version are checked before anything else, so a file of another
 //! version gets a version error that says what to do, not a field error.
@@ -10,9 +11,9 @@ use commuter_trace_format::record::{Mode, Rw, hex};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
-    Access, CONFLICTS_OLDEST_READ, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, CompactAccess,
-    CompactFile, CompactLocation, CompactSite, CompactTest, ConflictsFile, Frame, Location,
-    Mismatch, Shard, Status, Target, TestConflicts, TestError, What,
+    Access, CONFLICTS_OLDEST_READ, CONFLICTS_PAIRS_VERSION, CONFLICTS_SCHEMA, CONFLICTS_VERSION,
+    CodeSite, CompactAccess, CompactFile, CompactLocation, CompactSite, CompactTest, ConflictsFile,
+    FIRST_PAIR, Frame, Location, Mismatch, Shard, Status, Target, TestConflicts, TestError, What,
 };
 
 /// Why a `conflicts.json` could not be read.
@@ -64,7 +65,7 @@ fn version_fix(found: u32) -> &'static str {
 }
 
 impl ConflictsFile {
-    /// Parses a `conflicts.json` of version 3, 4 or 5, checking the schema name and version
+    /// Parses a `conflicts.json` of version 3, 4, 5 or 6, checking the schema name and version
     /// first.
     pub fn from_json(text: &str) -> Result<ConflictsFile, ReadError> {
         #[derive(Deserialize)]
@@ -77,7 +78,7 @@ impl ConflictsFile {
             return Err(ReadError::Schema { found: h.schema });
         }
         let mut file = match h.version {
-            5 => expand(serde_json::from_str(text)?)?,
+            5 | 6 => expand(serde_json::from_str(text)?)?,
             4 => serde_json::from_str(text)?,
             3 => serde_json::from_str::<V3File>(text)?.upgrade(),
             found => return Err(ReadError::Version { found }),
@@ -86,7 +87,8 @@ impl ConflictsFile {
         Ok(file)
     }
 
-    /// Version 5 JSON: the header and one table entry or test per line, final newline.
+    /// Version 5 JSON (version 6 when a test has more than two calls): the header and one table
+    /// entry or test per line, final newline.
     pub fn to_json(&self) -> String {
         let compact = self.compact();
         let mut s = String::with_capacity(64 * 1024);
@@ -125,9 +127,15 @@ impl ConflictsFile {
                 errors: test.errors.clone(),
             })
             .collect();
+        // Pairs only: version 5, the bytes every reader of version 5 reads.
+        let version = if self.tests.iter().any(|t| t.calls.len() > 2) {
+            CONFLICTS_VERSION
+        } else {
+            CONFLICTS_PAIRS_VERSION
+        };
         CompactFile {
             schema: CONFLICTS_SCHEMA.into(),
-            version: CONFLICTS_VERSION,
+            version,
             target: self.target.clone(),
             shard: self.shard.clone(),
             frames: t.frames.into_iter().cloned().collect(),
@@ -192,6 +200,7 @@ impl<'a> Tables<'a> {
         CompactLocation {
             addr: l.addr,
             size: l.size,
+            slots: l.slots,
             what: intern(&mut self.objects, &mut self.object_ix, &l.what),
             a: self.access(&l.a),
             b: self.access(&l.b),
@@ -287,6 +296,7 @@ fn expand(c: CompactFile) -> Result<ConflictsFile, ReadError> {
                 Ok(Location {
                     addr: l.addr,
                     size: l.size,
+                    slots: l.slots,
                     what: objects[what].clone(),
                     a: access("a", l.a)?,
                     b: access("b", l.b)?,
@@ -396,6 +406,7 @@ impl V3File {
                 .map(|l| Location {
                     addr: l.addr,
                     size: l.size,
+                    slots: FIRST_PAIR,
                     what: l.what,
                     a: access(l.a),
                     b: access(l.b),
@@ -412,7 +423,7 @@ impl V3File {
                 .into_iter()
                 .map(|t| TestConflicts {
                     id: t.id,
-                    calls: t.calls,
+                    calls: t.calls.to_vec(),
                     status: t.status,
                     shared: locations(t.shared),
                     false_sharing: locations(t.false_sharing),
@@ -453,6 +464,7 @@ mod tests {
         Location {
             addr,
             size: 4,
+            slots: FIRST_PAIR,
             what,
             a: Access {
                 rw: Rw::Rw,
@@ -481,7 +493,7 @@ mod tests {
         let (dget, dput) = (site(0x10, "dget", 7), site(0x20, "dput", 9));
         let test = |id: &str, shared, status| TestConflicts {
             id: id.into(),
-            calls: ["stat".into(), "stat".into()],
+            calls: vec!["stat".into(), "stat".into()],
             status,
             shared,
             false_sharing: vec![],
@@ -546,6 +558,29 @@ mod tests {
     }
 
     #[test]
+    fn a_triple_is_version_6_with_the_slots_of_each_pair() {
+        let mut f = file();
+        let pairs = f.to_json();
+        let t = &mut f.tests[1];
+        t.calls.push("stat".into());
+        // The second location was shared by calls b and c.
+        t.shared[1].slots = [1, 2];
+        assert_eq!(
+            (t.shared[0].pair_name(), t.shared[1].pair_name()),
+            ("ab".to_string(), "bc".to_string())
+        );
+        let text = f.to_json();
+        assert!(text.starts_with("{\"schema\":\"commuter.conflicts\",\"version\":6,\n"));
+        assert_eq!(text.matches("\"slots\":[1,2]").count(), 1, "{text}");
+        assert!(!text.contains("\"slots\":[0,1]"), "a and b are left out");
+        let back = ConflictsFile::from_json(&text).expect("v6 reads");
+        assert_eq!(back, f);
+        assert_eq!(back.to_json(), text, "same input, same bytes");
+        // Pairs only: still version 5, with no trace of the new field.
+        assert!(pairs.contains("\"version\":5,") && !pairs.contains("slots"));
+    }
+
+    #[test]
     fn version_4_and_3_read_into_the_same_structure() {
         let f = file();
         let mut v4 = serde_json::to_value(&f).expect("v4");
@@ -579,12 +614,12 @@ mod tests {
         let old = text.replacen("\"version\":5", "\"version\":2", 1);
         let e = ConflictsFile::from_json(&old).expect_err("v2").to_string();
         assert!(e.contains("version 2") && e.contains("commuter run"), "{e}");
-        let new = text.replacen("\"version\":5", "\"version\":6", 1);
-        let e = ConflictsFile::from_json(&new).expect_err("v6").to_string();
+        let new = text.replacen("\"version\":5", "\"version\":7", 1);
+        let e = ConflictsFile::from_json(&new).expect_err("v7").to_string();
         assert!(e.contains("newer commuter"), "{e}");
-        // Version 6's fields must not matter: the version is checked first.
-        let e = ConflictsFile::from_json(r#"{"schema":"commuter.conflicts","version":6,"x":1}"#)
-            .expect_err("v6")
+        // Version 7's fields must not matter: the version is checked first.
+        let e = ConflictsFile::from_json(r#"{"schema":"commuter.conflicts","version":7,"x":1}"#)
+            .expect_err("v7")
             .to_string();
         assert!(e.contains("newer commuter"), "{e}");
         let bad = text.replacen("\"sites\":[0]", "\"sites\":[7]", 1);

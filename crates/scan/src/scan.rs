@@ -4,7 +4,7 @@
 use crate::schema::Region;
 use crate::schema::{
     Access, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CodeSite, ConflictsFile, ErrorKind, Location,
-    Mismatch, Status, Target, TestConflicts, TestError, What, natural_cmp,
+    Mismatch, Status, Target, TestConflicts, TestError, What, natural_cmp, slot_name,
 };
 use crate::symbols::{DIRECT_MAP_BASE, Symbols};
 use crate::user::UserBinary;
@@ -16,12 +16,12 @@ use std::collections::HashMap;
 pub struct TestRun {
     /// The test's id in `tests.json`.
     pub id: String,
-    /// Call names of slot a and slot b.
-    pub calls: [String; 2],
+    /// Call names of slot a, slot b (and slot c).
+    pub calls: Vec<String>,
     /// The tracer's record; `None` when it wrote none for this test.
     pub record: Option<TestRecord>,
-    /// The guest's check of each call's result; `None` when it reported none.
-    pub results: [Option<CallCheck>; 2],
+    /// The guest's check of each call's result, slot a first; `None` when it reported none.
+    pub results: Vec<Option<CallCheck>>,
     /// Errors from the guest or the VM (crash, timeout) that concern this test.
     pub errors: Vec<TestError>,
 }
@@ -108,7 +108,8 @@ fn errors(run: &TestRun) -> Vec<TestError> {
             out.extend(rec.errors.iter().map(|e| err(ErrorKind::Tracer, e.clone())));
         }
     }
-    for (slot, r) in ["a", "b"].iter().zip(&run.results) {
+    for (slot, r) in run.results.iter().enumerate() {
+        let slot = slot_name(slot);
         if r.is_none() && run.errors.is_empty() {
             let msg = format!("the guest reported no result for call {slot}");
             out.push(err(ErrorKind::Guest, msg));
@@ -118,14 +119,14 @@ fn errors(run: &TestRun) -> Vec<TestError> {
 }
 
 fn mismatches(run: &TestRun) -> Vec<Mismatch> {
-    ["a", "b"]
+    run.results
         .iter()
-        .zip(&run.results)
+        .enumerate()
         .zip(&run.calls)
         .filter_map(|((slot, r), call)| {
             let r = r.as_ref().filter(|r| !r.ok)?;
             Some(Mismatch {
-                slot: (*slot).into(),
+                slot: slot_name(slot),
                 call: call.clone(),
                 details: r.mismatches.clone(),
             })
@@ -143,7 +144,7 @@ fn locations(rec: &TestRecord, namer: &mut Namer<'_>) -> (Vec<Location>, Vec<Loc
                 vaddr: s.vaddr,
                 percpu: s.percpu,
             };
-            namer.location(s.addr, s.size, &s.a, &s.b, seen)
+            namer.location(s.addr, s.size, s.slots, &s.a, &s.b, seen)
         })
         .collect();
     let line = u32::try_from(commuter_trace_format::record::CACHE_LINE).unwrap_or(64);
@@ -156,11 +157,12 @@ fn locations(rec: &TestRecord, namer: &mut Namer<'_>) -> (Vec<Location>, Vec<Loc
                 vaddr: f.vaddr,
                 percpu: f.percpu,
             };
-            namer.location(f.line, line, &f.a, &f.b, seen)
+            namer.location(f.line, line, f.slots, &f.a, &f.b, seen)
         })
         .collect();
-    shared.sort_by_key(|l| (l.addr, l.size));
-    false_sharing.sort_by_key(|l| l.addr);
+    // A triple's pairs that share one location stay together, in slot order.
+    shared.sort_by_key(|l| (l.addr, l.size, l.slots));
+    false_sharing.sort_by_key(|l| (l.addr, l.slots));
     (shared, false_sharing)
 }
 
@@ -187,7 +189,15 @@ impl<'a> Namer<'a> {
         }
     }
 
-    fn location(&mut self, addr: u64, size: u32, a: &Side, b: &Side, seen: Seen<'_>) -> Location {
+    fn location(
+        &mut self,
+        addr: u64,
+        size: u32,
+        slots: [u64; 2],
+        a: &Side,
+        b: &Side,
+        seen: Seen<'_>,
+    ) -> Location {
         // Call A reached it through a user address: the user binary names it (the kernel
         // image cannot: user pages are never in it).
         let user = seen
@@ -211,9 +221,12 @@ impl<'a> Namer<'a> {
             (None, None, None, Some(s)) => s.data(addr, seen.vaddr),
             (None, None, None, None) => What::Unknown,
         };
+        // The tracer's slots are below MAX_CALLS; anything larger is kept recognisably wrong.
+        let slot = |s: u64| u8::try_from(s).unwrap_or(u8::MAX);
         Location {
             addr,
             size,
+            slots: [slot(slots[0]), slot(slots[1])],
             what,
             a: self.access(a),
             b: self.access(b),
@@ -249,5 +262,125 @@ impl<'a> Namer<'a> {
                 },
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commuter_trace_format::record::{
+        CallStats, FalseSharing, RECORD_VERSION, Rw, SharedLocation,
+    };
+
+    fn side(pc: u64) -> Side {
+        Side {
+            pc,
+            rw: Rw::W,
+            mode: Mode::Kernel,
+            pcs: vec![pc],
+        }
+    }
+
+    fn shared(addr: u64, slots: [u64; 2]) -> SharedLocation {
+        SharedLocation {
+            addr,
+            size: 8,
+            slots,
+            a: side(0x10),
+            b: side(0x20),
+            cache: None,
+            vaddr: None,
+            percpu: None,
+        }
+    }
+
+    /// A test of three calls: each pair that shared a location is kept with its two slots,
+    /// the pairs of one location together in slot order, and a mismatch names slot c.
+    #[test]
+    fn a_triple_keeps_the_pair_of_calls_of_each_location() {
+        let calls = |n: u64| {
+            (0..n)
+                .map(|slot| CallStats {
+                    slot,
+                    vcpu: slot as u32 + 1,
+                    ..CallStats::default()
+                })
+                .collect()
+        };
+        let record = TestRecord {
+            v: RECORD_VERSION,
+            test: 0,
+            calls: calls(3),
+            overflow: false,
+            shared: vec![
+                shared(0x2000, [0, 2]),
+                shared(0x1000, [1, 2]),
+                shared(0x1000, [0, 1]),
+            ],
+            false_sharing: vec![FalseSharing {
+                line: 0x3000,
+                slots: [0, 2],
+                a: side(0x10),
+                b: side(0x20),
+                cache: None,
+                vaddr: None,
+                percpu: None,
+            }],
+            errors: vec![],
+        };
+        let ok = Some(CallCheck {
+            ok: true,
+            mismatches: vec![],
+        });
+        let run = TestRun {
+            id: "open_open_open_0_0".into(),
+            calls: vec!["open".into(); 3],
+            record: Some(record),
+            results: vec![
+                ok.clone(),
+                ok,
+                Some(CallCheck {
+                    ok: false,
+                    mismatches: vec!["ret 3, expected ENOENT".into()],
+                }),
+            ],
+            errors: vec![],
+        };
+        let file = scan(Target::default(), &[run], None);
+        let t = &file.tests[0];
+        assert_eq!(t.status, Status::Conflicted);
+        let got: Vec<(u64, String)> = t.shared.iter().map(|l| (l.addr, l.pair_name())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0x1000, "ab".to_string()),
+                (0x1000, "bc".to_string()),
+                (0x2000, "ac".to_string())
+            ]
+        );
+        assert_eq!(t.false_sharing[0].slots, [0, 2]);
+        assert_eq!(t.mismatches.len(), 1);
+        assert_eq!((t.mismatches[0].slot.as_str(), t.errors.len()), ("c", 0));
+        // A missing result names its slot too.
+        let mut missing = TestRun {
+            calls: vec!["stat".into(); 3],
+            results: vec![None; 3],
+            ..TestRun::default()
+        };
+        missing.record = file.tests.first().map(|_| TestRecord {
+            v: RECORD_VERSION,
+            test: 0,
+            calls: calls(3),
+            overflow: false,
+            shared: vec![],
+            false_sharing: vec![],
+            errors: vec![],
+        });
+        let t = scan(Target::default(), &[missing], None).tests.remove(0);
+        let messages: Vec<&str> = t.errors.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            messages.contains(&"the guest reported no result for call c"),
+            "{messages:?}"
+        );
     }
 }

@@ -60,6 +60,13 @@
 //! A version 3 file is read as version 4 with every access and site `kernel` (the tracer
 //! recorded kernel-mode instructions only then).
 //!
+//! Version 6 is version 5 with tests of three calls (`commuter testgen -n 3`): `calls` names
+//! each call, slot a first, and a location shared by two calls other than a and b names their
+//! slots (`"slots":[0,2]`: calls a and c, on CPUs 1 and 3; left out for a and b). A triple's
+//! conflicts are the pairs of its calls that shared memory, one location per pair. Only a file
+//! with such a test is written as version 6: a file of pairs is version 5, byte for byte as
+//! before, so every reader of version 5 still reads it.
+//!
 //! A part of a sharded run carries `"shard":{"index":2,"count":4,"suite_digest":"…",
 //! "suite_tests":13180}` after `target`; the field is optional, so it needed no version bump
 //! (a whole run, and the merge of all parts, has none).
@@ -70,8 +77,11 @@ use std::cmp::Ordering;
 
 /// Value of the `schema` field.
 pub const CONFLICTS_SCHEMA: &str = "commuter.conflicts";
-/// Version of the schema written; bumped on incompatible changes.
-pub const CONFLICTS_VERSION: u32 = 5;
+/// The newest version of the schema, written when a test has more than two calls; bumped on
+/// incompatible changes.
+pub const CONFLICTS_VERSION: u32 = 6;
+/// The version a file of pairs only is written as (version 6 adds nothing a pair uses).
+pub const CONFLICTS_PAIRS_VERSION: u32 = 5;
 /// The oldest version read ([`ConflictsFile::from_json`] reads this one up to
 /// [`CONFLICTS_VERSION`]).
 pub const CONFLICTS_OLDEST_READ: u32 = 3;
@@ -142,8 +152,8 @@ pub enum Status {
 pub struct TestConflicts {
     /// The test's id in `tests.json`.
     pub id: String,
-    /// Call names of slot a and slot b.
-    pub calls: [String; 2],
+    /// Call names of slot a, slot b (and slot c, in a call set of three).
+    pub calls: Vec<String>,
     /// The verdict.
     pub status: Status,
     /// Byte ranges both calls touched, one writing (the rule's conflicts).
@@ -166,12 +176,44 @@ pub struct Location {
     pub addr: u64,
     /// Bytes (64 for a falsely shared line).
     pub size: u32,
+    /// The two call slots that touched it, lower first: `[0, 1]` (calls a and b, left out of
+    /// the file) for a pair; in a test of three calls also `[0, 2]` or `[1, 2]`.
+    #[serde(default = "first_pair", skip_serializing_if = "is_first_pair")]
+    pub slots: [u8; 2],
     /// What lives there.
     pub what: What,
-    /// How call a touched it.
+    /// How call `slots[0]` touched it.
     pub a: Access,
-    /// How call b touched it.
+    /// How call `slots[1]` touched it.
     pub b: Access,
+}
+
+/// The slots of calls a and b.
+pub const FIRST_PAIR: [u8; 2] = [0, 1];
+
+fn first_pair() -> [u8; 2] {
+    FIRST_PAIR
+}
+
+/// Whether `slots` are calls a and b (serde: left out).
+pub fn is_first_pair(slots: &[u8; 2]) -> bool {
+    *slots == FIRST_PAIR
+}
+
+/// The letter of call slot `slot`: `a`, `b`, `c`, ...
+pub fn slot_name(slot: usize) -> String {
+    char::from(b'a'.saturating_add(u8::try_from(slot).unwrap_or(25).min(25))).to_string()
+}
+
+impl Location {
+    /// The two calls that touched the location, as slot letters: `ab`, `ac`, `bc`.
+    pub fn pair_name(&self) -> String {
+        format!(
+            "{}{}",
+            slot_name(usize::from(self.slots[0])),
+            slot_name(usize::from(self.slots[1]))
+        )
+    }
 }
 
 /// What a physical address holds.
@@ -297,7 +339,7 @@ pub struct Frame {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mismatch {
-    /// `a` or `b`.
+    /// `a`, `b` (or `c`).
     pub slot: String,
     /// The call's name.
     pub call: String,
@@ -466,7 +508,7 @@ impl What {
 pub struct CompactFile {
     /// Always [`CONFLICTS_SCHEMA`].
     pub schema: String,
-    /// 5.
+    /// 5, or 6 when a test has more than two calls.
     pub version: u32,
     /// What the tests ran on.
     pub target: Target,
@@ -508,7 +550,7 @@ pub struct CompactTest {
     /// As [`TestConflicts::id`].
     pub id: String,
     /// As [`TestConflicts::calls`].
-    pub calls: [String; 2],
+    pub calls: Vec<String>,
     /// As [`TestConflicts::status`].
     pub status: Status,
     /// As [`TestConflicts::shared`].
@@ -530,11 +572,14 @@ pub struct CompactLocation {
     pub addr: u64,
     /// As [`Location::size`].
     pub size: u32,
+    /// As [`Location::slots`] (version 6; left out for calls a and b).
+    #[serde(default = "first_pair", skip_serializing_if = "is_first_pair")]
+    pub slots: [u8; 2],
     /// Index into [`CompactFile::objects`].
     pub what: u32,
-    /// How call a touched it.
+    /// How call `slots[0]` touched it.
     pub a: CompactAccess,
-    /// How call b touched it.
+    /// How call `slots[1]` touched it.
     pub b: CompactAccess,
 }
 

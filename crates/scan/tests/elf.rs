@@ -243,6 +243,7 @@ fn runs() -> Vec<TestRun> {
     let loc = SharedLocation {
         addr: counter,
         size: 8,
+        slots: [0, 1],
         a: side(work + 1, Rw::Rw),
         b: side(work + 1, Rw::R),
         cache: None,
@@ -259,7 +260,7 @@ fn runs() -> Vec<TestRun> {
     });
     let run = |id: &str, record, results| TestRun {
         id: id.into(),
-        calls: ["open".into(), "stat".into()],
+        calls: vec!["open".into(), "stat".into()],
         record,
         results,
         errors: vec![],
@@ -270,11 +271,19 @@ fn runs() -> Vec<TestRun> {
         run(
             "open_stat_0_10",
             Some(record(0, vec![loc])),
-            [ok.clone(), ok.clone()],
+            vec![ok.clone(), ok.clone()],
         ),
-        run("open_stat_0_2", Some(record(1, vec![])), [ok.clone(), bad]),
-        run("open_stat_0_3", Some(overflow), [ok.clone(), ok.clone()]),
-        run("open_stat_0_4", None, [None, None]),
+        run(
+            "open_stat_0_2",
+            Some(record(1, vec![])),
+            vec![ok.clone(), bad],
+        ),
+        run(
+            "open_stat_0_3",
+            Some(overflow),
+            vec![ok.clone(), ok.clone()],
+        ),
+        run("open_stat_0_4", None, vec![None, None]),
     ]
 }
 

@@ -210,6 +210,7 @@ fn user_run(elf: &Path) -> TestRun {
         // Physical addresses have nothing to do with the binary's: only vaddr names it.
         addr: 0x0345_6000 + (counter & 0xfff),
         size: 8,
+        slots: [0, 1],
         a: side(bump + 4, Rw::W),
         b: side(0xffff_ffff_8150_0000, Rw::R),
         cache: None,
@@ -227,9 +228,9 @@ fn user_run(elf: &Path) -> TestRun {
     };
     TestRun {
         id: "memwrite_write_0_0".into(),
-        calls: ["memwrite".into(), "write".into()],
+        calls: vec!["memwrite".into(), "write".into()],
         record: Some(record),
-        results: Default::default(),
+        results: vec![None, None],
         errors: vec![],
     }
 }

@@ -80,7 +80,7 @@ pub fn plan() -> Plan {
     let test = |name: &str, b: &str| Test {
         name: name.into(),
         setup: setup.clone(),
-        calls: [stat(0, "f0"), stat(1, b)],
+        calls: vec![stat(0, "f0"), stat(1, b)],
     };
     // In the order of SAME_NAME and DIFFERENT_NAMES.
     let tests = vec![
@@ -89,7 +89,7 @@ pub fn plan() -> Plan {
     ];
     Plan {
         version: PLAN_VERSION,
-        cpus: [1, 2],
+        cpus: vec![1, 2],
         tests,
     }
 }
@@ -240,7 +240,7 @@ fn banner_check(symbols: &Symbols, running: &str) -> Check {
 /// Two stats of different names share nothing on the kernels we know; what they share here is
 /// most likely the platform's (a clock, a device), named so the user can tell.
 fn baseline_check(t: &crate::linux::TestOutcome, symbols: Option<&Symbols>) -> Check {
-    let run = t.to_scan(t.name.clone(), ["stat".into(), "stat".into()]);
+    let run = t.to_scan(t.name.clone(), vec!["stat".into(), "stat".into()]);
     let file = commuter_scan::scan(Target::default(), &[run], symbols);
     let shared: Vec<String> = file.tests[0]
         .shared

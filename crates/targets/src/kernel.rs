@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use commuter_guest::plan::{PLAN_VERSION, Plan, Test};
+use commuter_guest::plan::{MAX_CALLS, PLAN_VERSION, Plan, Test};
 use commuter_guest::report::Platform;
 use commuter_scan::Symbols;
 use commuter_scan::schema::Target as TargetInfo;
@@ -13,7 +13,7 @@ use commuter_tests_format::{TestCase, TestSuite};
 
 use crate::linux::{self, LinuxConfig};
 use crate::posix::{PosixTest, plan_test};
-use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target, pairs_only};
+use crate::suite::{BatchRun, Events, Item, SuiteError, SymbolTables, Target};
 
 /// Runs POSIX tests on a Linux kernel under the tracer.
 pub struct LinuxKernel {
@@ -50,7 +50,31 @@ impl Target for LinuxKernel {
                 found: suite.model.clone(),
             });
         }
-        pairs_only("linux", suite)
+        // One CPU per call: a boot runs one call count, so a suite mixes none.
+        let mut counts: Vec<usize> = suite.call_sets.iter().map(|c| c.calls.len()).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        match counts.as_slice() {
+            [] => Ok(()),
+            [n] if (2..=MAX_CALLS).contains(n) => Ok(()),
+            _ => {
+                let odd = suite
+                    .call_sets
+                    .iter()
+                    .find(|c| {
+                        !(2..=MAX_CALLS).contains(&c.calls.len()) || c.calls.len() != counts[0]
+                    })
+                    .map(|c| c.name())
+                    .unwrap_or_default();
+                Err(SuiteError::Arity {
+                    target: "linux".into(),
+                    runs: format!(
+                        "call sets of 2 to {MAX_CALLS} calls, all of one size (generate pairs and triples as separate suites)"
+                    ),
+                    call_set: odd,
+                })
+            }
+        }
     }
 
     fn prepare(&self, test: &TestCase) -> Result<Test, String> {
@@ -58,9 +82,11 @@ impl Target for LinuxKernel {
     }
 
     fn run_batch(&self, batch: &[&Item<Test>], work_dir: &Path) -> Result<BatchRun, String> {
+        // Call slot i on CPU i + 1 (CPU 0 sets up); every test of a suite has as many calls.
+        let calls = batch.first().map_or(2, |item| item.calls.len());
         let plan = Plan {
             version: PLAN_VERSION,
-            cpus: [1, 2],
+            cpus: (1..=calls as u32).collect(),
             tests: batch
                 .iter()
                 .filter_map(|item| item.test.as_ref().ok().cloned())

@@ -246,8 +246,8 @@ pub struct TestOutcome {
     pub index: usize,
     /// Name from the plan.
     pub name: String,
-    /// Call A's and call B's results (None if the guest did not report it).
-    pub calls: [Option<CallOutcome>; 2],
+    /// Each call's result, call A's first (None if the guest did not report it).
+    pub calls: Vec<Option<CallOutcome>>,
     /// Errors the guest reported for this test.
     pub errors: Vec<String>,
     /// The tracer's record (None if the tracer wrote none, or ran without the plugin).
@@ -257,7 +257,7 @@ pub struct TestOutcome {
 impl TestOutcome {
     /// What the conflict scanner needs from this test; `id` and `calls` are the test's id and
     /// call names in `tests.json`.
-    pub fn to_scan(&self, id: String, calls: [String; 2]) -> commuter_scan::TestRun {
+    pub fn to_scan(&self, id: String, calls: Vec<String>) -> commuter_scan::TestRun {
         use commuter_scan::schema::{ErrorKind, TestError};
         let check = |c: &Option<CallOutcome>| {
             c.as_ref().map(|c| commuter_scan::CallCheck {
@@ -273,7 +273,7 @@ impl TestOutcome {
             id,
             calls,
             record: self.trace.clone(),
-            results: [check(&self.calls[0]), check(&self.calls[1])],
+            results: self.calls.iter().map(check).collect(),
             errors: errors.collect(),
         }
     }
@@ -313,7 +313,7 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
         cfg,
         &Payload {
             files: vec![("plan.json", plan_json.as_bytes())],
-            cpus: plan.cpus,
+            cpus: plan.cpus.clone(),
             init_args: Vec::new(),
         },
     )?;
@@ -327,7 +327,8 @@ pub fn run(cfg: &LinuxConfig, plan: &Plan) -> Result<LinuxRun, LinuxError> {
 }
 
 /// How many tests of a boot still running in `work_dir` have finished, from the console the
-/// guest writes as it goes (a test ends with its second call's result or with an error).
+/// guest writes as it goes (a test ends with an error or its last call's result; call B's, the
+/// second, counts it: every test has one, and a third call follows it at once).
 pub fn finished_tests(work_dir: &Path) -> u64 {
     count_console_lines(work_dir, |line| {
         matches!(
@@ -365,9 +366,10 @@ fn log_guest_timing(t: &Timing) {
 pub struct Payload<'a> {
     /// Files in the initramfs's root: (name, content).
     pub files: Vec<(&'a str, &'a [u8])>,
-    /// The CPUs of call A and call B (isolated on the kernel command line; the VM gets one
-    /// more for setup).
-    pub cpus: [u32; 2],
+    /// The CPU of each call, call A's first (isolated on the kernel command line; the VM gets
+    /// one more for setup: `n + 1` vCPUs for `n` calls on CPUs 1 to `n`). The plugin is told
+    /// how many calls a test has.
+    pub cpus: Vec<u32>,
     /// Arguments for `/init`, after `--` on the kernel command line.
     pub init_args: Vec<String>,
 }
@@ -450,7 +452,7 @@ fn prepare_work_dir(cfg: &LinuxConfig, payload: &Payload) -> Result<(), LinuxErr
 pub const CLOCKSOURCE: &str = "tsc";
 
 /// Kernel command line: a quiet console on the serial port, no KASLR (stable addresses for
-/// symbolising), and the two test CPUs isolated from the scheduler, timer ticks and RCU
+/// symbolising), and the test CPUs isolated from the scheduler, timer ticks and RCU
 /// callbacks so that the traced calls are not interleaved with housekeeping.
 ///
 /// The clock: under TCG the kernel's clocksource watchdog may find the TSC unstable and fall
@@ -459,8 +461,12 @@ pub const CLOCKSOURCE: &str = "tsc";
 /// instead of the kernel. `tsc=reliable` skips the watchdog and `clocksource=tsc` selects it;
 /// QEMU's TSC is one counter for all vCPUs, so it is in fact reliable. The guest reports the
 /// clocksource it got ([`LinuxRun::platform`]).
-pub fn kernel_cmdline(cpus: [u32; 2]) -> String {
-    let list = format!("{},{}", cpus[0], cpus[1]);
+pub fn kernel_cmdline(cpus: &[u32]) -> String {
+    let list = cpus
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     format!(
         "console=ttyS0 quiet panic=-1 nokaslr nohz_full={list} isolcpus={list} rcu_nocbs={list} \
          clocksource={CLOCKSOURCE} tsc=reliable"
@@ -495,7 +501,7 @@ fn qemu_command(cfg: &LinuxConfig, payload: &Payload) -> Result<Command, LinuxEr
     .arg(dir.join("initramfs.cpio"))
     .arg("-append")
     .arg(
-        std::iter::once(kernel_cmdline(payload.cpus))
+        std::iter::once(kernel_cmdline(&payload.cpus))
             .chain(cfg.kernel_args.iter().cloned())
             .chain(init_args(&payload.init_args))
             .collect::<Vec<_>>()
@@ -517,6 +523,10 @@ fn qemu_command(cfg: &LinuxConfig, payload: &Payload) -> Result<Command, LinuxEr
         }
         if cfg.user {
             plugin.push_str(",user=on");
+        }
+        // Pairs leave it out: the plugin's default, and the command line pairs always had.
+        if payload.cpus.len() != 2 {
+            write!(plugin, ",calls={}", payload.cpus.len()).ok();
         }
         // The plugin's messages only reach the log with `-d plugin`.
         c.args(["-d", "plugin", "-D"])
@@ -610,6 +620,7 @@ pub fn collect(
         .map(|(index, t)| TestOutcome {
             index,
             name: t.name.clone(),
+            calls: vec![None; t.calls.len()],
             ..TestOutcome::default()
         })
         .collect();
@@ -713,11 +724,11 @@ mod tests {
         let test = Test {
             name: "t".into(),
             setup: Default::default(),
-            calls: [call.clone(), call],
+            calls: vec![call.clone(), call],
         };
         Plan {
             version: 1,
-            cpus: [1, 2],
+            cpus: vec![1, 2],
             tests: vec![test; n],
         }
     }
@@ -811,9 +822,14 @@ mod tests {
 
     #[test]
     fn cmdline_isolates_the_test_cpus() {
-        let c = kernel_cmdline([1, 2]);
+        let c = kernel_cmdline(&[1, 2]);
         assert!(c.contains("isolcpus=1,2") && c.contains("nokaslr") && c.contains("console=ttyS0"));
         assert!(c.contains("clocksource=tsc tsc=reliable"), "{c}");
+        let c = kernel_cmdline(&[1, 2, 3]);
+        assert!(
+            c.contains("nohz_full=1,2,3 isolcpus=1,2,3 rcu_nocbs=1,2,3"),
+            "{c}"
+        );
     }
 
     #[test]

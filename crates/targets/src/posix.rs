@@ -10,7 +10,9 @@
 //! a call created. Link counts are checked: the setup gives each inode the links the model
 //! says it has, hidden ones included.
 
-use commuter_guest::plan::{Call, Expect, Op, Ret, StatExpect, Test, Whence as GuestWhence};
+use commuter_guest::plan::{
+    Call, Expect, MAX_CALLS, Op, Ret, StatExpect, Test, Whence as GuestWhence,
+};
 use commuter_posix_format::{
     FormatError, Maybe, Outcome, PAGE, PosixCall, PosixResult, Setup, Stat, Whence, errno_name,
     signal_name,
@@ -23,10 +25,11 @@ use thiserror::Error;
 pub struct PosixTest {
     pub name: String,
     pub setup: Setup,
-    /// Call A and call B.
-    pub calls: [PosixCall; 2],
-    /// The model's result of call A run first, and of call B run after A.
-    pub expected: [PosixResult; 2],
+    /// Call A, call B (and call C).
+    pub calls: Vec<PosixCall>,
+    /// The model's result of call A run first, of call B run after A (and of call C after
+    /// A and B): the order the guest runs them in.
+    pub expected: Vec<PosixResult>,
 }
 
 /// Why a test cannot be run on Linux.
@@ -36,21 +39,21 @@ pub enum TranslateError {
     Call { call: String, problem: String },
     #[error("setup: {0}")]
     Setup(String),
-    #[error("the test is not a POSIX test of two calls: {0}")]
+    #[error("the test is not a POSIX test of 2 to {MAX_CALLS} calls: {0}")]
     Shape(String),
     #[error(transparent)]
     Format(#[from] FormatError),
 }
 
 impl PosixTest {
-    /// The POSIX test a `tests.json` test of two calls is.
+    /// The POSIX test a `tests.json` test of two (or three) calls is.
     pub fn from_case(t: &TestCase) -> Result<PosixTest, TranslateError> {
-        let [a, b] = t.calls.as_slice() else {
+        let n = t.calls.len();
+        if !(2..=MAX_CALLS).contains(&n) {
             return Err(TranslateError::Shape(format!(
-                "{} calls, not 2",
-                t.calls.len()
+                "{n} calls, not 2 to {MAX_CALLS}"
             )));
-        };
+        }
         let result_of = |order: &str, slot: &str, call: &str| {
             let expected = t
                 .expected
@@ -61,18 +64,20 @@ impl PosixTest {
                 })?;
             Ok::<_, TranslateError>(PosixResult::from_parts(call, &expected.result)?)
         };
+        // The guest runs A, then B, then C: A's result as A alone first, B's after A ("ab"),
+        // C's after A and B ("abc").
+        let slots: String = ('a'..='z').take(n).collect();
+        let mut calls = Vec::with_capacity(n);
+        let mut expected = Vec::with_capacity(n);
+        for (i, c) in t.calls.iter().enumerate() {
+            calls.push(PosixCall::from_parts(&c.call, &c.args)?);
+            expected.push(result_of(&slots[..=i], &slots[i..=i], &c.call)?);
+        }
         Ok(PosixTest {
             name: t.id.clone(),
             setup: Setup::from_json(&t.setup)?,
-            calls: [
-                PosixCall::from_parts(&a.call, &a.args)?,
-                PosixCall::from_parts(&b.call, &b.args)?,
-            ],
-            // The guest runs A, then B: A's result as A alone first, B's after A.
-            expected: [
-                result_of("a", "a", &a.call)?,
-                result_of("ab", "b", &b.call)?,
-            ],
+            calls,
+            expected,
         })
     }
 }
@@ -96,7 +101,7 @@ pub fn plan_test(t: &PosixTest) -> Result<Test, TranslateError> {
     let test = Test {
         name: t.name.clone(),
         setup: t.setup.clone(),
-        calls: [call(0)?, call(1)?],
+        calls: (0..t.calls.len()).map(call).collect::<Result<_, _>>()?,
     };
     test.validate().map_err(TranslateError::Setup)?;
     Ok(test)
@@ -308,8 +313,8 @@ mod tests {
         plan_test(&PosixTest {
             name: "t".into(),
             setup: Setup::from_json(&setup)?,
-            calls: [call(0)?, call(1)?],
-            expected: [result(0)?, result(1)?],
+            calls: vec![call(0)?, call(1)?],
+            expected: vec![result(0)?, result(1)?],
         })
     }
 

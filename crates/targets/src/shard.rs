@@ -485,7 +485,7 @@ mod tests {
                 .iter()
                 .map(|id| TestConflicts {
                     id: id.to_string(),
-                    calls: ["stat".into(), "stat".into()],
+                    calls: vec!["stat".into(), "stat".into()],
                     status: Status::ConflictFree,
                     shared: vec![],
                     false_sharing: vec![],

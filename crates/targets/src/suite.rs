@@ -77,7 +77,7 @@ pub struct Item<P> {
     /// The test's id in `tests.json`.
     pub id: String,
     /// Its call names, slot a first.
-    pub calls: [String; 2],
+    pub calls: Vec<String>,
     /// The prepared test, or why the target cannot run it.
     pub test: Result<P, String>,
 }
@@ -124,8 +124,13 @@ pub enum SuiteError {
         expected: String,
         found: String,
     },
-    #[error("the {target} target runs pairs of calls; the suite has the call set {call_set}")]
-    Arity { target: String, call_set: String },
+    #[error("the {target} target runs {runs}; the suite has the call set {call_set}")]
+    Arity {
+        target: String,
+        /// What the target runs, e.g. "pairs of calls".
+        runs: String,
+        call_set: String,
+    },
 }
 
 /// Refuses a suite with a call set of other than two calls (`target` names the target).
@@ -133,6 +138,7 @@ pub fn pairs_only(target: &str, suite: &TestSuite) -> Result<(), SuiteError> {
     match suite.call_sets.iter().find(|c| c.calls.len() != 2) {
         Some(cs) => Err(SuiteError::Arity {
             target: target.into(),
+            runs: "pairs of calls (testgen -n 2)".into(),
             call_set: cs.name(),
         }),
         None => Ok(()),
@@ -236,7 +242,7 @@ fn prepare<T: Target>(
         .filter(|(i, _)| mine.as_ref().is_none_or(|m| m[*i]))
         .map(|(_, t)| Item {
             id: t.id.clone(),
-            calls: [t.calls[0].call.clone(), t.calls[1].call.clone()],
+            calls: t.calls.iter().map(|c| c.call.clone()).collect(),
             test: target.prepare(t),
         })
         .collect()

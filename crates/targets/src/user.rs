@@ -86,7 +86,7 @@ impl Target for UserProgram {
             &cfg,
             &Payload {
                 files: vec![("tests.json", &json)],
-                cpus: CPUS,
+                cpus: CPUS.to_vec(),
                 init_args: Vec::new(),
             },
         )
@@ -96,6 +96,7 @@ impl Target for UserProgram {
             .map(|item| TestRun {
                 id: item.id.clone(),
                 calls: item.calls.clone(),
+                results: vec![None; item.calls.len()],
                 ..TestRun::default()
             })
             .collect();
@@ -205,7 +206,7 @@ fn collect(runs: &mut [TestRun], console: &str) -> Result<(), String> {
 }
 
 fn apply(run: &mut TestRun, outcome: Outcome, calls: &[CallReport], message: Option<String>) {
-    for (slot, call) in calls.iter().enumerate().take(2) {
+    for (slot, call) in calls.iter().enumerate().take(run.results.len()) {
         let mismatches = if call.ok {
             Vec::new()
         } else {
@@ -381,6 +382,8 @@ mod tests {
         (0..n)
             .map(|i| TestRun {
                 id: format!("t{i}"),
+                // As `run_batch` makes them: one result slot per call of the pair.
+                results: vec![None, None],
                 ..TestRun::default()
             })
             .collect()

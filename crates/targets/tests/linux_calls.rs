@@ -372,7 +372,7 @@ fn same_process() -> Test {
     Test {
         name: "same-process-close-fstat".into(),
         setup: setup(),
-        calls: [
+        calls: vec![
             Call {
                 proc: 0,
                 op: Op::Close { fd: 10 },
@@ -394,7 +394,7 @@ fn every_call_returns_what_the_plan_expects() {
         .map(|(n, a, b)| Test {
             name: n.into(),
             setup: setup(),
-            calls: [
+            calls: vec![
                 Call {
                     proc: 0,
                     op: a.0,
@@ -411,7 +411,7 @@ fn every_call_returns_what_the_plan_expects() {
         .collect();
     let plan = Plan {
         version: PLAN_VERSION,
-        cpus: [1, 2],
+        cpus: vec![1, 2],
         tests,
     };
     let plugin = build_plugin().unwrap_or_else(|e| panic!("{e}"));

@@ -41,7 +41,7 @@ fn test(name: &str, setup: Setup, a: (Op, Expect), b: (Op, Expect)) -> Test {
     Test {
         name: name.into(),
         setup,
-        calls: [call(0, a.0, a.1), call(1, b.0, b.1)],
+        calls: vec![call(0, a.0, a.1), call(1, b.0, b.1)],
     }
 }
 
@@ -70,7 +70,7 @@ fn plan() -> Plan {
     ];
     Plan {
         version: PLAN_VERSION,
-        cpus: [1, 2],
+        cpus: vec![1, 2],
         tests,
     }
 }
@@ -203,7 +203,7 @@ fn conflicts_are_symbolised_against_the_debug_kernel() {
     use commuter_scan::schema::{Status, Target, What};
     let vmlinux = vmlinux();
     let t = checked(STAT_SAME);
-    let run = t.to_scan("stat-same".into(), ["stat".into(), "stat".into()]);
+    let run = t.to_scan("stat-same".into(), vec!["stat".into(), "stat".into()]);
     let syms = commuter_scan::Symbols::open(&vmlinux).unwrap();
     let target = Target {
         name: "linux".into(),

@@ -61,7 +61,7 @@ fn plan() -> Plan {
             procs: vec![proc_mapping(Backing::Anon { data: 5 })],
             ..Setup::default()
         },
-        calls: [
+        calls: vec![
             call(0, Op::Memwrite { page: 0, data: 9 }),
             call(0, Op::Memwrite { page: 0, data: 7 }),
         ],
@@ -77,14 +77,14 @@ fn plan() -> Plan {
             procs: vec![file(), file()],
             ..Setup::default()
         },
-        calls: [
+        calls: vec![
             call(0, Op::Memread { page: 0 }),
             call(1, Op::Memwrite { page: 0, data: 8 }),
         ],
     };
     Plan {
         version: PLAN_VERSION,
-        cpus: [1, 2],
+        cpus: vec![1, 2],
         tests: vec![threads, processes],
     }
 }
@@ -202,7 +202,7 @@ fn user_sites_and_memory_are_named_with_the_guest_binary() {
     let (_, guest) = run(true);
     let t = checked(true, THREADS);
     let user = UserBinary::open(guest).unwrap_or_else(|e| panic!("{e}"));
-    let scan = t.to_scan(t.name.clone(), ["memwrite".into(), "memwrite".into()]);
+    let scan = t.to_scan(t.name.clone(), vec!["memwrite".into(), "memwrite".into()]);
     let file = scan_with(Target::default(), &[scan], None, Some(&user));
     let test = &file.tests[0];
     let loc = test

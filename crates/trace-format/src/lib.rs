@@ -11,6 +11,10 @@
 //! It is a crate of its own, with no features and no FFI, so that the static guest, the target
 //! driver and the symboliser can use the formats without pulling in the QEMU plugin.
 
+/// The most calls a test may run at once (each on a CPU of its own): the guest, the plugin and
+/// the target accept 2 up to this many.
+pub const MAX_CALLS: usize = 3;
+
 pub mod marker;
 pub mod percpu;
 pub mod record;

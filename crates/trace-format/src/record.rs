@@ -1,8 +1,10 @@
 //! The plugin's output: one JSON object per line ("JSON Lines"), one line per test.
 //!
 //! Addresses and PCs are hexadecimal strings (`"0xffffffff81234567"`), because kernel
-//! addresses do not fit the 53-bit integers that many JSON readers use. Side `a` is call slot
-//! 0, side `b` call slot 1. Example (wrapped here):
+//! addresses do not fit the 53-bit integers that many JSON readers use. A location is shared
+//! by two calls: side `a` is call slot 0 and side `b` call slot 1, unless the location names
+//! its two call slots (`"slots":[0,2]`, lower first: a test of three calls reports each pair of
+//! calls that shared a location). Example (wrapped here):
 //!
 //! ```json
 //! {"v":2,"test":2,"calls":[{"slot":0,"vcpu":1,"accesses":5210,"user":0,"kept":5210,
@@ -16,7 +18,10 @@
 //! the location ran in kernel or user mode, or both), for the plugin's opt-in user-mode
 //! tracing; a version 1 reader would take user-mode PCs for kernel ones, hence the bump. The
 //! version is checked before the rest of the line, so a record of another version gets a
-//! version error, not a missing-field error.
+//! version error, not a missing-field error. Version 3 added tests of more than two calls:
+//! `calls` lists every call, and a location of any pair but calls 0 and 1 names its `slots`; a
+//! version 2 reader would take such a location for one of calls 0 and 1, hence the bump.
+//! Version 2 records are still read (every location is calls 0 and 1 there).
 //!
 //! A location in a slab object also names its cache (`"cache":"dentry"`) when the plugin was
 //! given the kernel's slab layout ([`crate::slab`]); every location says which virtual address
@@ -32,7 +37,21 @@ use serde::{Deserialize, Serialize};
 pub const CACHE_LINE: u64 = 64;
 
 /// Version of the record format; bumped on incompatible changes.
-pub const RECORD_VERSION: u32 = 2;
+pub const RECORD_VERSION: u32 = 3;
+/// The oldest record version read ([`parse_jsonl`]).
+pub const RECORD_OLDEST_READ: u32 = 2;
+
+/// The call slots of the first two calls, which a location names by leaving `slots` out.
+pub const FIRST_PAIR: [u64; 2] = [0, 1];
+
+/// Whether `slots` is [`FIRST_PAIR`] (serde: left out).
+pub fn is_first_pair(slots: &[u64; 2]) -> bool {
+    *slots == FIRST_PAIR
+}
+
+fn first_pair() -> [u64; 2] {
+    FIRST_PAIR
+}
 
 /// The conflict report of one test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,9 +64,11 @@ pub struct TestRecord {
     pub calls: Vec<CallStats>,
     /// True when some call recorded more accesses than its buffer holds: conflicts may be missing.
     pub overflow: bool,
-    /// Byte ranges both calls accessed, at least one of them writing.
+    /// Byte ranges two calls accessed, at least one of them writing: per pair of calls (in
+    /// slot order: 0-1, 0-2, 1-2, ...), in address order.
     pub shared: Vec<SharedLocation>,
-    /// Cache lines both calls accessed, at least one writing, without any shared byte.
+    /// Cache lines two calls accessed, at least one writing, without any shared byte (ordered
+    /// as `shared`).
     pub false_sharing: Vec<FalseSharing>,
     /// Protocol or internal errors: the test's result cannot be trusted when this is not empty.
     pub errors: Vec<String>,
@@ -167,9 +188,12 @@ pub struct SharedLocation {
     pub addr: u64,
     /// Number of contiguous shared bytes (within one cache line).
     pub size: u32,
-    /// Call A's accesses to the range.
+    /// The two call slots that shared the range, lower first (left out: 0 and 1).
+    #[serde(default = "first_pair", skip_serializing_if = "is_first_pair")]
+    pub slots: [u64; 2],
+    /// The accesses of call `slots[0]` to the range.
     pub a: Side,
-    /// Call B's accesses to the range.
+    /// The accesses of call `slots[1]` to the range.
     pub b: Side,
     /// The slab cache of the object holding the range (`dentry`, `kmalloc-64`), read from
     /// guest memory at the end of the test; `None` when not slab memory or not known.
@@ -200,9 +224,12 @@ pub struct FalseSharing {
     /// Physical address of the cache line.
     #[serde(with = "hex")]
     pub line: u64,
-    /// Call A's accesses to the line.
+    /// The two call slots that touched the line, lower first (left out: 0 and 1).
+    #[serde(default = "first_pair", skip_serializing_if = "is_first_pair")]
+    pub slots: [u64; 2],
+    /// The accesses of call `slots[0]` to the line.
     pub a: Side,
-    /// Call B's accesses to the line.
+    /// The accesses of call `slots[1]` to the line.
     pub b: Side,
     /// The slab cache of the line's memory, as for [`SharedLocation::cache`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,7 +260,7 @@ fn parse_line(line: usize, text: &str) -> Result<TestRecord, ParseError> {
     }
     let json = |source| ParseError::Json { line, source };
     let h: Header = serde_json::from_str(text).map_err(json)?;
-    if h.v != RECORD_VERSION {
+    if !(RECORD_OLDEST_READ..=RECORD_VERSION).contains(&h.v) {
         return Err(ParseError::Version { line, found: h.v });
     }
     serde_json::from_str(text).map_err(json)
@@ -252,7 +279,7 @@ pub enum ParseError {
     },
     /// A line was written by an incompatible tracer.
     #[error(
-        "trace line {line} has record version {found}, but this commuter reads version {RECORD_VERSION}: the tracer plugin is from another build; rebuild it (`cargo build --release --manifest-path crates/tracer/Cargo.toml --target-dir target/tracer`) and rerun the tests"
+        "trace line {line} has record version {found}, but this commuter reads versions {RECORD_OLDEST_READ} to {RECORD_VERSION}: the tracer plugin is from another build; rebuild it (`cargo build --release --manifest-path crates/tracer/Cargo.toml --target-dir target/tracer`) and rerun the tests"
     )]
     Version {
         /// 1-based line number.
@@ -350,6 +377,7 @@ mod tests {
             shared: vec![SharedLocation {
                 addr: 0x1000,
                 size: 8,
+                slots: FIRST_PAIR,
                 a: side(0xffff_ffff_8100_0000, Rw::W),
                 b: side(0xffff_ffff_8100_0010, Rw::R),
                 cache: None,
@@ -388,7 +416,7 @@ mod tests {
         // A version 1 record (no `mode`) is refused for its version, naming the fix.
         let old = serde_json::to_string(&record())
             .unwrap()
-            .replace("\"v\":2", "\"v\":1")
+            .replace("\"v\":3", "\"v\":1")
             .replace("\"mode\":\"kernel\",", "");
         assert!(!old.contains("mode"), "{old}");
         let e = parse_jsonl(&old).unwrap_err();
@@ -397,6 +425,20 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("rebuild"), "{e}");
+    }
+
+    #[test]
+    fn slots_are_left_out_for_the_first_pair_and_version_2_is_read() {
+        let mut r = record();
+        let pair = serde_json::to_string(&r).unwrap();
+        assert!(!pair.contains("slots"), "{pair}");
+        // A version 2 record (no `slots`) is calls 0 and 1.
+        let old = pair.replace("\"v\":3", "\"v\":2");
+        assert_eq!(parse_jsonl(&old).unwrap()[0].shared[0].slots, [0, 1]);
+        r.shared[0].slots = [1, 2];
+        let triple = serde_json::to_string(&r).unwrap();
+        assert!(triple.contains("\"slots\":[1,2]"), "{triple}");
+        assert_eq!(parse_jsonl(&triple).unwrap()[0], r);
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! | `lazy=on\|off` | instrument memory only after the first begin-test (default on) |
 //! | `slab=LAYOUT` | optional: the kernel's slab layout ([`SlabLayout`], from its DWARF), to name the slab cache of shared heap locations |
 //! | `percpu=LAYOUT` | optional: where the kernel keeps its per-CPU areas ([`PercpuLayout`], from its symbols), to place shared locations in them |
+//! | `calls=N` | calls per test, each on a vCPU of its own (default 2, at most [`MAX_CALLS`]); every pair of them is compared |
 //! | `user=on\|off` | also record the memory accesses of user-mode code inside calls, each tagged with its mode (default off: kernel code only) |
 
+use commuter_trace_format::MAX_CALLS;
 use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::slab::SlabLayout;
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub struct Config {
     /// Whether user-mode code's accesses are recorded too (decided per instruction when it is
     /// translated: off, user code gets no callback at all).
     pub user: bool,
+    /// Calls per test (slots 0 to `calls - 1`).
+    pub calls: usize,
 }
 
 /// A bad plugin argument.
@@ -45,7 +49,7 @@ pub enum ConfigError {
     NotKeyValue(String),
     /// The key is not known.
     #[error(
-        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user)"
+        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user, calls)"
     )]
     UnknownKey(String),
     /// The value does not parse.
@@ -75,6 +79,7 @@ impl Config {
             slab: None,
             percpu: None,
             user: false,
+            calls: 2,
         };
         for arg in args {
             let arg = arg.as_ref();
@@ -88,6 +93,12 @@ impl Config {
                 "max-accesses" => cfg.max_accesses = parse_count(key, value)?,
                 "lazy" => cfg.lazy = parse_bool(key, value)?,
                 "user" => cfg.user = parse_bool(key, value)?,
+                "calls" => {
+                    cfg.calls = match value.parse::<usize>() {
+                        Ok(n) if (2..=MAX_CALLS).contains(&n) => n,
+                        _ => return Err(bad(key, value, "a number of calls from 2 to 3")),
+                    }
+                }
                 "slab" => {
                     let layout = value.parse().map_err(|_| {
                         bad(key, value, "the slab layout (8 colon-separated 0x numbers)")
@@ -187,6 +198,14 @@ mod tests {
             Config::parse(&["out=x", "slab=0x1:0x2"]),
             Err(ConfigError::BadValue { .. })
         ));
+        assert_eq!(c.calls, 2);
+        assert_eq!(Config::parse(&["out=x", "calls=3"]).unwrap().calls, 3);
+        for bad in ["calls=1", "calls=9", "calls=two"] {
+            assert!(matches!(
+                Config::parse(&["out=x", bad]),
+                Err(ConfigError::BadValue { .. })
+            ));
+        }
         assert!(matches!(
             Config::parse(&["out=x", "sink=mem"]),
             Err(ConfigError::UnknownKey(_))

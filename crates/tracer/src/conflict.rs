@@ -1,4 +1,5 @@
-//! Conflict computation between the memory accesses of two calls: pure, no QEMU involved.
+//! Conflict computation between the memory accesses of two calls, or of every pair of a test's
+//! calls ([`analyze_calls`]): pure, no QEMU involved.
 //!
 //! Two calls conflict on a byte when both access it and at least one writes it (the
 //! scalable commutativity rule's definition). Accesses are grouped per 64-byte cache line
@@ -6,7 +7,7 @@
 //! a few mask operations per line; lines that both sides touch with a write somewhere but with
 //! no conflicting byte are reported separately as false sharing.
 
-use commuter_trace_format::record::{FalseSharing, Mode, Rw, SharedLocation, Side};
+use commuter_trace_format::record::{FIRST_PAIR, FalseSharing, Mode, Rw, SharedLocation, Side};
 use std::collections::HashMap;
 
 /// Cache line size of the x86-64 machines the tests model.
@@ -171,8 +172,32 @@ fn runs(mut mask: u64) -> Vec<(u32, u32)> {
 
 /// Computes the shared locations and the falsely shared lines between call A and call B.
 pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
-    let (la, lb) = (by_line(a), by_line(b));
     let mut out = Conflicts::default();
+    pair(&by_line(a), &by_line(b), FIRST_PAIR, &mut out);
+    out
+}
+
+/// Computes the shared locations and falsely shared lines of every pair of `calls` (slot `i`
+/// is `calls[i]`): pair by pair in slot order (0-1, 0-2, 1-2, ...), each in address order,
+/// every location naming its two slots. For two calls this is [`analyze`].
+pub fn analyze_calls(calls: &[&[Access]]) -> Conflicts {
+    let lines: Vec<HashMap<u64, LineUse>> = calls.iter().map(|c| by_line(c)).collect();
+    let mut out = Conflicts::default();
+    for i in 0..lines.len() {
+        for j in i + 1..lines.len() {
+            pair(&lines[i], &lines[j], [i as u64, j as u64], &mut out);
+        }
+    }
+    out
+}
+
+/// Appends the conflicts between two calls' lines, sides `a` (slot `slots[0]`) and `b`.
+fn pair(
+    la: &HashMap<u64, LineUse>,
+    lb: &HashMap<u64, LineUse>,
+    slots: [u64; 2],
+    out: &mut Conflicts,
+) {
     let mut common: Vec<u64> = la.keys().filter(|l| lb.contains_key(l)).copied().collect();
     common.sort_unstable();
     for line in common {
@@ -184,6 +209,7 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
                 out.shared.push(SharedLocation {
                     addr: line * LINE + u64::from(start),
                     size: len,
+                    slots,
                     a: ua.side(mask),
                     b: ub.side(mask),
                     cache: None,
@@ -194,6 +220,7 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
         } else if (ua.written != 0 && ub.any() != 0) || (ub.written != 0 && ua.any() != 0) {
             out.false_sharing.push(FalseSharing {
                 line: line * LINE,
+                slots,
                 a: ua.side(u64::MAX),
                 b: ub.side(u64::MAX),
                 cache: None,
@@ -202,7 +229,6 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
             });
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -379,6 +405,30 @@ mod tests {
             (c.shared[0].a.mode, c.shared[0].b.mode),
             (Mode::Kernel, Mode::Kernel)
         );
+    }
+
+    #[test]
+    fn three_calls_report_each_pair_that_shares() {
+        // Calls 0 and 2 write one word, call 1 reads another line that call 2 also writes
+        // next to (false sharing), call 0 touches nothing of call 1's.
+        let c0 = [w(0x1000, 8, 0xa)];
+        let c1 = [r(0x2008, 8, 0xb)];
+        let c2 = [w(0x1000, 4, 0xc), w(0x2000, 8, 0xc)];
+        let c = analyze_calls(&[&c0, &c1, &c2]);
+        let shared: Vec<([u64; 2], u64, u32)> =
+            c.shared.iter().map(|s| (s.slots, s.addr, s.size)).collect();
+        assert_eq!(shared, vec![([0, 2], 0x1000, 4)]);
+        assert_eq!((c.shared[0].a.pc, c.shared[0].b.pc), (0xa, 0xc));
+        let lines: Vec<([u64; 2], u64)> =
+            c.false_sharing.iter().map(|f| (f.slots, f.line)).collect();
+        assert_eq!(lines, vec![([1, 2], 0x2000)]);
+        // A location all three write is reported once per pair, in slot order.
+        let all = [w(0x3000, 1, 0xd)];
+        let c = analyze_calls(&[&all, &all, &all]);
+        let pairs: Vec<[u64; 2]> = c.shared.iter().map(|s| s.slots).collect();
+        assert_eq!(pairs, vec![[0, 1], [0, 2], [1, 2]]);
+        // Two calls: the same as `analyze`.
+        assert_eq!(analyze_calls(&[&c0, &c2]), analyze(&c0, &c2));
     }
 
     #[test]

@@ -452,11 +452,12 @@ fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<
         })
         .collect();
     let lazy = cfg.lazy;
+    let session = Mutex::new(TestSession::new(cfg.calls));
     let p = Plugin {
         id,
         cfg,
         vcpus,
-        session: Mutex::new(TestSession::default()),
+        session,
         outputs: Mutex::new(outputs),
         instrument: AtomicBool::new(!lazy),
         instrumented: AtomicBool::new(!lazy),

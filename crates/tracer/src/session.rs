@@ -1,5 +1,5 @@
 //! Bookkeeping between markers: per-vCPU call buffers and the per-test state machine that turns
-//! two finished calls into a [`TestRecord`]. Pure Rust, so it is unit-tested without QEMU; the
+//! a test's finished calls (two, or as many as the plugin's `calls=`) into a [`TestRecord`]. Pure Rust, so it is unit-tested without QEMU; the
 //! plugin only feeds it marker events and accesses.
 
 use crate::conflict::{self, Access};
@@ -123,14 +123,33 @@ impl CallBuffer {
 }
 
 /// The test in progress: begin-test, the calls that finished, end-test.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TestSession {
+    /// Calls every test has (slots 0 to `expected - 1`).
+    expected: usize,
     current: Option<u64>,
     calls: Vec<CallTrace>,
     errors: Vec<String>,
 }
 
+impl Default for TestSession {
+    /// A session of two-call tests.
+    fn default() -> Self {
+        TestSession::new(2)
+    }
+}
+
 impl TestSession {
+    /// A session whose tests have `calls` calls each.
+    pub fn new(calls: usize) -> Self {
+        TestSession {
+            expected: calls,
+            current: None,
+            calls: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
     /// Starts test `test`. If the previous test never ended, returns its (error) record.
     pub fn begin_test(&mut self, test: u64) -> Option<TestRecord> {
         let unfinished = self.current.map(|prev| {
@@ -192,9 +211,11 @@ impl TestSession {
         let mut calls = std::mem::take(&mut self.calls);
         let mut errors = std::mem::take(&mut self.errors);
         calls.sort_by_key(|c| c.stats.slot);
-        errors.extend(check_calls(&calls));
+        errors.extend(check_calls(&calls, self.expected));
         let conflicts = if errors.is_empty() {
-            conflict::analyze(&calls[0].accesses, &calls[1].accesses)
+            let accesses: Vec<&[conflict::Access]> =
+                calls.iter().map(|c| c.accesses.as_slice()).collect();
+            conflict::analyze_calls(&accesses)
         } else {
             conflict::Conflicts::default()
         };
@@ -226,17 +247,20 @@ impl TestSession {
     }
 }
 
-/// A test needs exactly calls 0 and 1, on different vCPUs.
-fn check_calls(calls: &[CallTrace]) -> Option<String> {
+/// A test needs exactly calls 0 to `expected - 1` (sorted by slot), each on a vCPU of its own.
+fn check_calls(calls: &[CallTrace], expected: usize) -> Option<String> {
     let slots: Vec<u64> = calls.iter().map(|c| c.stats.slot).collect();
-    if slots != [0, 1] {
-        return Some(format!("expected calls [0, 1], got {slots:?}"));
+    let want: Vec<u64> = (0..expected as u64).collect();
+    if slots != want {
+        return Some(format!("expected calls {want:?}, got {slots:?}"));
     }
-    if calls[0].stats.vcpu == calls[1].stats.vcpu {
-        return Some(format!(
-            "both calls ran on vcpu {}: they must run on two CPUs",
-            calls[0].stats.vcpu
-        ));
+    for (i, a) in calls.iter().enumerate() {
+        if let Some(b) = calls[i + 1..].iter().find(|b| b.stats.vcpu == a.stats.vcpu) {
+            return Some(format!(
+                "calls {} and {} both ran on vcpu {}: each call must run on a CPU of its own",
+                a.stats.slot, b.stats.slot, a.stats.vcpu
+            ));
+        }
     }
     None
 }
@@ -277,6 +301,41 @@ mod tests {
     }
 
     #[test]
+    fn a_test_with_three_calls_reports_the_pairs_that_share() {
+        let mut s = TestSession::new(3);
+        s.begin_test(4);
+        // Calls 1 and 2 write one word; call 0 only reads another one.
+        s.add_call(call(2, 3, &[(0x200, true)]));
+        s.add_call(call(0, 1, &[(0x100, false)]));
+        s.add_call(call(1, 2, &[(0x200, true)]));
+        let r = s.end_test(4);
+        assert_eq!(r.errors, Vec::<String>::new());
+        let slots: Vec<u64> = r.calls.iter().map(|c| c.slot).collect();
+        assert_eq!(slots, vec![0, 1, 2]);
+        let pairs: Vec<[u64; 2]> = r.shared.iter().map(|l| l.slots).collect();
+        assert_eq!(pairs, vec![[1, 2]]);
+        assert_eq!(r.conflict_free(), Some(false));
+        // A missing third call, or two calls on one vCPU, is an error, not a silent pair.
+        s.begin_test(5);
+        s.add_call(call(0, 1, &[]));
+        s.add_call(call(1, 2, &[]));
+        let r = s.end_test(5);
+        assert!(
+            r.errors[0].contains("expected calls [0, 1, 2], got [0, 1]"),
+            "{r:?}"
+        );
+        s.begin_test(6);
+        s.add_call(call(0, 1, &[]));
+        s.add_call(call(1, 2, &[]));
+        s.add_call(call(2, 1, &[]));
+        let r = s.end_test(6);
+        assert!(
+            r.errors[0].contains("calls 0 and 2 both ran on vcpu 1"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
     fn overflow_is_counted_and_flagged() {
         let mut s = TestSession::default();
         s.begin_test(0);
@@ -297,7 +356,10 @@ mod tests {
         s.begin_test(0);
         s.add_call(call(0, 1, &[]));
         s.add_call(call(1, 1, &[]));
-        assert!(s.end_test(0).errors[0].contains("both calls ran on vcpu 1"));
+        assert!(
+            s.end_test(0).errors[0].contains("calls 0 and 1 both ran on vcpu 1"),
+            "the message names the two calls"
+        );
 
         s.begin_test(1);
         s.add_call(call(0, 1, &[]));

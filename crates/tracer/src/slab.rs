@@ -199,6 +199,7 @@ mod tests {
         SharedLocation {
             addr,
             size: 8,
+            slots: commuter_trace_format::record::FIRST_PAIR,
             a: side.clone(),
             b: side,
             cache: None,

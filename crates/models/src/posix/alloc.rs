@@ -5,8 +5,13 @@
 //!   fds `f0 < f1 < ...` (constants of the initial state, not internal choices: the answer is
 //!   determined). The current table differs from the initial one only at its written keys W, so
 //!   its lowest free fd is the least of: the first `fj` still free, and the keys of W that are
-//!   free now and not negative. That is exact as long as some `fj` is still free, which holds
-//!   for every pair (at most 3 fds of one process are taken before an allocation: pipe, pipe).
+//!   free now and not negative. That is exact as long as the last `fj` is still free, which
+//!   holds for every pair (at most 3 fds of one process are taken before an allocation: pipe,
+//!   pipe). For more calls the list grows on demand: only an allocation opens a named fd, and
+//!   it writes the named term itself, so when the last one is among the table's written keys
+//!   (syntactically) the path may have taken it, and the next free fd of the initial table
+//!   is named (`f_last < f_new`, free, every fd between them open). Pairs never get there, so
+//!   their paths are what they were; `n` calls name at most `2n` (pipe takes two).
 //!   The ledger instantiates "every fd in `[0, f_last)` other than the `fj` is open" at each fd
 //!   the path touches.
 //! * Fresh inode / fresh pipe: an internal choice, with "no directory entry / no fd of either
@@ -14,6 +19,8 @@
 //! * Whether some fd of either process is an end of a pipe: a branch on a fresh boolean; the
 //!   "yes" side names a witness fd (a Skolem constant, touched like any other fd), the "no"
 //!   side is a ledger fact.
+
+use std::rc::Rc;
 
 use commuter_engine::{Bool, Int, SymEq, Value, assume, fresh_name, fresh_value};
 
@@ -39,13 +46,31 @@ pub fn name_initial_free_fds(s: &PosixState) {
         }
         let last = free[FREE_FDS - 1].clone();
         let named = free.clone();
+        let open = initial.clone();
         ledger::for_all_fds(p, move |k| {
             let below_last = k.ge(0) & k.lt(&last);
             let other = !Bool::any(named.iter().map(|f| k.eq(f)));
-            (below_last & other).implies(&initial.contains(k))
+            (below_last & other).implies(&open.contains(k))
         });
         ledger::set_free_fds(p, free);
+        ledger::set_initially_open(p, Rc::new(move |k: &Int| initial.contains(k)));
     }
+}
+
+/// Names the next free fd of process `p`'s initial table, after the last named one: free
+/// initially, and every fd between the two open (so the named ones stay the lowest free fds).
+fn name_next_free_fd(p: usize) -> Vec<Int> {
+    let mut free = ledger::free_fds(p);
+    let prev = free.last().expect("FREE_FDS > 0").clone();
+    let next: Int = fresh_value(&format!("s.proc{p}.free_fd{}", free.len()));
+    let open = ledger::initially_open(p);
+    assume(&prev.lt(&next));
+    assume(&!open(&next));
+    let (lo, hi) = (prev, next.clone());
+    ledger::for_all_fds(p, move |k| (lo.lt(k) & k.lt(&hi)).implies(&open(k)));
+    free.push(next);
+    ledger::set_free_fds(p, free.clone());
+    free
 }
 
 /// Distinct keys, first occurrence first.
@@ -64,7 +89,14 @@ fn distinct(keys: &[Int]) -> Vec<Int> {
 /// split, and conditions and the analyzer's quantified query stay small.
 pub fn lowest_free_fd(s: &PosixState, p: usize) -> Int {
     let map = &s.proc(p).fd_map;
-    let free = ledger::free_fds(p);
+    let mut free = ledger::free_fds(p);
+    // The last named fd is free unless an allocation of this path took it (see the module).
+    while free
+        .last()
+        .is_some_and(|last| map.written_keys().iter().any(|k| k.0 == last.0))
+    {
+        free = name_next_free_fd(p);
+    }
     let (last, named) = free.split_last().expect("FREE_FDS > 0");
     // The first named free fd of the initial table that is still free. Bounded model: only
     // call sets of three or more calls can take all of them.

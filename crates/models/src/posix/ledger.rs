@@ -74,7 +74,12 @@ struct Ledger {
     fds: [Facts<Int>; PROCESSES],
     /// The lowest free fds of each process's initial table, ascending.
     free_fds: [Vec<Int>; PROCESSES],
+    /// Whether an fd is open in each process's initial table (to name more free fds).
+    initially_open: [Option<OpenFact>; PROCESSES],
 }
+
+/// "This fd is open in the initial table".
+pub type OpenFact = Rc<dyn Fn(&Int) -> Bool>;
 
 thread_local! {
     static LEDGER: RefCell<Ledger> = RefCell::new(Ledger::default());
@@ -155,6 +160,18 @@ pub fn for_all_fds(p: usize, fact: impl Fn(&Int) -> Bool + 'static) {
 /// Record the lowest free fds of process `p`'s initial table.
 pub fn set_free_fds(p: usize, fds: Vec<Int>) {
     LEDGER.with(|l| l.borrow_mut().free_fds[p] = fds);
+}
+
+/// Record what "open in process `p`'s initial table" is.
+pub fn set_initially_open(p: usize, open: OpenFact) {
+    LEDGER.with(|l| l.borrow_mut().initially_open[p] = Some(open));
+}
+
+/// Whether an fd is open in process `p`'s initial table (set with the free fds).
+pub fn initially_open(p: usize) -> OpenFact {
+    LEDGER
+        .with(|l| l.borrow().initially_open[p].clone())
+        .expect("the initial state named its free fds")
 }
 
 /// The lowest free fds of process `p`'s initial table, ascending.

@@ -286,7 +286,7 @@ struct Builder {
     t: Tables,
     calls: Vec<String>,
     pairs: Vec<[usize; 2]>,
-    pair_ix: BTreeMap<(String, String), usize>,
+    pair_ix: BTreeMap<Vec<String>, usize>,
 }
 
 impl Builder {
@@ -309,12 +309,15 @@ impl Builder {
         }
     }
 
-    fn pair(&mut self, calls: &[String; 2]) -> usize {
+    /// A call set's index; its grid cell is that of its first two calls (a set of three has
+    /// no cell of its own in the viewer's grid of pairs).
+    fn pair(&mut self, calls: &[String]) -> usize {
         let k = key(calls);
         if let Some(&i) = self.pair_ix.get(&k) {
             return i;
         }
-        let ab = [self.call(&calls[0]), self.call(&calls[1])];
+        let name = |i: usize| calls.get(i).map_or("", String::as_str);
+        let ab = [self.call(name(0)), self.call(name(1))];
         self.pairs.push(ab);
         self.pair_ix.insert(k, self.pairs.len() - 1);
         self.pairs.len() - 1
@@ -339,11 +342,7 @@ impl Builder {
                 c.tests.iter().map(|t| t.id.as_str()).collect();
             for cs in &suite.call_sets {
                 for t in cs.tests.iter().filter(|t| !present.contains(t.id.as_str())) {
-                    let calls = [
-                        cs.calls.first().cloned().unwrap_or_default(),
-                        cs.calls.get(1).cloned().unwrap_or_default(),
-                    ];
-                    let p = self.pair(&calls);
+                    let p = self.pair(&cs.calls);
                     tests.push((
                         t.id.clone(),
                         p,

@@ -1,5 +1,5 @@
 //! Running one test: build the state, have the test processes set up theirs, hand call A to
-//! its CPU, then call B, collect and check the results, clean up. Every test runs twice; only
+//! its CPU, then call B (and C, for three calls), collect and check the results, clean up. Every test runs twice; only
 //! the second (warm) run is marked for the tracer, so first-touch effects (cold caches, lazy
 //! allocations) stay out.
 
@@ -89,7 +89,7 @@ impl Runner {
         index: usize,
         test: &Test,
         marked: bool,
-    ) -> Result<[(Actual, Option<u64>); 2], String> {
+    ) -> Result<Vec<(Actual, Option<u64>)>, String> {
         self.generation += 1;
         let sh = self.shared;
         sh.generation.store(self.generation, Ordering::Release);
@@ -100,7 +100,11 @@ impl Runner {
         self.timing.setup_ns += elapsed_ns(start);
         let outcome = fs.and_then(|fs| {
             let r = self.run_processes(index, test, marked, &fs);
-            r.map(|raw| raw.map(|r| (to_actual(&r, &fs), r.elapsed_ns)))
+            r.map(|raw| {
+                raw.iter()
+                    .map(|r| (to_actual(r, &fs), r.elapsed_ns))
+                    .collect()
+            })
         });
         let start = Instant::now();
         let torn_down = self.tear_down();
@@ -118,7 +122,7 @@ impl Runner {
         test: &Test,
         marked: bool,
         fs: &state::Fs,
-    ) -> Result<[RawResult; 2], String> {
+    ) -> Result<Vec<RawResult>, String> {
         let start = Instant::now();
         let ready = self.set_up(fs);
         self.timing.processes_ns += elapsed_ns(start);
@@ -146,8 +150,8 @@ impl Runner {
         }
         sh.reset_ready();
         self.command(SETUP);
-        // Each process and each call thread arrives once.
-        if !sh.wait_ready((PROCS + 2) as u32) {
+        // Each process and each call's thread arrives once.
+        if !sh.wait_ready((PROCS + self.plan.cpus.len()) as u32) {
             self.restart_processes()?;
             return Err(format!("processes not ready after {TIMEOUT_MS} ms"));
         }
@@ -183,8 +187,8 @@ impl Runner {
         ))
     }
 
-    /// The hand-off: call A, then call B.
-    fn drive(&mut self, index: usize, test: &Test, marked: bool) -> Result<[RawResult; 2], String> {
+    /// The hand-off: call A, then call B, and so on.
+    fn drive(&mut self, index: usize, test: &Test, marked: bool) -> Result<Vec<RawResult>, String> {
         let sh = self.shared;
         let g = self.generation;
         let start = Instant::now();
@@ -201,7 +205,7 @@ impl Runner {
             marker::<{ calls::END_TEST }>(index as u64);
         }
         self.timing.calls_ns += elapsed_ns(start);
-        let results = [sh.result(0), sh.result(1)];
+        let results: Vec<RawResult> = (0..test.calls.len()).map(|c| sh.result(c)).collect();
         for (call, r) in results.iter().enumerate() {
             if r.cpu != self.plan.cpus[call] as i32 {
                 return Err(format!(
@@ -235,7 +239,7 @@ fn to_actual(r: &RawResult, fs: &state::Fs) -> Actual {
     }
 }
 
-fn report_results(index: usize, test: &Test, results: &[(Actual, Option<u64>); 2]) {
+fn report_results(index: usize, test: &Test, results: &[(Actual, Option<u64>)]) {
     for (call, (actual, elapsed_ns)) in results.iter().enumerate() {
         let mismatches = report::check(&test.calls[call].expect, actual);
         emit(&GuestLine::Result {

@@ -5,7 +5,7 @@
 //! nothing has to be reset between runs: "call 1 may go" is a new value of its thread's `turn`.
 
 use crate::sys;
-use commuter_guest::plan::PROCS;
+use commuter_guest::plan::{MAX_CALLS, PROCS};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
@@ -60,9 +60,9 @@ pub struct Shared {
     /// Participants (processes and call threads) that finished setup in this run.
     pub ready: AtomicU32,
     /// Per process and call slot: the call thread's next step, `encode(generation, phase)`.
-    pub turn: [[AtomicU32; 2]; PROCS],
+    pub turn: [[AtomicU32; MAX_CALLS]; PROCS],
     /// Per call slot: the generation whose call returned.
-    pub done: [AtomicU32; 2],
+    pub done: [AtomicU32; MAX_CALLS],
     /// Per process: its next command, `encode(sequence, command)`.
     pub command: [AtomicU32; PROCS],
     /// Per process: the sequence number of the last command it finished.
@@ -77,10 +77,10 @@ pub struct Shared {
     pub pipes: [[AtomicI32; 2]; MAX_PIPES],
     /// Per process and call slot: the call thread faulted and stays parked in its handler; the
     /// process starts a new one before the next run.
-    pub parked: [[AtomicU32; 2]; PROCS],
-    results: [UnsafeCell<RawResult>; 2],
-    error_set: [AtomicU32; 2],
-    errors: [UnsafeCell<[u8; ERR_LEN]>; 2],
+    pub parked: [[AtomicU32; MAX_CALLS]; PROCS],
+    results: [UnsafeCell<RawResult>; MAX_CALLS],
+    error_set: [AtomicU32; PROCS],
+    errors: [UnsafeCell<[u8; ERR_LEN]>; PROCS],
 }
 
 // SAFETY: result and error slots are written by one thread before it publishes a generation

@@ -11,7 +11,7 @@
 use crate::calls::{Prepared, marker};
 use crate::shared::{GO, PREPARE, RawResult, SETUP, Shared, TEARDOWN, decode, encode};
 use crate::{calls, state, sys};
-use commuter_guest::plan::{FdTarget, MAX_PAGES, Op, Plan};
+use commuter_guest::plan::{FdTarget, MAX_CALLS, MAX_PAGES, Op, Plan};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -44,11 +44,13 @@ pub fn spawn(
 
 /// Pages calls of this process mapped where the kernel chose (per call slot), unmapped with
 /// the run's other mappings.
-static CHOSEN_MAPPINGS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static CHOSEN_MAPPINGS: [AtomicU64; MAX_CALLS] = [const { AtomicU64::new(0) }; MAX_CALLS];
 
 fn serve(p: Process, mut seen: u32) -> ! {
     install_fault_handler(p);
-    for slot in 0..2 {
+    // One call thread per call slot of the plan, pinned to that slot's CPU: any call may run
+    // in any process.
+    for slot in 0..p.plan.cpus.len() {
         start_call_thread(p, slot);
     }
     let sh = p.shared;
@@ -111,7 +113,7 @@ fn set_up(p: Process) {
 fn tear_down(p: Process) {
     let chosen = CHOSEN_MAPPINGS.iter().map(|a| a.swap(0, Ordering::AcqRel));
     state::clean_process(chosen.filter(|a| *a != 0));
-    for slot in 0..2 {
+    for slot in 0..p.plan.cpus.len() {
         if p.shared.parked[p.index][slot].swap(0, Ordering::AcqRel) != 0 {
             start_call_thread(p, slot);
         }

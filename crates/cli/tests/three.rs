@@ -1,0 +1,105 @@
+//! Three calls at once, end to end through the real binary: `check -n 3` analyses a triple,
+//! generates its tests, runs each test's three calls on CPUs 1 to 3 of the stock kernel under
+//! the tracer, and reports which two of the calls shared memory. Needs `./scripts/setup`
+//! (QEMU, the kernel, the plugin, the guest).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
+}
+
+#[test]
+fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
+    let dir = std::env::temp_dir().join(format!("commuter-three-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_commuter"))
+        // 22 tests in one boot: 12.5 s to 25 s on the 2-core machine under load.
+        .args([
+            "check",
+            "-m",
+            "posix",
+            "-n",
+            "3",
+            "-f",
+            "stat/stat/stat",
+            "-o",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("commuter runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tests = read_json(&dir.join("tests.json"));
+    let text = std::fs::read_to_string(dir.join("conflicts.json")).expect("conflicts.json");
+    assert!(
+        text.starts_with("{\"schema\":\"commuter.conflicts\",\"version\":6,"),
+        "a file with triples is version 6"
+    );
+    let conflicts: Value = serde_json::from_str(&text).expect("JSON");
+    let by_id = |id: &str| {
+        conflicts["tests"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in conflicts.json"))
+    };
+    let (mut same, mut different) = (0, 0);
+    let suite_tests = tests["call_sets"][0]["tests"].as_array().expect("tests");
+    for t in suite_tests {
+        let result = by_id(t["id"].as_str().expect("id"));
+        assert_eq!(
+            result["calls"].as_array().map(Vec::len),
+            Some(3),
+            "{result}"
+        );
+        assert!(
+            result["mismatches"].as_array().is_some_and(Vec::is_empty),
+            "the kernel agrees with the model: {result}"
+        );
+        assert!(
+            result["errors"].as_array().is_some_and(Vec::is_empty),
+            "{result}"
+        );
+        let names: Vec<&Value> = (0..3).map(|i| &t["calls"][i]["args"]["name"]).collect();
+        let present = t["setup"]["names"].as_array().map_or(0, Vec::len);
+        // Which pairs of calls shared a location (a and b leave `slots` out).
+        let pairs: std::collections::BTreeSet<String> = result["shared"]
+            .as_array()
+            .expect("shared")
+            .iter()
+            .map(|l| match &l["slots"] {
+                Value::Null => "01".to_string(),
+                s => format!("{}{}", s[0], s[1]),
+            })
+            .collect();
+        if names[0] == names[1] && names[1] == names[2] && present == 1 {
+            // All three look up one dentry: each pair writes its reference count.
+            assert_eq!(result["status"], "conflicted", "{t}\n{result}");
+            let all: std::collections::BTreeSet<String> =
+                ["01", "02", "12"].map(String::from).into();
+            assert_eq!(pairs, all, "every pair of calls shared: {result}");
+            same += 1;
+        } else if names[0] != names[1]
+            && names[1] != names[2]
+            && names[0] != names[2]
+            && present == 3
+        {
+            assert_eq!(result["status"], "conflict_free", "{t}\n{result}");
+            different += 1;
+        }
+    }
+    assert!(same > 0 && different > 0, "both situations were generated");
+    assert!(stdout.contains("stat/stat/stat"), "{stdout}");
+    assert!(stdout.contains("which calls shared memory"), "{stdout}");
+    let svg = std::fs::read_to_string(dir.join("heatmap.svg")).expect("svg");
+    assert!(svg.contains("stat/stat/stat: "), "the triple's row");
+    let _ = std::fs::remove_dir_all(&dir);
+}
