@@ -1,9 +1,8 @@
 //! The built-in interface models, and the registry the CLI lists and runs them from.
 //!
-//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`, `kv`,
-//! `set`) are
-//! small interfaces with known commutativity answers; they document the model API by example and
-//! test the pipeline end to end. `posix` is the paper's file-system and virtual-memory model.
+//! Toy models (`counter`, `getset`, `watermark`, `rename`, `trackforget`, `upipe`, `kv`, `set`)
+//! are small interfaces with known commutativity answers; they document the model API by example
+//! and test the pipeline end to end. `posix` is the paper's file-system and virtual-memory model.
 //! `determinator` is Determinator's kernel interface (Put, Get, Ret and their options).
 
 pub mod determinator;
