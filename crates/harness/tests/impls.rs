@@ -11,7 +11,7 @@
 //! all a second time.
 
 use commuter_harness::models::kv::KvAdapter;
-use commuter_harness::{AdapterError, HarnessLine, Outcome};
+use commuter_harness::{AdapterError, CallReport, HarnessLine, Outcome};
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -181,18 +181,31 @@ use forgetful::ForgetfulGet;
 
 #[test]
 fn a_wrong_get_is_reported_as_mismatches() {
-    let kv = testgen("kv", "wrong-get");
+    // Exactly the tests in which a get should have found a value fail, at that call.
+    let mismatched = mismatches_exactly_where::<KvAdapter<ForgetfulGet>>(
+        &testgen("kv", "wrong-get"),
+        |c| c.call == "get" && c.expected != [json!("none")],
+        |c| c.actual == json!("none") && c.expected[0]["some"].is_string(),
+    );
+    assert!(mismatched > 0, "no kv test has a get of a present key");
+}
+
+/// Runs `suite` through adapter `A` in this process and checks that the run fails with
+/// exactly the tests that have a call `wrong` picks as mismatches, each such call failed with
+/// an outcome `as_expected` accepts, and the done line's count; returns that count.
+fn mismatches_exactly_where<A: commuter_harness::Adapter + 'static>(
+    suite: &Path,
+    wrong: impl Fn(&CallReport) -> bool,
+    as_expected: impl Fn(&CallReport) -> bool,
+) -> usize {
     let args = vec![
-        kv.to_string_lossy().into_owned(),
+        suite.to_string_lossy().into_owned(),
         "--pin".into(),
         "off".into(),
     ];
     let mut lines = Vec::new();
-    let mut init = false;
     let code =
-        commuter_harness::cli::run_with::<KvAdapter<ForgetfulGet>>(&args, &mut init, &mut |l| {
-            lines.push(l.clone())
-        });
+        commuter_harness::cli::run_with::<A>(&args, &mut false, &mut |l| lines.push(l.clone()));
     assert_eq!(code, commuter_harness::cli::EXIT_FAILED);
     let mut mismatched = 0;
     for l in &lines {
@@ -202,11 +215,7 @@ fn a_wrong_get_is_reported_as_mismatches() {
         else {
             continue;
         };
-        // Exactly the tests in which a get should have found a value fail, at that call.
-        let wrong: Vec<_> = calls
-            .iter()
-            .filter(|c| c.call == "get" && c.expected != [json!("none")])
-            .collect();
+        let wrong: Vec<_> = calls.iter().filter(|c| wrong(c)).collect();
         if wrong.is_empty() {
             assert_eq!(*outcome, Outcome::Pass, "{id}: {l:?}");
             continue;
@@ -214,11 +223,9 @@ fn a_wrong_get_is_reported_as_mismatches() {
         mismatched += 1;
         assert_eq!(*outcome, Outcome::Mismatch, "{id}: {l:?}");
         for c in wrong {
-            assert!(!c.ok && c.actual == json!("none"), "{id}: {c:?}");
-            assert!(c.expected[0]["some"].is_string(), "{id}: {c:?}");
+            assert!(!c.ok && as_expected(c), "{id}: {c:?}");
         }
     }
-    assert!(mismatched > 0, "no kv test has a get of a present key");
     match lines.last() {
         Some(HarnessLine::Done {
             mismatched: m,
@@ -227,6 +234,7 @@ fn a_wrong_get_is_reported_as_mismatches() {
         }) => assert_eq!(*m, mismatched),
         other => panic!("no done line last: {other:?}"),
     }
+    mismatched
 }
 
 /// The `getset` model's register, adapted directly (no typed helpers): the runner is generic.
@@ -390,51 +398,16 @@ mod merge_without_conflicts {
 #[test]
 fn a_merge_that_misses_conflicts_is_reported_as_mismatches() {
     use commuter_harness::models::determinator::DeterminatorAdapter;
-    let suite = determinator_suite();
-    let args = vec![
-        suite.to_string_lossy().into_owned(),
-        "--pin".into(),
-        "off".into(),
-    ];
-    let mut lines = Vec::new();
-    let code = commuter_harness::cli::run_with::<
-        DeterminatorAdapter<merge_without_conflicts::Careless>,
-    >(&args, &mut false, &mut |l| lines.push(l.clone()));
-    assert_eq!(code, commuter_harness::cli::EXIT_FAILED);
+    // A test fails exactly when some call should have reported a conflict.
     let conflict = json!({"err": "conflict"});
-    let mut mismatched = 0;
-    for l in &lines {
-        let HarnessLine::Test {
-            id, outcome, calls, ..
-        } = l
-        else {
-            continue;
-        };
-        // A test fails exactly when some call should have reported a conflict.
-        let wrong: Vec<_> = calls
-            .iter()
-            .filter(|c| c.expected.contains(&conflict))
-            .collect();
-        if wrong.is_empty() {
-            assert_eq!(*outcome, Outcome::Pass, "{id}: {l:?}");
-            continue;
-        }
-        mismatched += 1;
-        assert_eq!(*outcome, Outcome::Mismatch, "{id}: {l:?}");
-        for c in wrong {
-            assert!(!c.ok && c.actual == json!({"ok": null}), "{id}: {c:?}");
-        }
-    }
+    let mismatched =
+        mismatches_exactly_where::<DeterminatorAdapter<merge_without_conflicts::Careless>>(
+            &determinator_suite(),
+            |c| c.expected.contains(&conflict),
+            |c| c.actual == json!({"ok": null}),
+        );
     assert!(
         mismatched > 0,
         "no determinator test expects a merge conflict"
     );
-    match lines.last() {
-        Some(HarnessLine::Done {
-            mismatched: m,
-            errors: 0,
-            ..
-        }) => assert_eq!(*m, mismatched),
-        other => panic!("no done line last: {other:?}"),
-    }
 }

@@ -296,30 +296,10 @@ impl<D: DeterminatorImpl> Adapter for DeterminatorAdapter<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commuter_tests_format::TestCall;
+    use crate::models::test_case as test;
 
     fn mem(base: i64) -> Json {
         json!({"p0": {"b0": base}, "p1": {"b0": base + 1}})
-    }
-
-    fn test(setup: Json, calls: &[(&str, Json)]) -> TestCase {
-        TestCase {
-            id: "t".into(),
-            path: "p".into(),
-            class: vec![],
-            idempotent: vec![],
-            setup,
-            calls: calls
-                .iter()
-                .zip(["a", "b"])
-                .map(|((c, a), slot)| TestCall {
-                    slot: slot.to_string(),
-                    call: c.to_string(),
-                    args: a.clone(),
-                })
-                .collect(),
-            expected: vec![],
-        }
     }
 
     #[test]

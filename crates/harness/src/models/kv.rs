@@ -182,27 +182,7 @@ impl<M: KvMap> Adapter for KvAdapter<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commuter_tests_format::TestCall;
-
-    fn test(setup: Json, calls: &[(&str, Json)]) -> TestCase {
-        TestCase {
-            id: "t".into(),
-            path: "p".into(),
-            class: vec![],
-            idempotent: vec![],
-            setup,
-            calls: calls
-                .iter()
-                .zip(["a", "b"])
-                .map(|((call, args), slot)| TestCall {
-                    slot: slot.into(),
-                    call: call.to_string(),
-                    args: args.clone(),
-                })
-                .collect(),
-            expected: vec![],
-        }
-    }
+    use crate::models::test_case as test;
 
     #[test]
     fn setup_fills_the_size_with_keys_the_test_does_not_name() {

@@ -27,3 +27,26 @@ fn arg<'a>(call: &str, args: &'a Json, field: &str) -> Result<&'a Json, AdapterE
     args.get(field)
         .ok_or_else(|| AdapterError::args(call, format!("no field {field:?} in {args}")))
 }
+
+/// A test of `setup` whose calls (`(call, args)`, slots a, b, ...) the unit tests of the typed
+/// views parse.
+#[cfg(test)]
+fn test_case(setup: Json, calls: &[(&str, Json)]) -> commuter_tests_format::TestCase {
+    commuter_tests_format::TestCase {
+        id: "t".into(),
+        path: "p".into(),
+        class: vec![],
+        idempotent: vec![],
+        setup,
+        calls: calls
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|((call, args), slot)| commuter_tests_format::TestCall {
+                slot: slot.into(),
+                call: call.to_string(),
+                args: args.clone(),
+            })
+            .collect(),
+        expected: vec![],
+    }
+}
