@@ -402,7 +402,7 @@ fn a_merge_that_misses_conflicts_is_reported_as_mismatches() {
     let conflict = json!({"err": "conflict"});
     let mismatched =
         mismatches_exactly_where::<DeterminatorAdapter<merge_without_conflicts::Careless>>(
-            &determinator_suite(),
+            determinator_suite(),
             |c| c.expected.contains(&conflict),
             |c| c.actual == json!({"ok": null}),
         );
