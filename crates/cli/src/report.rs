@@ -36,8 +36,9 @@ pub struct ReportArgs {
     /// browser (heat map, each pair's tests, shared locations, code sites).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Also write the conflicts file again here, in the current version (5: code sites,
-    /// frames and objects stored once): an old run's version 3 or 4 file upgraded.
+    /// Also write the conflicts file again here, in the current version (code sites, frames
+    /// and objects stored once; 5 for pairs, 6 with three calls): an old run's version 3 or 4
+    /// file upgraded.
     #[arg(long, value_name = "FILE")]
     pub upgrade: Option<PathBuf>,
     /// How many shared code sites the summary lists.
