@@ -31,6 +31,8 @@ pub mod user;
 pub use file::ReadError;
 pub use layout::{LayoutError, slab_layout};
 pub use scan::{CallCheck, TestRun, scan, scan_with};
-pub use schema::{CONFLICTS_SCHEMA, CONFLICTS_VERSION, CompactFile, ConflictsFile, Shard};
+pub use schema::{
+    CONFLICTS_PAIRS_VERSION, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CompactFile, ConflictsFile, Shard,
+};
 pub use symbols::{Symbols, SymbolsError};
 pub use user::UserBinary;

@@ -3,8 +3,8 @@
 
 use commuter_scan::schema::{ErrorKind, Region, Status, Target, What};
 use commuter_scan::{
-    CONFLICTS_VERSION, CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, UserBinary, scan,
-    scan_with,
+    CONFLICTS_PAIRS_VERSION, CallCheck, ConflictsFile, Symbols, SymbolsError, TestRun, UserBinary,
+    scan, scan_with,
 };
 use commuter_trace_format::record::{
     Mode, PercpuPlace, RECORD_VERSION, Rw, SharedLocation, Side, TestRecord,
@@ -341,7 +341,8 @@ fn conflicts_files_of_other_schemas_or_versions_are_refused() {
     let file = scan(Target::default(), &runs()[..1], None);
     assert_eq!(file.tests[0].shared[0].what, What::Unknown);
     let json = file.to_json();
-    let current = format!("\"version\":{CONFLICTS_VERSION}");
+    // A file of pairs is written as the pairs' version (a triple's file as the newest).
+    let current = format!("\"version\":{CONFLICTS_PAIRS_VERSION}");
     assert!(json.contains(&current), "{json}");
     let newer = json.replace(&current, "\"version\":99");
     let e = ConflictsFile::from_json(&newer).unwrap_err().to_string();
