@@ -12,31 +12,7 @@ fn run(functions: Option<&str>) -> Analysis {
 
 /// What `--print-conds` shows of each call set (the preconditions, long here, left out).
 fn render(a: &Analysis) -> String {
-    let mut out = String::new();
-    for cs in &a.call_sets {
-        out.push_str(&format!(
-            "{} ({:?}, {} paths)\n",
-            cs.name(),
-            cs.commutes,
-            cs.paths
-        ));
-        out.push_str(&format!(
-            "  commutes iff {}\n",
-            cs.commutes_iff.as_deref().unwrap_or("?")
-        ));
-        for p in &cs.path_list {
-            let verdict = if p.commutes {
-                "commutes".to_string()
-            } else {
-                format!("diverges [{}]", p.divergence.join(", "))
-            };
-            out.push_str(&format!(
-                "  {verdict} when {}\n",
-                p.condition.as_deref().unwrap_or("?")
-            ));
-        }
-    }
-    out
+    common::render_with(a, false)
 }
 
 /// A few cheap pairs, each analysed twice in fresh contexts: same text, and pinned.

@@ -46,6 +46,12 @@ pub fn idempotence(cs: &CallSetReport) -> Vec<(String, Vec<String>)> {
 
 /// Text of every path, for snapshots.
 pub fn render(a: &Analysis) -> String {
+    render_with(a, true)
+}
+
+/// [`render`], with each call set's `runs iff` line only if `runs_iff` (POSIX's preconditions
+/// are long, and pinned elsewhere).
+pub fn render_with(a: &Analysis, runs_iff: bool) -> String {
     let mut out = String::new();
     for cs in &a.call_sets {
         out.push_str(&format!(
@@ -58,7 +64,7 @@ pub fn render(a: &Analysis) -> String {
             "  commutes iff {}\n",
             cs.commutes_iff.as_deref().unwrap_or("?")
         ));
-        if cs.runs_iff.as_deref() != Some("true") {
+        if runs_iff && cs.runs_iff.as_deref() != Some("true") {
             out.push_str(&format!(
                 "  runs iff {}\n",
                 cs.runs_iff.as_deref().unwrap_or("?")
