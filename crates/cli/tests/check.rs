@@ -1,30 +1,17 @@
 //! The main job end to end through the real binary: analyze, testgen, run on the stock kernel
 //! under the tracer, report. Needs `./scripts/setup` (QEMU, the kernel, the plugin, the guest).
 
-use std::path::Path;
-use std::process::Command;
-
-use serde_json::Value;
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
-}
+mod common;
+use common::{commuter, json, ok, temp_dir};
 
 #[test]
 fn check_finds_the_shared_dentry_of_stat_on_the_same_name() {
-    let dir = std::env::temp_dir().join(format!("commuter-check-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_commuter"))
-        .args(["check", "-m", "posix", "-f", "stat/stat", "-o"])
-        .arg(&dir)
-        .output()
-        .expect("commuter runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = temp_dir("check", "stat");
+    let stdout = ok(&commuter(
+        &["check", "-m", "posix", "-f", "stat/stat", "-o", "out"],
+        &dir,
+    ));
+    let dir = dir.join("out");
     for file in [
         "analysis.json",
         "tests.json",
@@ -33,8 +20,8 @@ fn check_finds_the_shared_dentry_of_stat_on_the_same_name() {
     ] {
         assert!(dir.join(file).is_file(), "{file} written");
     }
-    let tests = read_json(&dir.join("tests.json"));
-    let conflicts = read_json(&dir.join("conflicts.json"));
+    let tests = json(&dir.join("tests.json"));
+    let conflicts = json(&dir.join("conflicts.json"));
     let by_id = |id: &str| {
         conflicts["tests"]
             .as_array()

@@ -3,22 +3,17 @@
 //! the tracer, and reports which two of the calls shared memory. Needs `./scripts/setup`
 //! (QEMU, the kernel, the plugin, the guest).
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::Value;
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("valid JSON")
-}
+mod common;
+use common::{commuter, json, ok, temp_dir};
 
 #[test]
 fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
-    let dir = std::env::temp_dir().join(format!("commuter-three-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_commuter"))
-        // 22 tests in one boot: 12.5 s to 25 s on the 2-core machine under load.
-        .args([
+    let root = temp_dir("three", "stat");
+    // 22 tests in one boot: 12.5 s to 25 s on the 2-core machine under load.
+    let stdout = ok(&commuter(
+        &[
             "check",
             "-m",
             "posix",
@@ -27,17 +22,12 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
             "-f",
             "stat/stat/stat",
             "-o",
-        ])
-        .arg(&dir)
-        .output()
-        .expect("commuter runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tests = read_json(&dir.join("tests.json"));
+            "out",
+        ],
+        &root,
+    ));
+    let dir = root.join("out");
+    let tests = json(&dir.join("tests.json"));
     let text = std::fs::read_to_string(dir.join("conflicts.json")).expect("conflicts.json");
     assert!(
         text.starts_with("{\"schema\":\"commuter.conflicts\",\"version\":6,"),
@@ -101,5 +91,5 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
     assert!(stdout.contains("which calls shared memory"), "{stdout}");
     let svg = std::fs::read_to_string(dir.join("heatmap.svg")).expect("svg");
     assert!(svg.contains("stat/stat/stat: "), "the triple's row");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&root);
 }
