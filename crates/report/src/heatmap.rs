@@ -281,15 +281,7 @@ fn sets_list(s: &mut String, rows: &[SetRow], top: usize) {
             r##"<rect x="{SET_X}" y="{y}" width="{CELL}" height="{CELL}" fill="{}" stroke="#ffffff"/>"##,
             r.fill
         );
-        if r.conflicted > 0 {
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
-                SET_X + CELL / 2,
-                y + CELL / 2 + 4,
-                r.conflicted
-            );
-        }
+        conflicted_count(s, SET_X, y, r.conflicted);
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{}" font-size="11">{}</text>"#,
@@ -360,15 +352,19 @@ fn cells(s: &mut String, rows: &[PairSummary], calls: &[String]) {
             r##"<rect x="{px}" y="{py}" width="{CELL}" height="{CELL}" fill="{fill}" stroke="#ffffff"><title>{}</title></rect>"##,
             escape(&tip)
         );
-        if r.conflicted > 0 {
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
-                px + CELL / 2,
-                py + CELL / 2 + 4,
-                r.conflicted
-            );
-        }
+        conflicted_count(s, px, py, r.conflicted);
+    }
+}
+
+/// A cell's count of conflicted tests, centred in the cell at (`x`, `y`); none when 0.
+fn conflicted_count(s: &mut String, x: usize, y: usize, conflicted: usize) {
+    if conflicted > 0 {
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{conflicted}</text>"#,
+            x + CELL / 2,
+            y + CELL / 2 + 4,
+        );
     }
 }
 
