@@ -2,7 +2,7 @@
 //! under the tracer, report. Needs `./scripts/setup` (QEMU, the kernel, the plugin, the guest).
 
 mod common;
-use common::{commuter, json, ok, temp_dir};
+use common::{commuter, json, ok, result_of, temp_dir};
 
 #[test]
 fn check_finds_the_shared_dentry_of_stat_on_the_same_name() {
@@ -22,13 +22,7 @@ fn check_finds_the_shared_dentry_of_stat_on_the_same_name() {
     }
     let tests = json(&dir.join("tests.json"));
     let conflicts = json(&dir.join("conflicts.json"));
-    let by_id = |id: &str| {
-        conflicts["tests"]
-            .as_array()
-            .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-            .cloned()
-            .unwrap_or_else(|| panic!("{id} in conflicts.json"))
-    };
+    let by_id = |id: &str| result_of(&conflicts, id);
     let mut same = 0;
     let mut different = 0;
     for t in tests["call_sets"][0]["tests"].as_array().expect("tests") {

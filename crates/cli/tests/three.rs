@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{commuter, json, ok, temp_dir};
+use common::{commuter, json, ok, result_of, temp_dir};
 
 #[test]
 fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
@@ -34,13 +34,7 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
         "a file with triples is version 6"
     );
     let conflicts: Value = serde_json::from_str(&text).expect("JSON");
-    let by_id = |id: &str| {
-        conflicts["tests"]
-            .as_array()
-            .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-            .cloned()
-            .unwrap_or_else(|| panic!("{id} in conflicts.json"))
-    };
+    let by_id = |id: &str| result_of(&conflicts, id);
     let (mut same, mut different) = (0, 0);
     let suite_tests = tests["call_sets"][0]["tests"].as_array().expect("tests");
     for t in suite_tests {

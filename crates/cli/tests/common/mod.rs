@@ -76,3 +76,11 @@ pub fn json(path: &Path) -> Value {
     let file = commuter_scan::ConflictsFile::from_json(&text).expect("a valid conflicts file");
     serde_json::to_value(&file).expect("plain data")
 }
+
+/// The result of test `id` in a run's conflicts file (as [`json`] reads it).
+pub fn result_of<'c>(conflicts: &'c Value, id: &str) -> &'c Value {
+    conflicts["tests"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+        .unwrap_or_else(|| panic!("{id} in conflicts.json"))
+}
