@@ -184,61 +184,60 @@ fn stopped(s: &Space, child: &ChildId) -> Result<Child, Error> {
     Ok(c)
 }
 
+/// A `Put`: `change` applied to the stopped child (given the parent's memory), or `"busy"`.
+fn change_stopped(
+    s: &mut Space,
+    child: &ChildId,
+    change: impl FnOnce(&mut Child, &Mem),
+) -> Result<(), Error> {
+    let mut c = stopped(s, child)?;
+    change(&mut c, &s.mem);
+    s.children.set(child, &c);
+    Ok(())
+}
+
 /// `Put` with `Regs`: the child's registers become `regs`.
 fn put_regs(s: &mut Space, a: &RegsArgs) -> Result<(), Error> {
-    let mut c = stopped(s, &a.child)?;
-    c.regs = a.regs.clone();
-    s.children.set(&a.child, &c);
-    Ok(())
+    change_stopped(s, &a.child, |c, _| c.regs = a.regs.clone())
 }
 
 /// `Put` with `Copy`: the parent's page `page` into the child's.
 fn put_copy(s: &mut Space, a: &PageArgs) -> Result<(), Error> {
     valid_page(&a.page);
-    let mut c = stopped(s, &a.child)?;
-    set_page(&mut c.mem, &a.page, page_of(&s.mem, &a.page));
-    s.children.set(&a.child, &c);
-    Ok(())
+    change_stopped(s, &a.child, |c, parent| {
+        set_page(&mut c.mem, &a.page, page_of(parent, &a.page));
+    })
 }
 
 /// `Put` with `Zero`: the child's page `page` zero-filled.
 fn put_zero(s: &mut Space, a: &PageArgs) -> Result<(), Error> {
     valid_page(&a.page);
-    let mut c = stopped(s, &a.child)?;
-    let zero = Page { b0: Int::lit(0) };
-    set_page(&mut c.mem, &a.page, zero);
-    s.children.set(&a.child, &c);
-    Ok(())
+    change_stopped(s, &a.child, |c, _| {
+        set_page(&mut c.mem, &a.page, Page { b0: Int::lit(0) });
+    })
 }
 
 /// `Put` with `Perm`: the child's permission on page `page`.
 fn put_perm(s: &mut Space, a: &PermArgs) -> Result<(), Error> {
     valid_page(&a.page);
     invariant(&(a.perm.ge(0) & a.perm.le(3)));
-    let mut c = stopped(s, &a.child)?;
-    if a.page.eq(0).branch() {
-        c.perm.p0 = a.perm.clone();
-    } else {
-        c.perm.p1 = a.perm.clone();
-    }
-    s.children.set(&a.child, &c);
-    Ok(())
+    change_stopped(s, &a.child, |c, _| {
+        if a.page.eq(0).branch() {
+            c.perm.p0 = a.perm.clone();
+        } else {
+            c.perm.p1 = a.perm.clone();
+        }
+    })
 }
 
 /// `Put` with `Snap`: the child's memory becomes its merge reference.
 fn put_snap(s: &mut Space, a: &ChildArgs) -> Result<(), Error> {
-    let mut c = stopped(s, &a.child)?;
-    c.snap = c.mem.clone();
-    s.children.set(&a.child, &c);
-    Ok(())
+    change_stopped(s, &a.child, |c, _| c.snap = c.mem.clone())
 }
 
 /// `Put` with `Start`: the child runs (until its `ret`).
 fn put_start(s: &mut Space, a: &ChildArgs) -> Result<(), Error> {
-    let mut c = stopped(s, &a.child)?;
-    c.started = Bool::lit(true);
-    s.children.set(&a.child, &c);
-    Ok(())
+    change_stopped(s, &a.child, |c, _| c.started = Bool::lit(true))
 }
 
 /// `Get` with `Regs`: the child's registers.
