@@ -16,7 +16,7 @@ use commuter_testgen::{TESTS_SCHEMA, parse_suite, parse_suite_or_part};
 use crate::UsageError;
 use crate::common::to_json;
 use crate::output::AtomicOutput;
-use crate::report::read_conflicts;
+use crate::report::parse_conflicts;
 
 #[derive(Args)]
 pub struct MergeArgs {
@@ -39,10 +39,13 @@ pub struct MergeArgs {
 }
 
 pub fn merge(args: &MergeArgs) -> Result<()> {
-    if let Some(first) = args.parts.first()
-        && is_tests_part(first)?
-    {
-        return merge_tests(args);
+    // Each part read once: its schema says which kind of merge it is part of.
+    let mut parts = Vec::with_capacity(args.parts.len());
+    for path in &args.parts {
+        parts.push((path.display().to_string(), read(path)?));
+    }
+    if parts.first().is_some_and(|(_, bytes)| is_tests(bytes)) {
+        return merge_tests(args, parts);
     }
     let output = args
         .output
@@ -55,18 +58,21 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     let html_out = AtomicOutput::prepare(&html_path)?;
     let suite = match &args.tests {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+            let bytes = read(path)?;
             let suite = parse_suite(&path.display().to_string(), &bytes)
                 .map_err(|e| UsageError(e.to_string()))?;
             Some((suite, shard::suite_digest(&bytes)))
         }
         None => None,
     };
-    let mut parts = Vec::with_capacity(args.parts.len());
-    for path in &args.parts {
-        parts.push((path.display().to_string(), read_conflicts(path)?));
-    }
+    let parts = parts
+        .into_iter()
+        .map(|(name, bytes)| {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| UsageError(format!("`{name}` is not a conflicts file (not UTF-8)")))?;
+            Ok((name.clone(), parse_conflicts(&name, &text)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let digest = suite.as_ref().map(|(_, d)| d.as_str());
     let merged = shard::merge(parts, digest).map_err(|e| UsageError(e.to_string()))?;
     let pairs = match &suite {
@@ -94,16 +100,15 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `path` is a `tests.json` (a test generation's part) rather than a `conflicts.json`,
+/// Whether a part is a `tests.json` (a test generation's part) rather than a `conflicts.json`,
 /// by its `schema` field.
-fn is_tests_part(path: &Path) -> Result<bool> {
+fn is_tests(bytes: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Schema {
         schema: Option<String>,
     }
-    let bytes = read(path)?;
-    let schema: Option<Schema> = serde_json::from_slice(&bytes).ok();
-    Ok(schema.and_then(|s| s.schema).as_deref() == Some(TESTS_SCHEMA))
+    let schema: Option<Schema> = serde_json::from_slice(bytes).ok();
+    schema.and_then(|s| s.schema).as_deref() == Some(TESTS_SCHEMA)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -112,7 +117,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The parts of a sharded test generation joined into one `tests.json`.
-fn merge_tests(args: &MergeArgs) -> Result<()> {
+fn merge_tests(args: &MergeArgs, parts: Vec<(String, Vec<u8>)>) -> Result<()> {
     if args.tests.is_some() {
         return Err(UsageError(
             "--tests names the suite of a run's parts; test generation parts are the suite itself: drop --tests".to_string(),
@@ -124,13 +129,14 @@ fn merge_tests(args: &MergeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("tests.json"));
     let out = AtomicOutput::prepare(&output)?;
-    let mut parts = Vec::with_capacity(args.parts.len());
-    for path in &args.parts {
-        let name = path.display().to_string();
-        let suite =
-            parse_suite_or_part(&name, &read(path)?).map_err(|e| UsageError(e.to_string()))?;
-        parts.push((name, suite));
-    }
+    let parts = parts
+        .into_iter()
+        .map(|(name, bytes)| {
+            let suite =
+                parse_suite_or_part(&name, &bytes).map_err(|e| UsageError(e.to_string()))?;
+            Ok((name, suite))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let merged = merge_parts(parts).map_err(|e| UsageError(e.to_string()))?;
     out.commit(&to_json(&merged)?)?;
     println!(

@@ -76,8 +76,12 @@ impl std::error::Error for Worse {}
 pub fn read_conflicts(path: &Path) -> Result<ConflictsFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
-    Ok(ConflictsFile::from_json(&text)
-        .map_err(|e| UsageError(format!("`{}`: {e}", path.display())))?)
+    parse_conflicts(&path.display().to_string(), &text)
+}
+
+/// A conflicts file's text, read from `name` (for messages).
+pub fn parse_conflicts(name: &str, text: &str) -> Result<ConflictsFile> {
+    Ok(ConflictsFile::from_json(text).map_err(|e| UsageError(format!("`{name}`: {e}")))?)
 }
 
 /// Pixels per SVG unit of a PNG heat map: twice the SVG's size, sharp enough for print.
