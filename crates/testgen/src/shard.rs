@@ -25,14 +25,15 @@ use crate::{CallSetTests, SuitePart, TestSuite};
 /// The call sets of part `index` (1-based) of `count`, in selection order.
 pub fn part_of(model: &dyn DynModel, sets: &[CallSet], index: u32, count: u32) -> Vec<CallSet> {
     let count = count.max(1) as usize;
+    let costs: Vec<u64> = sets.iter().map(|s| set_cost(model, s)).collect();
     let mut order: Vec<usize> = (0..sets.len()).collect();
     // Stable: equal costs keep selection order.
-    order.sort_by_key(|&i| std::cmp::Reverse(set_cost(model, &sets[i])));
+    order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
     let mut load = vec![0u64; count];
     let mut owner = vec![0usize; sets.len()];
     for i in order {
         let lightest = (0..count).min_by_key(|&p| (load[p], p)).unwrap_or(0);
-        load[lightest] += set_cost(model, &sets[i]);
+        load[lightest] += costs[i];
         owner[i] = lightest;
     }
     let wanted = (index as usize).saturating_sub(1);
