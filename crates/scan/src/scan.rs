@@ -335,7 +335,7 @@ mod tests {
         let run = TestRun {
             id: "open_open_open_0_0".into(),
             calls: vec!["open".into(); 3],
-            record: Some(record),
+            record: Some(record.clone()),
             results: vec![
                 ok.clone(),
                 ok,
@@ -367,14 +367,10 @@ mod tests {
             results: vec![None; 3],
             ..TestRun::default()
         };
-        missing.record = file.tests.first().map(|_| TestRecord {
-            v: RECORD_VERSION,
-            test: 0,
-            calls: calls(3),
-            overflow: false,
+        missing.record = Some(TestRecord {
             shared: vec![],
             false_sharing: vec![],
-            errors: vec![],
+            ..record
         });
         let t = scan(Target::default(), &[missing], None).tests.remove(0);
         let messages: Vec<&str> = t.errors.iter().map(|e| e.message.as_str()).collect();
