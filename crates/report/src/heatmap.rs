@@ -251,24 +251,19 @@ struct SetRow {
 }
 
 fn set_rows(conflicts: &ConflictsFile, rows: &[PairSummary]) -> Vec<SetRow> {
+    let counts = crate::summary::CpuPairs::of(conflicts);
     rows.iter()
         .filter(|r| r.calls.len() > 2)
-        .map(|r| {
-            let shared: Vec<String> = crate::summary::pair_counts(conflicts, &r.calls)
-                .into_iter()
-                .map(|(p, n)| format!("{p} {n}"))
-                .collect();
-            SetRow {
-                fill: r.fraction().map_or_else(|| "#dddddd".to_string(), colour),
-                conflicted: r.conflicted,
-                text: format!(
-                    "{}: {} of {} conflict-free; shared: {}",
-                    r.calls.join("/"),
-                    r.conflict_free,
-                    r.tests,
-                    shared.join(", ")
-                ),
-            }
+        .map(|r| SetRow {
+            fill: r.fraction().map_or_else(|| "#dddddd".to_string(), colour),
+            conflicted: r.conflicted,
+            text: format!(
+                "{}: {} of {} conflict-free; shared: {}",
+                r.calls.join("/"),
+                r.conflict_free,
+                r.tests,
+                counts.text(&r.calls)
+            ),
         })
         .collect()
 }

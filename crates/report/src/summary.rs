@@ -201,34 +201,45 @@ fn idempotent_list(s: &mut String, conflicts: &ConflictsFile, idem: &Idempotence
 }
 
 /// Per call set of three or more calls: in how many tests each two of its calls shared memory
-/// (`ab` the calls on CPUs 1 and 2, `ac` on 1 and 3, `bc` on 2 and 3).
-pub fn pair_counts(conflicts: &ConflictsFile, calls: &[String]) -> Vec<(String, usize)> {
-    let want = key(calls);
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for t in conflicts.tests.iter().filter(|t| key(&t.calls) == want) {
-        let shared: BTreeSet<String> = t.shared.iter().map(Location::pair_name).collect();
-        for p in shared {
-            *counts.entry(p).or_default() += 1;
+/// (`ab` the calls on CPUs 1 and 2, `ac` on 1 and 3, `bc` on 2 and 3), counted in one pass
+/// over the run's tests.
+pub(crate) struct CpuPairs(BTreeMap<Vec<String>, BTreeMap<String, usize>>);
+
+impl CpuPairs {
+    pub(crate) fn of(conflicts: &ConflictsFile) -> CpuPairs {
+        let mut by_set: BTreeMap<Vec<String>, BTreeMap<String, usize>> = BTreeMap::new();
+        for t in conflicts.tests.iter().filter(|t| t.calls.len() > 2) {
+            let counts = by_set.entry(key(&t.calls)).or_default();
+            let shared: BTreeSet<String> = t.shared.iter().map(Location::pair_name).collect();
+            for p in shared {
+                *counts.entry(p).or_default() += 1;
+            }
         }
+        CpuPairs(by_set)
     }
-    // Every pair of slots, those that never shared too (a zero is an answer).
-    let n = calls.len();
-    let mut out = Vec::new();
-    for i in 0..n {
-        for j in i + 1..n {
-            let name = format!(
-                "{}{}",
-                commuter_scan::schema::slot_name(i),
-                commuter_scan::schema::slot_name(j)
-            );
-            let c = counts.get(&name).copied().unwrap_or(0);
-            out.push((name, c));
+
+    /// `ab 2, ac 0, bc 1` for the call set `calls`: every pair of its slots, those that never
+    /// shared too (a zero is an answer).
+    pub(crate) fn text(&self, calls: &[String]) -> String {
+        let counts = self.0.get(&key(calls));
+        let n = calls.len();
+        let mut out = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let name = format!(
+                    "{}{}",
+                    commuter_scan::schema::slot_name(i),
+                    commuter_scan::schema::slot_name(j)
+                );
+                let c = counts.and_then(|c| c.get(&name)).copied().unwrap_or(0);
+                out.push(format!("{name} {c}"));
+            }
         }
+        out.join(", ")
     }
-    out
 }
 
-/// The section of [`pair_counts`], for suites with call sets of more than two calls.
+/// The section of [`CpuPairs`], for suites with call sets of more than two calls.
 fn cpu_pairs(s: &mut String, conflicts: &ConflictsFile, pairs: &[PairTests]) {
     let sets: Vec<&PairTests> = pairs.iter().filter(|p| p.calls.len() > 2).collect();
     if sets.is_empty() {
@@ -238,12 +249,9 @@ fn cpu_pairs(s: &mut String, conflicts: &ConflictsFile, pairs: &[PairTests]) {
         s,
         "\nwhich calls shared memory (tests per pair of calls: a on CPU 1, b on CPU 2, c on CPU 3):"
     );
+    let counts = CpuPairs::of(conflicts);
     for p in sets {
-        let counts: Vec<String> = pair_counts(conflicts, &p.calls)
-            .into_iter()
-            .map(|(pair, n)| format!("{pair} {n}"))
-            .collect();
-        let _ = writeln!(s, "  {}: {}", p.calls.join("/"), counts.join(", "));
+        let _ = writeln!(s, "  {}: {}", p.calls.join("/"), counts.text(&p.calls));
     }
 }
 
