@@ -126,12 +126,11 @@ struct Infeasible;
 /// escapes it.
 struct PreconditionFailed;
 
-/// A solver kept across runs (the explorer's; public for any caller that checks a sequence of
-/// paths in decision order): each recorded constraint sits in its own scope, and a run whose
+/// The explorer's solver, kept across runs: each recorded constraint sits in its own scope, and a run whose
 /// constraints start like the previous run's (a depth-first exploration replays a shared
 /// prefix) keeps those scopes instead of asserting them again. Z3 then reuses what it learnt
 /// from them, and no solver is torn down and set up per run.
-pub struct ScopedSolver {
+struct ScopedSolver {
     solver: Solver,
     /// The formulas asserted, one scope each, oldest first.
     asserted: Vec<ZBool>,
@@ -141,7 +140,7 @@ pub struct ScopedSolver {
 
 impl ScopedSolver {
     /// Wrap `solver` (nothing asserted on it yet).
-    pub fn new(solver: Solver) -> Self {
+    fn new(solver: Solver) -> Self {
         ScopedSolver {
             solver,
             asserted: Vec::new(),
@@ -151,12 +150,12 @@ impl ScopedSolver {
 
     /// A new run: nothing recorded yet (stale scopes go when they first differ or before a
     /// check).
-    pub fn restart(&mut self) {
+    fn restart(&mut self) {
         self.matched = 0;
     }
 
     /// Record `formula` as the run's next constraint.
-    pub fn assert(&mut self, formula: &ZBool) {
+    fn assert(&mut self, formula: &ZBool) {
         if self.asserted.get(self.matched) == Some(formula) {
             self.matched += 1;
             return;
@@ -179,7 +178,7 @@ impl ScopedSolver {
 
     /// The solver holding exactly the run's constraints (a caller's own scopes on it must be
     /// closed before the next [`ScopedSolver::assert`]).
-    pub fn current(&mut self) -> &Solver {
+    fn current(&mut self) -> &Solver {
         self.drop_stale();
         &self.solver
     }
