@@ -57,4 +57,5 @@ fn a_user_model_runs_through_the_same_command_line() {
         ["commuter", "analyze", "-m", "nope"],
     );
     assert_eq!(code, ExitCode::from(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }

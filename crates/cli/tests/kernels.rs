@@ -67,7 +67,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+fn temp_dir(name: &str) -> common::TestDir {
     common::temp_dir("kernels", name)
 }
 

@@ -1,15 +1,13 @@
 //! `commuter run` through the real binary on the stock kernel: result checking, a hung VM, and
 //! resuming a killed run. Needs `./scripts/setup`.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 mod common;
 use common::{commuter, json, ok};
 
 /// A small stat/stat suite in a fresh directory.
-fn suite(name: &str) -> PathBuf {
+fn suite(name: &str) -> common::TestDir {
     common::posix_suite("run", name, "stat/stat")
 }
 

@@ -11,7 +11,7 @@ mod common;
 use common::{commuter, json, ok};
 
 /// The `kv` suite in a fresh directory.
-fn kv_suite(name: &str) -> PathBuf {
+fn kv_suite(name: &str) -> common::TestDir {
     let dir = common::temp_dir("user", name);
     ok(&commuter(
         &["testgen", "-m", "kv", "-o", "tests.json"],

@@ -16,16 +16,49 @@ pub fn commuter(args: &[&str], dir: &Path) -> Output {
         .expect("the commuter binary runs")
 }
 
+/// A test's scratch directory, removed when the test passes and kept when it fails (its path
+/// is printed then), so a run of the tests leaves nothing behind but what explains a failure.
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A fresh, empty directory named after the test file's `group` and the test.
-pub fn temp_dir(group: &str, name: &str) -> PathBuf {
+pub fn temp_dir(group: &str, name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("commuter-{group}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TestDir(dir)
 }
 
 /// A fresh directory (see [`temp_dir`]) holding `tests.json`: the POSIX suite of `sets`.
-pub fn posix_suite(group: &str, name: &str, sets: &str) -> PathBuf {
+pub fn posix_suite(group: &str, name: &str, sets: &str) -> TestDir {
     let dir = temp_dir(group, name);
     ok(&commuter(
         &["testgen", "-m", "posix", "-f", sets, "-o", "tests.json"],
