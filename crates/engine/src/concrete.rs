@@ -168,7 +168,9 @@ impl<'m> Concretizer<'m> {
 
     /// Run `f` with reads that do not count for the test's class: values that follow from the
     /// situation (expected results, internal choices) must not split it into more tests. Labels
-    /// stay consistent, and values met here still appear in later state descriptions.
+    /// stay consistent, and values met here still appear in later state descriptions. With
+    /// canonical decisions, quiet reads are decided like the others (only the class ignores
+    /// them), so what a test shows never depends on the solver's model.
     pub fn quietly<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let was = std::mem::replace(&mut self.quiet, true);
         let out = f(self);
@@ -183,9 +185,13 @@ impl<'m> Concretizer<'m> {
             .eval(&b.0, true)
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        if b.0.as_bool().is_none() && !self.quiet {
+        if b.0.as_bool().is_none() {
+            // Quiet facts are decided too (they do not count for the class): otherwise the
+            // value a test shows would be whatever the solver's model says.
             self.decide(&b.0, v, false);
-            self.facts.push((b.0.clone(), v));
+            if !self.quiet {
+                self.facts.push((b.0.clone(), v));
+            }
         }
         v
     }
@@ -258,25 +264,24 @@ impl<'m> Concretizer<'m> {
             }
         };
         let counts = !self.quiet;
-        if counts {
-            // Decide "equal to the k-th value met" in order, up to the class the term joins:
-            // a new value where the class counts (more situations), an old one where it does
-            // not (fewer pool values: data pages).
-            let prefer_equal = !ns.enumerated;
-            let reps: Vec<(usize, Dynamic)> = ns.classes[..=index]
-                .iter()
-                .enumerate()
-                .filter_map(|(k, (_, terms))| {
-                    terms.iter().find(|(_, c)| *c).map(|(t, _)| (k, t.clone()))
-                })
-                .collect();
-            let joins = ns.classes[index].1.iter().any(|(t, c)| *c && *t == term);
-            if !joins {
-                for (k, rep) in &reps {
-                    self.decide(&Ast::eq(&term, rep), *k == index, prefer_equal);
-                    if *k == index {
-                        break;
-                    }
+        // Decide "equal to the k-th value met" in order, up to the class the term joins: a
+        // new value where the namespace counts for classes (more situations), an old one
+        // where it does not (fewer pool values: data pages). Quiet reads (expected results)
+        // are decided as well, and every value met is a candidate, quiet or not: a page no
+        // branch reads equals the data a result returned only where a decision says so, not
+        // where one solver model happened to put it.
+        let prefer_equal = !ns.enumerated;
+        let reps: Vec<(usize, Dynamic)> = ns.classes[..=index]
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (_, terms))| terms.first().map(|(t, _)| (k, t.clone())))
+            .collect();
+        let met = ns.classes[index].1.iter().any(|(t, _)| *t == term);
+        if !met {
+            for (k, rep) in &reps {
+                self.decide(&Ast::eq(&term, rep), *k == index, prefer_equal);
+                if *k == index {
+                    break;
                 }
             }
         }
