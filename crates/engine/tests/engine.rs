@@ -324,7 +324,7 @@ fn quiet_reads_are_decided_whatever_model_comes_first() {
                 enumerated,
             };
             let labels = |first: Model| -> (usize, usize) {
-                let mut canonical = Canonical::default();
+                let mut canonical = Canonical::open(&path);
                 let mut model = first;
                 for _ in 0..8 {
                     let mut cx = Concretizer::canonical(&model, &pool, &mut canonical, &path);
@@ -333,6 +333,8 @@ fn quiet_reads_are_decided_whatever_model_comes_first() {
                         .expect("unbounded pool");
                     let c = cx.label("Data", &counted).expect("unbounded pool");
                     if !cx.is_stale() {
+                        drop(cx);
+                        canonical.close(&path);
                         return (q, c);
                     }
                     drop(cx);
