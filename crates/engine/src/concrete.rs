@@ -49,7 +49,10 @@ const SMALL_INTS: [i64; 17] = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4, -5, -6
 /// Makes the class a test gets independent of which model the solver happened to return:
 /// every fact the test reads is decided in reading order, `false` (or "a new value") whenever
 /// the facts decided before allow it. Z3's models differ between runs; these decisions do not.
-#[derive(Default)]
+///
+/// The decisions live in a scope of their own on the enumeration's solver, asserted once each
+/// as they are made ([`Canonical::open`] pushes it, [`Canonical::close`] pops it): a check
+/// never re-asserts them, and the solver keeps what it learnt from one check to the next.
 pub struct Canonical {
     decided: Vec<(ZBool, bool)>,
     /// A decision contradicted the model in use: build the test again from a new model.
@@ -57,6 +60,21 @@ pub struct Canonical {
 }
 
 impl Canonical {
+    /// Open the scope of one test's decisions on `solver` (which holds the path condition and
+    /// the blocked classes): until [`Canonical::close`], nothing else may be asserted on it.
+    pub fn open(solver: &Solver) -> Self {
+        solver.push();
+        Canonical {
+            decided: Vec::new(),
+            stale: false,
+        }
+    }
+
+    /// Drop the decisions from `solver` (the one [`Canonical::open`] was given).
+    pub fn close(self, solver: &Solver) {
+        solver.pop(1);
+    }
+
     /// Whether the last build read a fact against a decision (then call [`Canonical::model`]).
     pub fn is_stale(&self) -> bool {
         self.stale
@@ -66,20 +84,15 @@ impl Canonical {
     /// decision so far.
     pub fn model(&mut self, solver: &Solver) -> Option<ZModel> {
         self.stale = false;
-        solver.push();
-        self.assert_decided(solver);
-        let model = match solver.check() {
+        match solver.check() {
             SatResult::Sat => solver.get_model(),
             _ => None,
-        };
-        solver.pop(1);
-        model
+        }
     }
 
-    fn assert_decided(&self, solver: &Solver) {
-        for (atom, v) in &self.decided {
-            solver.assert(if *v { atom.clone() } else { atom.not() });
-        }
+    fn record(&mut self, solver: &Solver, atom: &ZBool, v: bool) {
+        solver.assert(if v { atom.clone() } else { atom.not() });
+        self.decided.push((atom.clone(), v));
     }
 
     /// Decide `atom`, which is `in_model` in the model in use; `prefer` wins where the
@@ -94,17 +107,15 @@ impl Canonical {
             return;
         }
         if in_model == prefer {
-            self.decided.push((atom.clone(), prefer));
+            self.record(solver, atom, prefer);
             return;
         }
         // The model disagrees: the preferred value wins if the decisions so far allow it.
         solver.push();
-        self.assert_decided(solver);
         solver.assert(if prefer { atom.clone() } else { atom.not() });
         let possible = solver.check() == SatResult::Sat;
         solver.pop(1);
-        self.decided
-            .push((atom.clone(), if possible { prefer } else { in_model }));
+        self.record(solver, atom, if possible { prefer } else { in_model });
         self.stale |= possible;
     }
 }
@@ -168,7 +179,9 @@ impl<'m> Concretizer<'m> {
 
     /// Run `f` with reads that do not count for the test's class: values that follow from the
     /// situation (expected results, internal choices) must not split it into more tests. Labels
-    /// stay consistent, and values met here still appear in later state descriptions.
+    /// stay consistent, and values met here still appear in later state descriptions. With
+    /// canonical decisions, quiet reads are decided like the others (only the class ignores
+    /// them), so what a test shows never depends on the solver's model.
     pub fn quietly<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let was = std::mem::replace(&mut self.quiet, true);
         let out = f(self);
@@ -183,9 +196,13 @@ impl<'m> Concretizer<'m> {
             .eval(&b.0, true)
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        if b.0.as_bool().is_none() && !self.quiet {
+        if b.0.as_bool().is_none() {
+            // Quiet facts are decided too (they do not count for the class): otherwise the
+            // value a test shows would be whatever the solver's model says.
             self.decide(&b.0, v, false);
-            self.facts.push((b.0.clone(), v));
+            if !self.quiet {
+                self.facts.push((b.0.clone(), v));
+            }
         }
         v
     }
@@ -258,25 +275,24 @@ impl<'m> Concretizer<'m> {
             }
         };
         let counts = !self.quiet;
-        if counts {
-            // Decide "equal to the k-th value met" in order, up to the class the term joins:
-            // a new value where the class counts (more situations), an old one where it does
-            // not (fewer pool values: data pages).
-            let prefer_equal = !ns.enumerated;
-            let reps: Vec<(usize, Dynamic)> = ns.classes[..=index]
-                .iter()
-                .enumerate()
-                .filter_map(|(k, (_, terms))| {
-                    terms.iter().find(|(_, c)| *c).map(|(t, _)| (k, t.clone()))
-                })
-                .collect();
-            let joins = ns.classes[index].1.iter().any(|(t, c)| *c && *t == term);
-            if !joins {
-                for (k, rep) in &reps {
-                    self.decide(&Ast::eq(&term, rep), *k == index, prefer_equal);
-                    if *k == index {
-                        break;
-                    }
+        // Decide "equal to the k-th value met" in order, up to the class the term joins: a
+        // new value where the namespace counts for classes (more situations), an old one
+        // where it does not (fewer pool values: data pages). Quiet reads (expected results)
+        // are decided as well, and every value met is a candidate, quiet or not: a page no
+        // branch reads equals the data a result returned only where a decision says so, not
+        // where one solver model happened to put it.
+        let prefer_equal = !ns.enumerated;
+        let reps: Vec<(usize, Dynamic)> = ns.classes[..=index]
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (_, terms))| terms.first().map(|(t, _)| (k, t.clone())))
+            .collect();
+        let met = ns.classes[index].1.iter().any(|(t, _)| *t == term);
+        if !met {
+            for (k, rep) in &reps {
+                self.decide(&Ast::eq(&term, rep), *k == index, prefer_equal);
+                if *k == index {
+                    break;
                 }
             }
         }

@@ -297,3 +297,57 @@ fn quantifiers_print_their_body_in_canonical_order() {
         assert_eq!(render(&first), render(&second));
     });
 }
+
+/// A value first met in a quiet read (an expected result) and met again where it counts (the
+/// state) gets the same label whichever model the solver returns first: the equality is a
+/// canonical decision, not the model's accident. Both models below satisfy the (empty) path
+/// condition; one puts the two terms equal, the other apart.
+#[test]
+fn quiet_reads_are_decided_whatever_model_comes_first() {
+    use commuter_engine::z3::{Model, SatResult, Solver};
+    use commuter_engine::{Canonical, Concretizer, Pool};
+    with_fresh_context(|| {
+        let (quiet, counted) = (Name::fresh("quiet"), Name::fresh("counted"));
+        let model_where = |equal: bool| -> Model {
+            let s = Solver::new();
+            let eq = quiet.sym_eq(&counted);
+            s.assert(if equal { eq.0 } else { (!eq).0 });
+            assert_eq!(s.check(), SatResult::Sat);
+            s.get_model().expect("a model")
+        };
+        // The path's solver: nothing constrains the two terms.
+        let path = Solver::new();
+        assert_eq!(path.check(), SatResult::Sat);
+        for (enumerated, expected) in [(false, (0, 0)), (true, (0, 1))] {
+            let pool = move |_: &str| Pool {
+                capacity: None,
+                enumerated,
+            };
+            let labels = |first: Model| -> (usize, usize) {
+                let mut canonical = Canonical::open(&path);
+                let mut model = first;
+                for _ in 0..8 {
+                    let mut cx = Concretizer::canonical(&model, &pool, &mut canonical, &path);
+                    let q = cx
+                        .quietly(|cx| cx.label("Data", &quiet))
+                        .expect("unbounded pool");
+                    let c = cx.label("Data", &counted).expect("unbounded pool");
+                    if !cx.is_stale() {
+                        drop(cx);
+                        canonical.close(&path);
+                        return (q, c);
+                    }
+                    drop(cx);
+                    model = canonical.model(&path).expect("the decisions are possible");
+                }
+                panic!("the canonical build did not converge");
+            };
+            let (equal, apart) = (labels(model_where(true)), labels(model_where(false)));
+            assert_eq!(
+                (equal, apart),
+                (expected, expected),
+                "enumerated: {enumerated}"
+            );
+        }
+    });
+}

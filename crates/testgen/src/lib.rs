@@ -95,6 +95,7 @@ pub fn testgen(
 
 /// Tests for one explored call set (runs inside its Z3 context).
 fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
+    let mut solver = PrefixSolver::default();
     let mut out = CallSetTests {
         calls: x.calls.to_vec(),
         paths: x.paths.len(),
@@ -111,7 +112,7 @@ fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
             m.saturating_sub(out.tests.len())
                 .min(opts.max_tests_per_path)
         });
-        let enumerated = enumerate_path(x, path, report, budget);
+        let enumerated = enumerate_path(x, path, report, budget, &mut solver);
         out.tests.extend(enumerated.tests);
         out.errors.extend(enumerated.errors);
         if enumerated.capped {
@@ -119,6 +120,42 @@ fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
         }
     }
     out
+}
+
+/// The one solver of a call set's enumeration: each path constraint in a scope of its own, so
+/// a path keeps the scopes of the prefix it shares with the path before (paths come in the
+/// order of their decision vectors, so neighbours share most of theirs) and Z3 keeps what it
+/// learnt there. A solver per path cost asserting every constraint again, and a fresh solver's
+/// set-up and tear-down.
+#[derive(Default)]
+struct PrefixSolver {
+    solver: Option<Solver>,
+    /// The formulas asserted, one scope each, oldest first.
+    asserted: Vec<commuter_engine::z3::ast::Bool>,
+}
+
+impl PrefixSolver {
+    /// The solver holding exactly `path`'s constraints.
+    fn enter(&mut self, path: &Path<PathOutcome>) -> &Solver {
+        let solver = self.solver.get_or_insert_with(Solver::new);
+        let shared = self
+            .asserted
+            .iter()
+            .zip(&path.constraints)
+            .take_while(|(a, c)| **a == c.formula)
+            .count();
+        let stale = self.asserted.len() - shared;
+        if stale > 0 {
+            solver.pop(u32::try_from(stale).unwrap_or(u32::MAX));
+            self.asserted.truncate(shared);
+        }
+        for c in &path.constraints[shared..] {
+            solver.push();
+            solver.assert(&c.formula);
+            self.asserted.push(c.formula.clone());
+        }
+        solver
+    }
 }
 
 struct Enumerated {
@@ -133,6 +170,7 @@ fn enumerate_path(
     path: &Path<PathOutcome>,
     report: &PathReport,
     budget: usize,
+    solver: &mut PrefixSolver,
 ) -> Enumerated {
     let path_id = report.id.as_str();
     let relevant = branch_terms(path);
@@ -147,10 +185,9 @@ fn enumerate_path(
         verdict
     };
     let pool = |ns: &str| x.model.pool(ns);
-    let solver = Solver::new();
-    for c in &path.constraints {
-        solver.assert(&c.formula);
-    }
+    let solver = solver.enter(path);
+    // The path's blocked classes, in a scope of their own above its constraints.
+    solver.push();
     let mut done = Enumerated {
         tests: Vec::new(),
         errors: Vec::new(),
@@ -179,7 +216,7 @@ fn enumerate_path(
         let Some(first) = solver.get_model() else {
             break;
         };
-        let (built, class) = canonical_test(x, path, &solver, first, &pool, &is_relevant);
+        let (built, class) = canonical_test(x, path, solver, first, &pool, &is_relevant);
         match built {
             Ok((setup, calls, expected)) => done.tests.push(TestCase {
                 id: format!("{path_id}_{}", done.tests.len()),
@@ -198,6 +235,7 @@ fn enumerate_path(
         attempt += 1;
         solver.assert(class.formula.not());
     }
+    solver.pop(1);
     done
 }
 
@@ -216,7 +254,7 @@ fn canonical_test(
     pool: &dyn Fn(&str) -> commuter_engine::Pool,
     is_relevant: &dyn Fn(&Dynamic) -> bool,
 ) -> (Result<Built, PoolExhausted>, Class) {
-    let mut canonical = Canonical::default();
+    let mut canonical = Canonical::open(solver);
     let mut model = first;
     let mut rounds = 0;
     let mut no_better_model = false;
@@ -226,7 +264,10 @@ fn canonical_test(
         rounds += 1;
         // Only the last build's class is used: a stale build's is never computed.
         if !cx.is_stale() || rounds == MAX_CANONICAL_ROUNDS || no_better_model {
-            return (built, cx.class(is_relevant));
+            let class = cx.class(is_relevant);
+            drop(cx);
+            canonical.close(solver);
+            return (built, class);
         }
         drop(cx);
         match canonical.model(solver) {
