@@ -167,7 +167,12 @@ pub fn trace(
             script,
             args,
         } => {
-            let bb = read_input(busybox)?;
+            let bb = std::fs::read(busybox).map_err(|e| TraceError::Input {
+                path: busybox.clone(),
+                message: format!(
+                    "cannot read the static busybox: {e}; install Debian's busybox-static (scripts/setup does) or give --busybox PATH"
+                ),
+            })?;
             check_static(busybox, &bb)?;
             let text = read_input(script)?;
             let bb_path = format!("/{BUSYBOX}");
