@@ -69,6 +69,11 @@ fn a_known_reference_pattern_appears_in_every_format() {
     let stdout = ok(&commuter(&["trace", "-o", "out", "--", "./prog"], &dir));
     eprintln!("traced in {:.1} s", started.elapsed().as_secs_f64());
     assert!(stdout.contains("(exit code 0)"), "{stdout}");
+    // Instrumentation was on before the workload began, every access had a task and a page.
+    assert!(
+        !stdout.contains("warning:") && !stdout.contains("note:"),
+        "{stdout}"
+    );
     let pid: u32 = stdout
         .split_once("workload pid ")
         .and_then(|(_, rest)| rest.split_whitespace().next())
