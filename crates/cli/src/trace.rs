@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use commuter_reftrace::Summary;
 use commuter_targets::trace::{self, TraceError, Workload};
@@ -73,6 +73,13 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
             .into());
         }
     };
+    // Refused now rather than after the VM ran.
+    if args.output.exists() && !args.output.join("summary.json").is_file() {
+        return Err(UsageError(
+            commuter_reftrace::Error::NotATrace(args.output.clone()).to_string(),
+        )
+        .into());
+    }
     let assets = Assets::locate();
     let mut cfg = args
         .inputs
@@ -95,8 +102,11 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
         other => anyhow::Error::new(other),
     })?;
     let files = commuter_reftrace::encode(&run.references);
-    commuter_reftrace::write_dir(&files, &args.output)
-        .with_context(|| format!("writing the trace to {}", args.output.display()))?;
+    commuter_reftrace::write_dir(&files, &args.output).map_err(|e| match e {
+        commuter_reftrace::Error::NotATrace(_) => anyhow::Error::new(UsageError(e.to_string())),
+        other => anyhow::Error::new(other)
+            .context(format!("writing the trace to {}", args.output.display())),
+    })?;
     let summary = Summary::of(&run.references);
     let status = match (run.exit_code, run.signal) {
         (Some(code), _) => format!("exit code {code}"),

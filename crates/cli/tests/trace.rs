@@ -189,4 +189,9 @@ fn a_dynamic_program_or_no_command_is_refused_before_any_vm_boots() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to trace"));
     assert!(!dir.join("reftrace").exists());
+    // An output directory that holds something else is left alone.
+    std::fs::create_dir_all(dir.join("mine")).expect("mkdir");
+    let out = commuter(&["trace", "-o", "mine", "--", "/bin/true"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a reference trace directory"));
 }
