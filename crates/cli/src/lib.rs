@@ -24,6 +24,7 @@ mod output;
 mod report;
 mod run;
 mod testgen;
+mod trace;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -73,6 +74,9 @@ enum Command {
     /// Compare two runs: per call pair, per test, per code site; exit code 1 if the second
     /// is worse (a test became conflicted, mismatched or unjudged).
     Diff(report::DiffArgs),
+    /// Run a static program (or a busybox shell script) in the VM and write its reference
+    /// trace in kVMTrace's formats (VM and FS reads and writes per canonical page).
+    Trace(trace::TraceArgs),
 }
 
 /// An error caused by the user's input (exit code 2), as opposed to a failure (exit code 1).
@@ -157,6 +161,7 @@ where
         Command::Report(args) => report::report(&args),
         Command::Diff(args) => report::diff(&args),
         Command::Merge(args) => merge::merge(&args),
+        Command::Trace(args) => trace::trace(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

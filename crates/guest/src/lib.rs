@@ -5,6 +5,10 @@
 //! their results, prints one [`report::GuestLine`] per event on the console and powers off.
 //! This library holds the two formats it shares with the target driver: the plan it reads and
 //! the console lines it writes.
+//!
+//! With `/trace.json` in the initramfs instead, it runs one workload under the tracer's
+//! `mode=reftrace` ([`trace`]: `commuter trace`).
 
 pub mod plan;
 pub mod report;
+pub mod trace;

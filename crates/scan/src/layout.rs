@@ -49,7 +49,7 @@ pub enum LayoutError {
     },
 }
 
-type R<'a> = EndianSlice<'a, RunTimeEndian>;
+pub(crate) type R<'a> = EndianSlice<'a, RunTimeEndian>;
 
 /// Reads the slab layout of the kernel image at `path`.
 pub fn slab_layout(path: &Path) -> Result<SlabLayout, LayoutError> {
@@ -224,7 +224,7 @@ fn search_unit(
     Ok(())
 }
 
-fn name(
+pub(crate) fn name(
     dwarf: &gimli::Dwarf<R<'_>>,
     unit: &Unit<R<'_>>,
     entry: &DebuggingInformationEntry<'_, '_, R<'_>>,
@@ -235,7 +235,7 @@ fn name(
     }
 }
 
-fn udata(v: Option<AttributeValue<R<'_>>>) -> Option<u64> {
+pub(crate) fn udata(v: Option<AttributeValue<R<'_>>>) -> Option<u64> {
     match v? {
         AttributeValue::Udata(x) => Some(x),
         AttributeValue::Data1(x) => Some(x.into()),
@@ -252,7 +252,7 @@ const MAX_NESTING: u32 = 8;
 
 /// Offset of member `want` in the struct or union at `offset`, also inside anonymous
 /// members (C11 anonymous structs and unions, whose members belong to the enclosing type).
-fn member(
+pub(crate) fn member(
     dwarf: &gimli::Dwarf<R<'_>>,
     unit: &Unit<R<'_>>,
     offset: gimli::UnitOffset,

@@ -18,11 +18,15 @@
 //! static user binary the guest ran, when given ([`UserBinary`], [`scan_with`]): code sites
 //! with its symbols and DWARF, user data as its static objects or by region (heap, stack).
 //!
+//! `commuter trace` reads the layout its plugin mode needs (`__switch_to`, `struct task_struct`'s
+//! pid and tgid, `struct page`'s mapping) with [`reftrace_layout`].
+//!
 //! The file is written as version 5 (code sites, frames and objects in tables, referred to by
 //! index) and read from versions 3 to 5 into the same in-memory [`ConflictsFile`] ([`file`]).
 
 pub mod file;
 pub mod layout;
+pub mod reftrace_layout;
 pub mod scan;
 pub mod schema;
 pub mod symbols;
@@ -30,6 +34,7 @@ pub mod user;
 
 pub use file::ReadError;
 pub use layout::{LayoutError, slab_layout};
+pub use reftrace_layout::reftrace_layout;
 pub use scan::{CallCheck, TestRun, scan, scan_with};
 pub use schema::{
     CONFLICTS_PAIRS_VERSION, CONFLICTS_SCHEMA, CONFLICTS_VERSION, CompactFile, ConflictsFile, Shard,

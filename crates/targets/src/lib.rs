@@ -10,7 +10,8 @@
 //! ([`initramfs`]), boots Debian's stock kernel under `qemu-system-x86_64` with the tracer
 //! plugin loaded (or without it, as the baseline of the plugin's overhead), and returns per
 //! test the guest's result checks, call times and the tracer's conflict record. [`doctor`]
-//! checks in one short boot whether a kernel can be used at all.
+//! checks in one short boot whether a kernel can be used at all. [`trace`] runs one workload
+//! under the plugin's `mode=reftrace` (`commuter trace`) and returns its reference trace.
 
 pub mod doctor;
 pub mod initramfs;
@@ -19,4 +20,5 @@ pub mod linux;
 pub mod posix;
 pub mod shard;
 pub mod suite;
+pub mod trace;
 pub mod user;

@@ -368,7 +368,7 @@ pub struct Payload<'a> {
     pub files: Vec<(&'a str, &'a [u8])>,
     /// The CPU of each call, call A's first (isolated on the kernel command line; the VM gets
     /// one more for setup: `n + 1` vCPUs for `n` calls on CPUs 1 to `n`). The plugin is told
-    /// how many calls a test has.
+    /// how many calls a test has. Empty: no calls (a traced workload), nothing isolated.
     pub cpus: Vec<u32>,
     /// Arguments for `/init`, after `--` on the kernel command line.
     pub init_args: Vec<String>,
@@ -385,10 +385,30 @@ pub struct Boot {
 /// Boots the kernel with the guest binary as `/init` and `payload`, and waits for the guest to
 /// power off (or the timeout).
 pub fn boot(cfg: &LinuxConfig, payload: &Payload) -> Result<Boot, LinuxError> {
-    cfg.check()?;
     let start = Instant::now();
+    let console = boot_with(cfg, payload, &[])?;
+    let trace = match cfg.plugin {
+        Some(_) => record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?,
+        None => Vec::new(),
+    };
+    Ok(Boot {
+        console,
+        trace,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Like [`boot`], with `plugin_args` appended to the plugin's arguments (another mode of the
+/// plugin, e.g. `mode=reftrace`), and without reading the plugin's output: the console is
+/// returned, the output is at [`plugin_output`].
+pub fn boot_with(
+    cfg: &LinuxConfig,
+    payload: &Payload,
+    plugin_args: &[String],
+) -> Result<String, LinuxError> {
+    cfg.check()?;
     prepare_work_dir(cfg, payload)?;
-    let mut command = qemu_command(cfg, payload)?;
+    let mut command = qemu_command(cfg, payload, plugin_args)?;
     die_with_parent(&mut command);
     let mut child = command.spawn().map_err(LinuxError::Spawn)?;
     let status =
@@ -405,16 +425,12 @@ pub fn boot(cfg: &LinuxConfig, payload: &Payload) -> Result<Boot, LinuxError> {
             log: logs_tail(cfg),
         });
     }
-    let console = read(&cfg.work_dir.join(CONSOLE))?;
-    let trace = match cfg.plugin {
-        Some(_) => record::parse_jsonl(&read(&cfg.work_dir.join(TRACE))?)?,
-        None => Vec::new(),
-    };
-    Ok(Boot {
-        console,
-        trace,
-        elapsed: start.elapsed(),
-    })
+    read(&cfg.work_dir.join(CONSOLE))
+}
+
+/// The file the plugin writes (its `out=`) in a boot's work directory.
+pub fn plugin_output(cfg: &LinuxConfig) -> PathBuf {
+    cfg.work_dir.join(TRACE)
 }
 
 fn io(what: &'static str, path: &Path, source: std::io::Error) -> LinuxError {
@@ -467,13 +483,20 @@ pub fn kernel_cmdline(cpus: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    format!(
-        "console=ttyS0 quiet panic=-1 nokaslr nohz_full={list} isolcpus={list} rcu_nocbs={list} \
-         clocksource={CLOCKSOURCE} tsc=reliable"
-    )
+    // No call CPUs (a traced workload): every CPU is the scheduler's.
+    let isolated = if cpus.is_empty() {
+        String::new()
+    } else {
+        format!("nohz_full={list} isolcpus={list} rcu_nocbs={list} ")
+    };
+    format!("console=ttyS0 quiet panic=-1 nokaslr {isolated}clocksource={CLOCKSOURCE} tsc=reliable")
 }
 
-fn qemu_command(cfg: &LinuxConfig, payload: &Payload) -> Result<Command, LinuxError> {
+fn qemu_command(
+    cfg: &LinuxConfig,
+    payload: &Payload,
+    plugin_args: &[String],
+) -> Result<Command, LinuxError> {
     let dir = &cfg.work_dir;
     let vcpus = payload.cpus.iter().max().map_or(3, |m| m + 1).max(3);
     let stderr = std::fs::File::create(dir.join(QEMU_LOG)).map_err(|e| io("create", dir, e))?;
@@ -525,8 +548,11 @@ fn qemu_command(cfg: &LinuxConfig, payload: &Payload) -> Result<Command, LinuxEr
             plugin.push_str(",user=on");
         }
         // Pairs leave it out: the plugin's default, and the command line pairs always had.
-        if payload.cpus.len() != 2 {
+        if !payload.cpus.is_empty() && payload.cpus.len() != 2 {
             write!(plugin, ",calls={}", payload.cpus.len()).ok();
+        }
+        for arg in plugin_args {
+            write!(plugin, ",{arg}").ok();
         }
         // The plugin's messages only reach the log with `-d plugin`.
         c.args(["-d", "plugin", "-D"])
@@ -825,6 +851,8 @@ mod tests {
         let c = kernel_cmdline(&[1, 2]);
         assert!(c.contains("isolcpus=1,2") && c.contains("nokaslr") && c.contains("console=ttyS0"));
         assert!(c.contains("clocksource=tsc tsc=reliable"), "{c}");
+        let c = kernel_cmdline(&[]);
+        assert!(!c.contains("isolcpus") && c.contains("nokaslr"), "{c}");
         let c = kernel_cmdline(&[1, 2, 3]);
         assert!(
             c.contains("nohz_full=1,2,3 isolcpus=1,2,3 rcu_nocbs=1,2,3"),

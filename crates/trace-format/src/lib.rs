@@ -7,6 +7,8 @@
 //! - [`slab`]: the kernel data layout the plugin needs to name the slab cache of heap memory.
 //! - [`percpu`]: where the kernel keeps its per-CPU areas, for the plugin to place locations
 //!   in them.
+//! - [`reftrace`]: a workload's reference trace (`commuter trace`) as the plugin streams it,
+//!   and the kernel layout its `mode=reftrace` reads.
 //!
 //! It is a crate of its own, with no features and no FFI, so that the static guest, the target
 //! driver and the symboliser can use the formats without pulling in the QEMU plugin.
@@ -18,6 +20,7 @@ pub const MAX_CALLS: usize = 3;
 pub mod marker;
 pub mod percpu;
 pub mod record;
+pub mod reftrace;
 pub mod slab;
 
 /// Colon-separated `0x` numbers, the shape of the layouts handed to the plugin as one argument

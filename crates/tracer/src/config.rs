@@ -10,9 +10,12 @@
 //! | `percpu=LAYOUT` | optional: where the kernel keeps its per-CPU areas ([`PercpuLayout`], from its symbols), to place shared locations in them |
 //! | `calls=N` | calls per test, each on a vCPU of its own (default 2, at most [`MAX_CALLS`]); every pair of them is compared |
 //! | `user=on\|off` | also record the memory accesses of user-mode code inside calls, each tagged with its mode (default off: kernel code only) |
+//! | `mode=conflicts\|reftrace` | `conflicts` (default): per-test records of shared locations; `reftrace`: the reference trace of the workload between begin-test and end-test ([`crate::reftrace`]), streamed to `out=` |
+//! | `reftrace=LAYOUT` | with `mode=reftrace`, required: the kernel layout it reads ([`RefTraceLayout`], from the vmlinux) |
 
 use commuter_trace_format::MAX_CALLS;
 use commuter_trace_format::percpu::PercpuLayout;
+use commuter_trace_format::reftrace::RefTraceLayout;
 use commuter_trace_format::slab::SlabLayout;
 use std::path::PathBuf;
 
@@ -39,6 +42,18 @@ pub struct Config {
     pub user: bool,
     /// Calls per test (slots 0 to `calls - 1`).
     pub calls: usize,
+    /// What the plugin records.
+    pub mode: Mode,
+}
+
+/// What the plugin records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Per test, the locations its calls share (the default).
+    #[default]
+    Conflicts,
+    /// A workload's reference trace, with the kernel layout it reads.
+    RefTrace(RefTraceLayout),
 }
 
 /// A bad plugin argument.
@@ -49,7 +64,7 @@ pub enum ConfigError {
     NotKeyValue(String),
     /// The key is not known.
     #[error(
-        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user, calls)"
+        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user, calls, mode, reftrace)"
     )]
     UnknownKey(String),
     /// The value does not parse.
@@ -62,6 +77,11 @@ pub enum ConfigError {
         /// What was expected.
         expected: &'static str,
     },
+    /// `mode=reftrace` without `reftrace=`.
+    #[error(
+        "plugin argument mode=reftrace needs reftrace=LAYOUT (the kernel layout, from the vmlinux)"
+    )]
+    MissingRefTraceLayout,
     /// `out=` is missing.
     #[error("plugin argument out=PATH is required (the JSON Lines file for the test records)")]
     MissingOut,
@@ -80,7 +100,10 @@ impl Config {
             percpu: None,
             user: false,
             calls: 2,
+            mode: Mode::Conflicts,
         };
+        let mut reftrace = None;
+        let mut reftrace_mode = false;
         for arg in args {
             let arg = arg.as_ref();
             let (key, value) = arg
@@ -115,8 +138,27 @@ impl Config {
                     })?;
                     cfg.percpu = Some(layout);
                 }
+                "mode" => {
+                    reftrace_mode = match value {
+                        "conflicts" => false,
+                        "reftrace" => true,
+                        _ => return Err(bad(key, value, "conflicts or reftrace")),
+                    }
+                }
+                "reftrace" => {
+                    reftrace = Some(value.parse().map_err(|_| {
+                        bad(
+                            key,
+                            value,
+                            "the reference-trace layout (7 colon-separated 0x numbers)",
+                        )
+                    })?);
+                }
                 _ => return Err(ConfigError::UnknownKey(key.to_owned())),
             }
+        }
+        if reftrace_mode {
+            cfg.mode = Mode::RefTrace(reftrace.ok_or(ConfigError::MissingRefTraceLayout)?);
         }
         cfg.out = out.ok_or(ConfigError::MissingOut)?;
         Ok(cfg)
@@ -210,5 +252,23 @@ mod tests {
             Config::parse(&["out=x", "sink=mem"]),
             Err(ConfigError::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn reftrace_mode_needs_its_layout() {
+        assert_eq!(Config::parse(&["out=x"]).unwrap().mode, Mode::Conflicts);
+        let layout = "0xffffffff81001230:0x9a8:0x9ac:0xffffffff82600000:0x40:0x18:0x8";
+        let c = Config::parse(&["out=x", "mode=reftrace", &format!("reftrace={layout}")]).unwrap();
+        assert_eq!(c.mode, Mode::RefTrace(layout.parse().unwrap()));
+        assert_eq!(
+            Config::parse(&["out=x", "mode=reftrace"]),
+            Err(ConfigError::MissingRefTraceLayout)
+        );
+        for bad in ["mode=trace", "reftrace=0x1"] {
+            assert!(matches!(
+                Config::parse(&["out=x", bad]),
+                Err(ConfigError::BadValue { .. })
+            ));
+        }
     }
 }

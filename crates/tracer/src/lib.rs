@@ -8,6 +8,9 @@
 //! ([`conflict`]) and appends one JSON line ([`commuter_trace_format::record`]) to its output
 //! file.
 //!
+//! With `mode=reftrace` it records instead a workload's reference trace in kVMTrace's terms
+//! ([`reftrace`]; `commuter trace`).
+//!
 //! The formats live in `commuter-trace-format`, so that the guest and the target driver never
 //! depend on this crate (and on QEMU's symbols); without the default `plugin` feature this
 //! crate is the pure, unit-tested part of the plugin.
@@ -15,6 +18,7 @@
 pub mod config;
 pub mod conflict;
 pub mod percpu;
+pub mod reftrace;
 pub mod session;
 pub mod slab;
 
@@ -22,3 +26,5 @@ pub mod slab;
 // binaries (which are executables and would fail to link).
 #[cfg(all(feature = "plugin", not(test)))]
 mod plugin;
+#[cfg(all(feature = "plugin", not(test)))]
+mod plugin_reftrace;

@@ -80,7 +80,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn outs(msg: &str) {
+pub(crate) fn outs(msg: &str) {
     let line =
         CString::new(format!("commuter-tracer: {msg}\n").replace('\0', " ")).unwrap_or_default();
     // SAFETY: a valid NUL-terminated string.
@@ -374,7 +374,7 @@ unsafe extern "C" fn on_vcpu_init(_id: qemu_plugin_id_t, idx: c_uint) {
 }
 
 /// SAFETY: call from a vCPU thread (the register list is per vCPU).
-unsafe fn find_register(name: &str) -> *mut qemu_plugin_register {
+pub(crate) unsafe fn find_register(name: &str) -> *mut qemu_plugin_register {
     unsafe {
         let list = qemu_plugin_get_registers();
         if list.is_null() {
@@ -429,7 +429,7 @@ unsafe fn plugin_args(argc: c_int, argv: *mut *mut c_char) -> Vec<String> {
         .collect()
 }
 
-fn vcpu_count(info: &qemu_info_t) -> usize {
+pub(crate) fn vcpu_count(info: &qemu_info_t) -> usize {
     if !info.system_emulation {
         return FALLBACK_VCPUS;
     }
@@ -440,6 +440,9 @@ fn vcpu_count(info: &qemu_info_t) -> usize {
 
 fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<(), String> {
     let cfg = Config::parse(args).map_err(|e| e.to_string())?;
+    if let crate::config::Mode::RefTrace(layout) = cfg.mode {
+        return crate::plugin_reftrace::install(id, info, &cfg, layout);
+    }
     let outputs = open_outputs(&cfg)?;
     let vcpus = (0..vcpu_count(info))
         .map(|_| {

@@ -1,4 +1,5 @@
-//! `/init` of the Linux target's initramfs: runs `/plan.json` and powers off.
+//! `/init` of the Linux target's initramfs: runs `/plan.json` (or, with `/trace.json`, one
+//! workload for `commuter trace`) and powers off.
 //!
 //! CPU 0 coordinates and builds each test's state; call A runs pinned to `plan.cpus[0]`, call B
 //! to `plan.cpus[1]`, a third call to `plan.cpus[2]` (the kernel command line isolates those
@@ -10,6 +11,7 @@ mod runner;
 mod shared;
 mod state;
 mod sys;
+mod tracemode;
 mod worker;
 
 use commuter_guest::plan::{PLAN_VERSION, Plan};
@@ -32,6 +34,12 @@ fn main() {
 
 fn run() -> Result<(), String> {
     mount_all()?;
+    let spec = format!("/{}", commuter_guest::trace::SPEC_FILE);
+    if std::path::Path::new(&spec).exists() {
+        // `commuter trace`: one workload instead of a plan.
+        println!("{}", tracemode::run(&spec).to_line());
+        return Ok(());
+    }
     let text = std::fs::read_to_string(PLAN_PATH).map_err(|e| format!("read {PLAN_PATH}: {e}"))?;
     // The test processes, forked once, read the plan for the whole boot.
     let plan: &'static Plan =
