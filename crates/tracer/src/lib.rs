@@ -17,6 +17,7 @@ pub mod conflict;
 pub mod percpu;
 pub mod session;
 pub mod slab;
+pub mod stack;
 
 // The plugin calls symbols that only exist inside a QEMU process, so it is left out of unit-test
 // binaries (which are executables and would fail to link).
