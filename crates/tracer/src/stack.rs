@@ -21,9 +21,9 @@
 //! - Depth is capped ([`MAX_DEPTH`]; the oldest frame goes), the stack is emptied when a call
 //!   starts recording (the traced thread is in user mode there: its kernel stack is empty).
 //!
-//! Accesses name their stack by a small id ([`ShadowStack::id`]): the innermost
-//! [`STACK_DEPTH`] return addresses are interned per recorded call, only when the stack changed
-//! since the last access, so most accesses cost one branch.
+//! Accesses name their stack by a small id ([`ShadowStack::id`]): a node of the recorded call's
+//! calling-context tree, built as calls happen, so an access costs one read; the innermost
+//! [`STACK_DEPTH`] return addresses of each node are written out when the call ends.
 
 use commuter_trace_format::record::STACK_DEPTH;
 use std::collections::HashMap;
@@ -76,39 +76,83 @@ struct Frame {
     ret: u64,
     /// The stack address holding it.
     slot: u64,
+    /// The calling context this frame opened (see [`ShadowStack`]).
+    node: u32,
 }
+
+/// A calling context: the context it was called from, and the return address into it.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    parent: u32,
+    ret: u64,
+}
+
+/// The root context: no frame.
+const ROOT: u32 = 0;
+/// Contexts kept per recorded call; a call that would open more reuses its caller's context.
+const MAX_NODES: usize = 1 << 20;
 
 fn same_stack(a: u64, b: u64) -> bool {
     a.abs_diff(b) < STACK_SIZE
 }
 
-/// One vCPU's shadow call stack, and the stacks its recorded accesses named.
+/// A multiplicative hash of the (context, return address) keys: SipHash's resistance to
+/// chosen keys buys nothing here and costs on every traced call.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type Children = HashMap<(u32, u64), u32, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// One vCPU's shadow call stack. Besides the frames it keeps the calling-context tree of the
+/// recorded call (each node a return address below its caller's node), so the id of the
+/// current stack is the top frame's node: an access reads one number, and a `call` costs one
+/// lookup of (caller's node, return address). The tree is turned into stacks once, at the end
+/// of the call ([`ShadowStack::take_table`]).
 #[derive(Debug, Default)]
 pub struct ShadowStack {
     /// Outermost first.
     frames: Vec<Frame>,
-    /// The id of the current stack, `None` when it changed since it was last interned.
-    current: Option<u32>,
-    /// The interned stacks of this call, innermost return address first.
-    table: Vec<Vec<u64>>,
-    index: HashMap<Vec<u64>, u32>,
+    nodes: Vec<Node>,
+    children: Children,
 }
 
 impl ShadowStack {
     /// An empty stack.
     pub fn new() -> Self {
-        ShadowStack {
+        let mut s = ShadowStack {
             frames: Vec::with_capacity(MAX_DEPTH),
             ..ShadowStack::default()
-        }
+        };
+        s.reset();
+        s
     }
 
-    /// Forgets every frame and interned stack (a call begins recording in user mode).
+    /// Forgets every frame and context (a call begins recording in user mode).
     pub fn reset(&mut self) {
         self.frames.clear();
-        self.table.clear();
-        self.index.clear();
-        self.current = None;
+        self.nodes.clear();
+        self.nodes.push(Node {
+            parent: ROOT,
+            ret: 0,
+        });
+        self.children.clear();
     }
 
     /// A `call` pushed `ret` at stack address `slot`.
@@ -124,8 +168,17 @@ impl ShadowStack {
         if self.frames.len() == MAX_DEPTH {
             self.frames.remove(0);
         }
-        self.frames.push(Frame { ret, slot });
-        self.current = None;
+        let parent = self.id();
+        let next = u32::try_from(self.nodes.len()).unwrap_or(ROOT);
+        let node = if self.nodes.len() < MAX_NODES {
+            *self.children.entry((parent, ret)).or_insert(next)
+        } else {
+            self.children.get(&(parent, ret)).copied().unwrap_or(parent)
+        };
+        if node == next {
+            self.nodes.push(Node { parent, ret });
+        }
+        self.frames.push(Frame { ret, slot, node });
     }
 
     /// A `ret` popped its return address from stack address `slot`.
@@ -144,36 +197,30 @@ impl ShadowStack {
                 }
             }
         }
-        self.current = None;
     }
 
     /// The id of the current stack in [`ShadowStack::take_table`]'s table.
     #[inline]
-    pub fn id(&mut self) -> u32 {
-        if let Some(id) = self.current {
-            return id;
-        }
-        let stack: Vec<u64> = self
-            .frames
-            .iter()
-            .rev()
-            .take(STACK_DEPTH)
-            .map(|f| f.ret)
-            .collect();
-        let next = u32::try_from(self.table.len()).unwrap_or(NO_STACK);
-        let id = *self.index.entry(stack).or_insert_with_key(|s| {
-            self.table.push(s.clone());
-            next
-        });
-        self.current = Some(id);
-        id
+    pub fn id(&self) -> u32 {
+        self.frames.last().map_or(ROOT, |f| f.node)
     }
 
-    /// The stacks interned since the last reset (index = id), leaving the table empty.
+    /// The stacks of every context since the last reset (index = id): the innermost
+    /// [`STACK_DEPTH`] return addresses, innermost first. Leaves the tree empty.
     pub fn take_table(&mut self) -> Vec<Vec<u64>> {
-        self.index.clear();
-        self.current = None;
-        std::mem::take(&mut self.table)
+        let table = (0..self.nodes.len())
+            .map(|mut i| {
+                let mut stack = Vec::new();
+                while i != ROOT as usize && stack.len() < STACK_DEPTH {
+                    let n = self.nodes[i];
+                    stack.push(n.ret);
+                    i = n.parent as usize;
+                }
+                stack
+            })
+            .collect();
+        self.reset();
+        table
     }
 
     /// Return addresses, innermost first (for tests and debugging).
@@ -318,6 +365,6 @@ mod tests {
         assert_eq!(table[two as usize], vec![0x20, 0x10]);
         assert_eq!(table[deep as usize].len(), STACK_DEPTH);
         assert_eq!(table[deep as usize][0], 0x100 + 39);
-        assert_eq!(table.len(), 4);
+        assert_eq!(table.len(), 3 + 40, "one context per distinct call path");
     }
 }
