@@ -76,27 +76,69 @@ pub struct Site {
     /// Call pairs those tests belong to, sorted; in a call set of three, with the two calls
     /// that shared (`stat/stat/stat bc`).
     pub pairs: Vec<String>,
+    /// The sites' callers (the innermost [`CALLER_DEPTH`] functions of either side's call
+    /// stack, `vm_mmap_pgoff < ksys_mmap_pgoff`) with the tests each was seen in, most tests
+    /// first (ties by name); empty when the run recorded no stacks.
+    pub callers: Vec<(String, usize)>,
+}
+
+/// Functions of a call stack that name a caller group in the summary: enough to tell
+/// `down_write_killable` called from `vm_mmap_pgoff` from the same lock taken for
+/// `do_mprotect_pkey`, few enough to keep a line short.
+pub const CALLER_DEPTH: usize = 3;
+
+/// The caller chain of an access: the functions (ELF symbols, so an inlined helper names the
+/// function it was inlined into) of its stack's innermost [`CALLER_DEPTH`] frames; `None` when
+/// it has no stack.
+pub fn caller_chain(access: &commuter_scan::schema::Access) -> Option<String> {
+    if access.stack.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = access
+        .stack
+        .iter()
+        .take(CALLER_DEPTH)
+        .map(|s| s.symbol.clone().unwrap_or_else(|| format!("{:#x}", s.pc)))
+        .collect();
+    Some(names.join(" < "))
 }
 
 /// The `n` code-site pairs that appear in the most conflicted tests (ties by name).
 pub fn top_sites(conflicts: &ConflictsFile, n: usize) -> Vec<Site> {
-    type Acc = (BTreeSet<String>, BTreeMap<String, usize>, BTreeSet<String>);
+    type Acc<'a> = (
+        BTreeSet<&'a str>,
+        BTreeMap<String, usize>,
+        BTreeSet<String>,
+        BTreeMap<String, BTreeSet<&'a str>>,
+    );
     let mut acc: BTreeMap<[String; 2], Acc> = BTreeMap::new();
     for t in &conflicts.tests {
         for loc in &t.shared {
             let e = acc.entry(site_key(loc)).or_default();
-            e.0.insert(t.id.clone());
+            e.0.insert(&t.id);
             *e.1.entry(loc.what.label()).or_default() += 1;
             e.2.insert(set_name(t, loc));
+            for chain in [caller_chain(&loc.a), caller_chain(&loc.b)]
+                .into_iter()
+                .flatten()
+            {
+                e.3.entry(chain).or_default().insert(&t.id);
+            }
         }
     }
     let mut out: Vec<Site> = acc
         .into_iter()
-        .map(|(code, (tests, whats, pairs))| Site {
-            code,
-            what: most_frequent(&whats),
-            tests: tests.len(),
-            pairs: pairs.into_iter().collect(),
+        .map(|(code, (tests, whats, pairs, callers))| {
+            let mut callers: Vec<(String, usize)> =
+                callers.into_iter().map(|(c, t)| (c, t.len())).collect();
+            callers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Site {
+                code,
+                what: most_frequent(&whats),
+                tests: tests.len(),
+                pairs: pairs.into_iter().collect(),
+                callers,
+            }
         })
         .collect();
     out.sort_by(|a, b| b.tests.cmp(&a.tests).then_with(|| a.code.cmp(&b.code)));
@@ -336,8 +378,21 @@ fn site_list(s: &mut String, sites: &[Site]) {
             site.code[0],
             site.code[1]
         );
+        if !site.callers.is_empty() {
+            let _ = writeln!(s, "             called from:");
+        }
+        for (chain, tests) in site.callers.iter().take(MAX_CALLER_LINES) {
+            let _ = writeln!(s, "{tests:>17} tests  {chain}");
+        }
+        if site.callers.len() > MAX_CALLER_LINES {
+            let more = site.callers.len() - MAX_CALLER_LINES;
+            let _ = writeln!(s, "                  ... and {more} more callers");
+        }
     }
 }
+
+/// Caller groups listed per code site in the terminal.
+const MAX_CALLER_LINES: usize = 4;
 
 fn mismatch_list(s: &mut String, conflicts: &ConflictsFile) {
     let bad: Vec<&TestConflicts> = conflicts

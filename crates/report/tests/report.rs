@@ -58,11 +58,13 @@ fn dentry_ref(addr: u64) -> Location {
             mode: Mode::Kernel,
             rw: Rw::Rw,
             sites: vec![get.clone(), put.clone()],
+            stack: vec![],
         },
         b: Access {
             mode: Mode::Kernel,
             rw: Rw::Rw,
             sites: vec![get, put],
+            stack: vec![],
         },
     }
 }
@@ -89,11 +91,13 @@ fn ctime() -> Location {
             mode: Mode::Kernel,
             rw: Rw::W,
             sites: vec![w.clone()],
+            stack: vec![],
         },
         b: Access {
             mode: Mode::Kernel,
             rw: Rw::R,
             sites: vec![w],
+            stack: vec![],
         },
     }
 }
@@ -615,4 +619,57 @@ fn a_real_run_reads_the_same_from_version_4_and_version_5() {
         ConflictsFile::from_json(&v5).expect("version 5 reads"),
         file
     );
+}
+
+/// A caller on a stack: the call instruction's site, named by the function holding it.
+fn caller(pc: u64, function: &str) -> CodeSite {
+    site(pc, function, "mm/util.c", 575, None)
+}
+
+#[test]
+fn code_sites_are_grouped_by_their_callers() {
+    let mut c = conflicts();
+    let mmap = [
+        caller(0xffff_ffff_8130_0010, "vm_mmap_pgoff"),
+        caller(0xffff_ffff_8130_0110, "ksys_mmap_pgoff"),
+        caller(0xffff_ffff_8100_0010, "do_syscall_64"),
+        caller(0xffff_ffff_8100_0020, "entry_SYSCALL_64"),
+    ];
+    let mprotect = [
+        caller(0xffff_ffff_8131_0010, "do_mprotect_pkey"),
+        caller(0xffff_ffff_8131_0110, "__x64_sys_mprotect"),
+    ];
+    // stat_stat_0_0 and _1_0 reach the dentry from one caller, open_stat_0_0 from another.
+    for (i, stack) in [(0, &mmap[..]), (2, &mmap[..]), (3, &mprotect[..])] {
+        c.tests[i].shared[0].a.stack = stack.to_vec();
+        c.tests[i].shared[0].b.stack = stack.to_vec();
+    }
+    let top = top_sites(&c, 10);
+    assert_eq!(
+        top[0].callers,
+        vec![
+            (
+                "vm_mmap_pgoff < ksys_mmap_pgoff < do_syscall_64".to_string(),
+                2
+            ),
+            ("do_mprotect_pkey < __x64_sys_mprotect".to_string(), 1),
+        ]
+    );
+    assert!(top[1].callers.is_empty(), "no stacks recorded there");
+    let text = terminal(&c, &pairs(), 5, None);
+    assert!(
+        text.contains(
+            "called from:\n                2 tests  vm_mmap_pgoff < ksys_mmap_pgoff < do_syscall_64\n                1 tests  do_mprotect_pkey"
+        ),
+        "{text}"
+    );
+    // Without stacks the summary is as before.
+    assert!(!terminal(&conflicts(), &pairs(), 5, None).contains("called from"));
+    // The report's test view gets each side's callers as site indices.
+    let data = html_data(&commuter_report::report_html(&c, &pairs(), None));
+    let access = &data["runs"][0]["tests"][0][3][0][5];
+    let stack = access[3].as_array().expect("stack");
+    assert_eq!(stack.len(), 4);
+    let first = stack[0].as_u64().expect("index") as usize;
+    assert_eq!(data["sites"][first][0], "0xffffffff81300010");
 }

@@ -1,5 +1,6 @@
 //! Reading and writing `conflicts.json`: version 5 (tables, [`CompactFile`]) is written, or
-//! version 6 when a test has three calls; versions 3 to 6 are read into the one in-memory
+//! version 6 when a test has three calls, or 7 when an access has a call stack; versions 3 to 7
+//! are read into the one in-memory
 //! structure ([`ConflictsFile`]).
 //!
 //! The schema name and version are checked before anything else, so a file of another
@@ -11,9 +12,10 @@ use commuter_trace_format::record::{Mode, Rw, hex};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
-    Access, CONFLICTS_OLDEST_READ, CONFLICTS_PAIRS_VERSION, CONFLICTS_SCHEMA, CONFLICTS_VERSION,
-    CodeSite, CompactAccess, CompactFile, CompactLocation, CompactSite, CompactTest, ConflictsFile,
-    FIRST_PAIR, Frame, Location, Mismatch, Shard, Status, Target, TestConflicts, TestError, What,
+    Access, CONFLICTS_OLDEST_READ, CONFLICTS_PAIRS_VERSION, CONFLICTS_SCHEMA,
+    CONFLICTS_TRIPLES_VERSION, CONFLICTS_VERSION, CodeSite, CompactAccess, CompactFile,
+    CompactLocation, CompactSite, CompactTest, ConflictsFile, FIRST_PAIR, Frame, Location,
+    Mismatch, Shard, Status, Target, TestConflicts, TestError, What,
 };
 
 /// Why a `conflicts.json` could not be read.
@@ -78,7 +80,7 @@ impl ConflictsFile {
             return Err(ReadError::Schema { found: h.schema });
         }
         let mut file = match h.version {
-            5 | 6 => expand(serde_json::from_str(text)?)?,
+            5..=7 => expand(serde_json::from_str(text)?)?,
             4 => serde_json::from_str(text)?,
             3 => serde_json::from_str::<V3File>(text)?.upgrade(),
             found => return Err(ReadError::Version { found }),
@@ -127,9 +129,17 @@ impl ConflictsFile {
                 errors: test.errors.clone(),
             })
             .collect();
-        // Pairs only: version 5, the bytes every reader of version 5 reads.
-        let version = if self.tests.iter().any(|t| t.calls.len() > 2) {
+        // Pairs only: version 5, the bytes every reader of version 5 reads; stacks need 7.
+        let has_stack = self.tests.iter().any(|t| {
+            t.shared
+                .iter()
+                .chain(&t.false_sharing)
+                .any(|l| !l.a.stack.is_empty() || !l.b.stack.is_empty())
+        });
+        let version = if has_stack {
             CONFLICTS_VERSION
+        } else if self.tests.iter().any(|t| t.calls.len() > 2) {
+            CONFLICTS_TRIPLES_VERSION
         } else {
             CONFLICTS_PAIRS_VERSION
         };
@@ -212,6 +222,7 @@ impl<'a> Tables<'a> {
             rw: a.rw,
             mode: a.mode,
             sites: a.sites.iter().map(|s| self.site(s)).collect(),
+            stack: a.stack.iter().map(|s| self.site(s)).collect(),
         }
     }
 
@@ -275,22 +286,23 @@ fn expand(c: CompactFile) -> Result<ConflictsFile, ReadError> {
             .map(|(li, l)| {
                 let at = |rest: &str| format!("test {id:?}, {field}[{li}].{rest}");
                 let what = get("objects", objects.len(), l.what, &|| at("what"))?;
-                let access = |side: &str, a: CompactAccess| -> Result<Access, ReadError> {
-                    let sites = a
-                        .sites
-                        .iter()
+                let refs = |side: &str, field: &str, ix: &[u32]| {
+                    ix.iter()
                         .enumerate()
                         .map(|(k, &s)| {
                             get("sites", sites.len(), s, &|| {
-                                at(&format!("{side}.sites[{k}]"))
+                                at(&format!("{side}.{field}[{k}]"))
                             })
                             .map(|i| sites[i].clone())
                         })
-                        .collect::<Result<_, _>>()?;
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                let access = |side: &str, a: CompactAccess| -> Result<Access, ReadError> {
                     Ok(Access {
                         rw: a.rw,
                         mode: a.mode,
-                        sites,
+                        sites: refs(side, "sites", &a.sites)?,
+                        stack: refs(side, "stack", &a.stack)?,
                     })
                 };
                 Ok(Location {
@@ -400,6 +412,7 @@ impl V3File {
                     frames: s.frames,
                 })
                 .collect(),
+            stack: Vec::new(),
         };
         let locations = |ls: Vec<V3Location>| {
             ls.into_iter()
@@ -470,11 +483,13 @@ mod tests {
                 rw: Rw::Rw,
                 mode: Mode::Kernel,
                 sites: a,
+                stack: vec![],
             },
             b: Access {
                 rw: Rw::R,
                 mode: Mode::Kernel,
                 sites: b,
+                stack: vec![],
             },
         }
     }
@@ -581,6 +596,48 @@ mod tests {
     }
 
     #[test]
+    fn stacks_are_version_7_and_stored_as_site_indices() {
+        let mut f = file();
+        let caller = |pc, func: &str| CodeSite {
+            pc,
+            mode: Mode::Kernel,
+            symbol: Some(func.into()),
+            offset: 0x20,
+            frames: vec![Frame {
+                function: Some(func.into()),
+                file: Some("mm/util.c".into()),
+                line: Some(575),
+            }],
+        };
+        let stack = vec![
+            caller(0x100, "vm_mmap_pgoff"),
+            caller(0x200, "ksys_mmap_pgoff"),
+        ];
+        f.tests[1].shared[0].a.stack = stack.clone();
+        f.tests[2].shared[0].b.stack = stack;
+        let c = f.compact();
+        assert_eq!(c.version, 7);
+        assert_eq!(
+            c.tests[1].shared[0].a.stack,
+            vec![1, 2],
+            "after a's site, dget"
+        );
+        assert_eq!(c.tests[2].shared[0].b.stack, vec![1, 2], "stored once");
+        assert!(c.tests[1].shared[0].b.stack.is_empty());
+        let text = f.to_json();
+        assert!(text.starts_with("{\"schema\":\"commuter.conflicts\",\"version\":7,\n"));
+        assert_eq!(text.matches("\"stack\":").count(), 2, "{text}");
+        let back = ConflictsFile::from_json(&text).expect("v7 reads");
+        assert_eq!(back, f);
+        assert_eq!(back.to_json(), text, "same input, same bytes");
+        let bad = text.replacen("\"stack\":[1,2]", "\"stack\":[1,9]", 1);
+        let e = ConflictsFile::from_json(&bad)
+            .expect_err("index")
+            .to_string();
+        assert!(e.contains("shared[0].a.stack[1]"), "{e}");
+    }
+
+    #[test]
     fn version_4_and_3_read_into_the_same_structure() {
         let f = file();
         let mut v4 = serde_json::to_value(&f).expect("v4");
@@ -614,12 +671,12 @@ mod tests {
         let old = text.replacen("\"version\":5", "\"version\":2", 1);
         let e = ConflictsFile::from_json(&old).expect_err("v2").to_string();
         assert!(e.contains("version 2") && e.contains("commuter run"), "{e}");
-        let new = text.replacen("\"version\":5", "\"version\":7", 1);
-        let e = ConflictsFile::from_json(&new).expect_err("v7").to_string();
+        let new = text.replacen("\"version\":5", "\"version\":8", 1);
+        let e = ConflictsFile::from_json(&new).expect_err("v8").to_string();
         assert!(e.contains("newer commuter"), "{e}");
-        // Version 7's fields must not matter: the version is checked first.
-        let e = ConflictsFile::from_json(r#"{"schema":"commuter.conflicts","version":7,"x":1}"#)
-            .expect_err("v7")
+        // Version 8's fields must not matter: the version is checked first.
+        let e = ConflictsFile::from_json(r#"{"schema":"commuter.conflicts","version":8,"x":1}"#)
+            .expect_err("v8")
             .to_string();
         assert!(e.contains("newer commuter"), "{e}");
         let bad = text.replacen("\"sites\":[0]", "\"sites\":[7]", 1);

@@ -242,7 +242,20 @@ impl<'a> Namer<'a> {
             rw: side.rw,
             mode: side.mode,
             sites: pcs.into_iter().map(|pc| self.site(pc)).collect(),
+            stack: side.stack.iter().map(|&ret| self.caller(ret)).collect(),
         }
+    }
+
+    /// A caller on a call stack, by its return address: the call instruction's source (at the
+    /// address before, so a call that ends a function names that function, not the next one),
+    /// with the return address as its `pc`.
+    fn caller(&mut self, ret: u64) -> CodeSite {
+        let mut site = self.site(ret.wrapping_sub(1));
+        site.pc = ret;
+        if site.symbol.is_some() {
+            site.offset += 1;
+        }
+        site
     }
 
     /// A kernel PC is named by the kernel image, a user PC by the user binary.
@@ -278,6 +291,7 @@ mod tests {
             rw: Rw::W,
             mode: Mode::Kernel,
             pcs: vec![pc],
+            stack: vec![],
         }
     }
 

@@ -67,6 +67,14 @@
 //! with such a test is written as version 6: a file of pairs is version 5, byte for byte as
 //! before, so every reader of version 5 still reads it.
 //!
+//! Version 7 adds call stacks: an access may carry the `stack` its representative (first)
+//! site ran under, from the tracer's shadow call stack (record version 4): the callers' return
+//! addresses, innermost first, each a code site whose frames are those of the call instruction
+//! (symbolised at the return address minus one, so a call at a function's end is its caller's)
+//! and whose `pc` is the return address. In the tables it is a list of indices into `sites`, so
+//! a stack costs a few numbers per access. Left out when empty; only a file with some stack is
+//! written as version 7, so a run without stacks keeps its version 5 or 6 bytes.
+//!
 //! A part of a sharded run carries `"shard":{"index":2,"count":4,"suite_digest":"…",
 //! "suite_tests":13180}` after `target`; the field is optional, so it needed no version bump
 //! (a whole run, and the merge of all parts, has none).
@@ -77,9 +85,11 @@ use std::cmp::Ordering;
 
 /// Value of the `schema` field.
 pub const CONFLICTS_SCHEMA: &str = "commuter.conflicts";
-/// The newest version of the schema, written when a test has more than two calls; bumped on
+/// The newest version of the schema, written when an access carries a call stack; bumped on
 /// incompatible changes.
-pub const CONFLICTS_VERSION: u32 = 6;
+pub const CONFLICTS_VERSION: u32 = 7;
+/// The version a file with a test of more than two calls and no call stack is written as.
+pub const CONFLICTS_TRIPLES_VERSION: u32 = 6;
 /// The version a file of pairs only is written as (version 6 adds nothing a pair uses).
 pub const CONFLICTS_PAIRS_VERSION: u32 = 5;
 /// The oldest version read ([`ConflictsFile::from_json`] reads this one up to
@@ -302,6 +312,10 @@ pub struct Access {
     pub mode: Mode,
     /// The instructions that touched it (writers first), symbolised.
     pub sites: Vec<CodeSite>,
+    /// The call stack of the first site (version 7): the callers, innermost first, each the
+    /// call instruction's site with the return address as `pc`; empty when not recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<CodeSite>,
 }
 
 /// A symbolised instruction address.
@@ -508,7 +522,7 @@ impl What {
 pub struct CompactFile {
     /// Always [`CONFLICTS_SCHEMA`].
     pub schema: String,
-    /// 5, or 6 when a test has more than two calls.
+    /// 5, 6 when a test has more than two calls, 7 when an access has a call stack.
     pub version: u32,
     /// What the tests ran on.
     pub target: Target,
@@ -593,6 +607,9 @@ pub struct CompactAccess {
     pub mode: Mode,
     /// Indices into [`CompactFile::sites`], writers first.
     pub sites: Vec<u32>,
+    /// As [`Access::stack`]: indices into [`CompactFile::sites`], innermost caller first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<u32>,
 }
 
 /// Orders strings with runs of ASCII digits compared as numbers (`t_2` before `t_10`), then

@@ -198,6 +198,7 @@ fn side(pc: u64, rw: Rw) -> Side {
         rw,
         mode: Mode::of_pc(pc),
         pcs: vec![pc],
+        stack: vec![],
     }
 }
 

@@ -21,7 +21,11 @@
 //! version error, not a missing-field error. Version 3 added tests of more than two calls:
 //! `calls` lists every call, and a location of any pair but calls 0 and 1 names its `slots`; a
 //! version 2 reader would take such a location for one of calls 0 and 1, hence the bump.
-//! Version 2 records are still read (every location is calls 0 and 1 there).
+//! Version 2 records are still read (every location is calls 0 and 1 there). Version 4 added
+//! the call `stack` of each side (the return addresses of the tracer's shadow call stack when
+//! the side's representative instruction ran, innermost first, at most [`STACK_DEPTH`]); it is
+//! left out when empty, and versions 2 and 3 are still read (no stacks). A version 3 reader
+//! refuses version 4 records rather than silently dropping the stacks.
 //!
 //! A location in a slab object also names its cache (`"cache":"dentry"`) when the plugin was
 //! given the kernel's slab layout ([`crate::slab`]); every location says which virtual address
@@ -37,9 +41,13 @@ use serde::{Deserialize, Serialize};
 pub const CACHE_LINE: u64 = 64;
 
 /// Version of the record format; bumped on incompatible changes.
-pub const RECORD_VERSION: u32 = 3;
+pub const RECORD_VERSION: u32 = 4;
 /// The oldest record version read ([`parse_jsonl`]).
 pub const RECORD_OLDEST_READ: u32 = 2;
+
+/// Return addresses kept per call stack ([`Side::stack`]): the innermost frames, which name the
+/// callers that matter (the syscall entry is many frames further out).
+pub const STACK_DEPTH: usize = 16;
 
 /// The call slots of the first two calls, which a location names by leaving `slots` out.
 pub const FIRST_PAIR: [u64; 2] = [0, 1];
@@ -178,6 +186,11 @@ pub struct Side {
     /// Every distinct instruction of this side that touched the location (bounded), writers first.
     #[serde(with = "hex_vec")]
     pub pcs: Vec<u64>,
+    /// The call stack when `pc` first touched the location: return addresses, innermost first
+    /// (at most [`STACK_DEPTH`]); empty when the tracer kept no stacks (version 3 and older, or
+    /// `stacks=off`) or the access ran with no known caller.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_vec")]
+    pub stack: Vec<u64>,
 }
 
 /// A byte range that both calls touched, at least one writing.
@@ -365,6 +378,7 @@ mod tests {
             rw,
             mode: Mode::of_pc(pc),
             pcs: vec![pc],
+            stack: vec![],
         }
     }
 
@@ -416,7 +430,7 @@ mod tests {
         // A version 1 record (no `mode`) is refused for its version, naming the fix.
         let old = serde_json::to_string(&record())
             .unwrap()
-            .replace("\"v\":3", "\"v\":1")
+            .replace("\"v\":4", "\"v\":1")
             .replace("\"mode\":\"kernel\",", "");
         assert!(!old.contains("mode"), "{old}");
         let e = parse_jsonl(&old).unwrap_err();
@@ -433,12 +447,28 @@ mod tests {
         let pair = serde_json::to_string(&r).unwrap();
         assert!(!pair.contains("slots"), "{pair}");
         // A version 2 record (no `slots`) is calls 0 and 1.
-        let old = pair.replace("\"v\":3", "\"v\":2");
+        let old = pair.replace("\"v\":4", "\"v\":2");
         assert_eq!(parse_jsonl(&old).unwrap()[0].shared[0].slots, [0, 1]);
         r.shared[0].slots = [1, 2];
         let triple = serde_json::to_string(&r).unwrap();
         assert!(triple.contains("\"slots\":[1,2]"), "{triple}");
         assert_eq!(parse_jsonl(&triple).unwrap()[0], r);
+    }
+
+    #[test]
+    fn stacks_are_optional_and_version_3_is_read() {
+        let mut r = record();
+        let bare = serde_json::to_string(&r).unwrap();
+        assert!(!bare.contains("stack"), "{bare}");
+        let v3 = bare.replace("\"v\":4", "\"v\":3");
+        assert!(parse_jsonl(&v3).unwrap()[0].shared[0].a.stack.is_empty());
+        r.shared[0].a.stack = vec![0xffff_ffff_8120_0000, 0xffff_ffff_8130_0000];
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(
+            line.contains("\"stack\":[\"0xffffffff81200000\",\"0xffffffff81300000\"]"),
+            "{line}"
+        );
+        assert_eq!(parse_jsonl(&line).unwrap()[0], r);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | `slab=LAYOUT` | optional: the kernel's slab layout ([`SlabLayout`], from its DWARF), to name the slab cache of shared heap locations |
 //! | `percpu=LAYOUT` | optional: where the kernel keeps its per-CPU areas ([`PercpuLayout`], from its symbols), to place shared locations in them |
 //! | `calls=N` | calls per test, each on a vCPU of its own (default 2, at most [`MAX_CALLS`]); every pair of them is compared |
+//! | `stacks=on\|off` | keep a shadow call stack per vCPU and report each side's call stack ([`crate::stack`]; default on) |
 //! | `user=on\|off` | also record the memory accesses of user-mode code inside calls, each tagged with its mode (default off: kernel code only) |
 //! | `mode=conflicts\|reftrace` | `conflicts` (default): per-test records of shared locations; `reftrace`: the reference trace of the workload between begin-test and end-test ([`crate::reftrace`]), streamed to `out=` |
 //! | `reftrace=LAYOUT` | with `mode=reftrace`, required: the kernel layout it reads ([`RefTraceLayout`], from the vmlinux) |
@@ -44,6 +45,8 @@ pub struct Config {
     pub calls: usize,
     /// What the plugin records.
     pub mode: Mode,
+    /// Whether kernel calls and returns are instrumented to keep call stacks.
+    pub stacks: bool,
 }
 
 /// What the plugin records.
@@ -64,7 +67,7 @@ pub enum ConfigError {
     NotKeyValue(String),
     /// The key is not known.
     #[error(
-        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user, calls, mode, reftrace)"
+        "unknown plugin argument `{0}` (known: out, raw, max-accesses, lazy, slab, percpu, user, calls, stacks, mode, reftrace)"
     )]
     UnknownKey(String),
     /// The value does not parse.
@@ -101,6 +104,7 @@ impl Config {
             user: false,
             calls: 2,
             mode: Mode::Conflicts,
+            stacks: true,
         };
         let mut reftrace = None;
         let mut reftrace_mode = false;
@@ -116,6 +120,7 @@ impl Config {
                 "max-accesses" => cfg.max_accesses = parse_count(key, value)?,
                 "lazy" => cfg.lazy = parse_bool(key, value)?,
                 "user" => cfg.user = parse_bool(key, value)?,
+                "stacks" => cfg.stacks = parse_bool(key, value)?,
                 "calls" => {
                     cfg.calls = match value.parse::<usize>() {
                         Ok(n) if (2..=MAX_CALLS).contains(&n) => n,
@@ -241,6 +246,8 @@ mod tests {
             Err(ConfigError::BadValue { .. })
         ));
         assert_eq!(c.calls, 2);
+        assert!(c.stacks, "stacks are on by default");
+        assert!(!Config::parse(&["out=x", "stacks=off"]).unwrap().stacks);
         assert_eq!(Config::parse(&["out=x", "calls=3"]).unwrap().calls, 3);
         for bad in ["calls=1", "calls=9", "calls=two"] {
             assert!(matches!(

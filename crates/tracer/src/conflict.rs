@@ -34,7 +34,12 @@ pub struct Access {
     pub write: bool,
     /// True when user-mode code made the access (the plugin traces user mode only when asked).
     pub user: bool,
+    /// The call stack the access ran under: an id into its call's stack table
+    /// ([`crate::stack::ShadowStack::id`]), or [`NO_STACK`].
+    pub stack: u32,
 }
+
+pub use crate::stack::NO_STACK;
 
 /// Conflicts between two calls.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -51,6 +56,8 @@ struct Touch {
     pc: u64,
     write: bool,
     mask: u64,
+    /// The stack of the instruction's first access to the line.
+    stack: u32,
 }
 
 /// One side's use of one cache line.
@@ -72,7 +79,7 @@ impl LineUse {
         self.read | self.written
     }
 
-    fn add(&mut self, pc: u64, write: bool, user: bool, mask: u64) {
+    fn add(&mut self, pc: u64, write: bool, user: bool, mask: u64, stack: u32) {
         if write {
             self.written |= mask;
         } else {
@@ -90,22 +97,31 @@ impl LineUse {
         {
             t.mask |= mask;
         } else if self.touches.len() < MAX_TOUCHES {
-            self.touches.push(Touch { pc, write, mask });
+            self.touches.push(Touch {
+                pc,
+                write,
+                mask,
+                stack,
+            });
         }
     }
 
-    /// How this side touched the bytes in `mask`.
-    fn side(&self, mask: u64) -> Side {
+    /// How this side touched the bytes in `mask`; `stacks` is the call's stack table.
+    fn side(&self, mask: u64, stacks: &[Vec<u64>]) -> Side {
         let rw = match (self.read & mask != 0, self.written & mask != 0) {
             (true, true) => Rw::Rw,
             (false, true) => Rw::W,
             _ => Rw::R,
         };
         let mut pcs: Vec<u64> = Vec::new();
+        let mut stack = NO_STACK;
         // Writers first: they are what makes a location conflict.
         for want_write in [true, false] {
             for t in &self.touches {
                 if t.write == want_write && t.mask & mask != 0 && !pcs.contains(&t.pc) {
+                    if pcs.is_empty() {
+                        stack = t.stack;
+                    }
                     pcs.push(t.pc);
                 }
             }
@@ -121,6 +137,7 @@ impl LineUse {
             rw,
             mode,
             pcs,
+            stack: stacks.get(stack as usize).cloned().unwrap_or_default(),
         }
     }
 }
@@ -148,7 +165,7 @@ fn by_line(accesses: &[Access]) -> HashMap<u64, LineUse> {
             let line_end = (line + 1).saturating_mul(LINE).min(end);
             let mask = byte_mask(at % LINE, line_end - line * LINE);
             let use_ = lines.entry(line).or_default();
-            use_.add(a.pc, a.write, a.user, mask);
+            use_.add(a.pc, a.write, a.user, mask, a.stack);
             // A line never crosses a page, so the access's mapping covers the whole line.
             use_.vline
                 .get_or_insert_with(|| a.vaddr.wrapping_add(line * LINE).wrapping_sub(a.addr));
@@ -173,7 +190,7 @@ fn runs(mut mask: u64) -> Vec<(u32, u32)> {
 /// Computes the shared locations and the falsely shared lines between call A and call B.
 pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
     let mut out = Conflicts::default();
-    pair(&by_line(a), &by_line(b), FIRST_PAIR, &mut out);
+    pair(&by_line(a), &by_line(b), [&[], &[]], FIRST_PAIR, &mut out);
     out
 }
 
@@ -181,11 +198,19 @@ pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
 /// is `calls[i]`): pair by pair in slot order (0-1, 0-2, 1-2, ...), each in address order,
 /// every location naming its two slots. For two calls this is [`analyze`].
 pub fn analyze_calls(calls: &[&[Access]]) -> Conflicts {
-    let lines: Vec<HashMap<u64, LineUse>> = calls.iter().map(|c| by_line(c)).collect();
+    let with: Vec<(&[Access], &[Vec<u64>])> = calls.iter().map(|c| (*c, &[][..])).collect();
+    analyze_calls_with_stacks(&with)
+}
+
+/// [`analyze_calls`] for calls that carry their stack tables (each access's `stack` is an
+/// index into its call's table): every side names the stack of its representative instruction.
+pub fn analyze_calls_with_stacks(calls: &[(&[Access], &[Vec<u64>])]) -> Conflicts {
+    let lines: Vec<HashMap<u64, LineUse>> = calls.iter().map(|c| by_line(c.0)).collect();
     let mut out = Conflicts::default();
     for i in 0..lines.len() {
         for j in i + 1..lines.len() {
-            pair(&lines[i], &lines[j], [i as u64, j as u64], &mut out);
+            let stacks = [calls[i].1, calls[j].1];
+            pair(&lines[i], &lines[j], stacks, [i as u64, j as u64], &mut out);
         }
     }
     out
@@ -195,6 +220,7 @@ pub fn analyze_calls(calls: &[&[Access]]) -> Conflicts {
 fn pair(
     la: &HashMap<u64, LineUse>,
     lb: &HashMap<u64, LineUse>,
+    stacks: [&[Vec<u64>]; 2],
     slots: [u64; 2],
     out: &mut Conflicts,
 ) {
@@ -210,8 +236,8 @@ fn pair(
                     addr: line * LINE + u64::from(start),
                     size: len,
                     slots,
-                    a: ua.side(mask),
-                    b: ub.side(mask),
+                    a: ua.side(mask, stacks[0]),
+                    b: ub.side(mask, stacks[1]),
                     cache: None,
                     vaddr: ua.vline.map(|v| v.wrapping_add(u64::from(start))),
                     percpu: None,
@@ -221,8 +247,8 @@ fn pair(
             out.false_sharing.push(FalseSharing {
                 line: line * LINE,
                 slots,
-                a: ua.side(u64::MAX),
-                b: ub.side(u64::MAX),
+                a: ua.side(u64::MAX, stacks[0]),
+                b: ub.side(u64::MAX, stacks[1]),
                 cache: None,
                 vaddr: ua.vline,
                 percpu: None,
@@ -246,6 +272,7 @@ mod tests {
             size,
             write: false,
             user: false,
+            stack: NO_STACK,
         }
     }
 
@@ -429,6 +456,22 @@ mod tests {
         assert_eq!(pairs, vec![[0, 1], [0, 2], [1, 2]]);
         // Two calls: the same as `analyze`.
         assert_eq!(analyze_calls(&[&c0, &c2]), analyze(&c0, &c2));
+    }
+
+    #[test]
+    fn each_side_names_the_stack_of_its_representative_instruction() {
+        let at = |a: Access, stack| Access { stack, ..a };
+        // A reads under stack 0, then writes under stack 1: the writer is named first, with
+        // its stack; B's only access ran with no stack recorded.
+        let a = [at(r(0x1000, 8, 0xa), 0), at(w(0x1000, 8, 0xb), 1)];
+        let b = [r(0x1000, 8, 0xc)];
+        let stacks_a = vec![vec![0x100], vec![0x200, 0x100]];
+        let c = analyze_calls_with_stacks(&[(&a, &stacks_a), (&b, &[])]);
+        assert_eq!(c.shared[0].a.pcs, vec![0xb, 0xa]);
+        assert_eq!(c.shared[0].a.stack, vec![0x200, 0x100]);
+        assert!(c.shared[0].b.stack.is_empty());
+        // Without stack tables, no stacks.
+        assert!(analyze(&a, &b).shared[0].a.stack.is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod percpu;
 pub mod reftrace;
 pub mod session;
 pub mod slab;
+pub mod stack;
 
 // The plugin calls symbols that only exist inside a QEMU process, so it is left out of unit-test
 // binaries (which are executables and would fail to link).

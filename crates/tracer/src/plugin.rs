@@ -7,6 +7,7 @@ use crate::conflict::Access;
 use crate::percpu;
 use crate::session::{CallBuffer, TestSession, is_kernel_pc, traced_pc};
 use crate::slab::{self, GuestMemory};
+use crate::stack::{self, Flow};
 use commuter_trace_format::marker::{self, Command};
 use commuter_trace_format::record::TestRecord;
 use qemu_plugin_sys::*;
@@ -123,6 +124,33 @@ unsafe extern "C" fn on_mem(idx: c_uint, info: qemu_plugin_meminfo_t, vaddr: u64
     });
 }
 
+/// A kernel `call`'s store callback: the push of the return address (`ret`, the userdata) at
+/// `vaddr` (registered for stores only: an indirect call's load of its target is not it).
+unsafe extern "C" fn on_call(idx: c_uint, _: qemu_plugin_meminfo_t, vaddr: u64, ret: *mut c_void) {
+    guard("call callback", || {
+        // SAFETY: QEMU calls this on vCPU `idx`'s thread.
+        let Some(v) = (unsafe { vcpu(idx) }) else {
+            return;
+        };
+        if v.buffer.recording() {
+            v.buffer.stack.call(ret as u64, vaddr);
+        }
+    });
+}
+
+/// A kernel `ret`'s memory callback: the load of the return address from `vaddr`.
+unsafe extern "C" fn on_ret(idx: c_uint, _info: qemu_plugin_meminfo_t, vaddr: u64, _: *mut c_void) {
+    guard("return callback", || {
+        // SAFETY: QEMU calls this on vCPU `idx`'s thread.
+        let Some(v) = (unsafe { vcpu(idx) }) else {
+            return;
+        };
+        if v.buffer.recording() {
+            v.buffer.stack.ret(vaddr);
+        }
+    });
+}
+
 unsafe fn record_access(buf: &mut CallBuffer, info: qemu_plugin_meminfo_t, vaddr: u64, pc: u64) {
     // The mode of the instruction, not of the memory: kernel code copying to user memory is a
     // kernel access.
@@ -141,6 +169,7 @@ unsafe fn record_access(buf: &mut CallBuffer, info: qemu_plugin_meminfo_t, vaddr
         size: 1u8 << unsafe { qemu_plugin_mem_size_shift(info) }.min(6),
         write: unsafe { qemu_plugin_mem_is_store(info) },
         user,
+        stack: crate::stack::NO_STACK,
     });
 }
 
@@ -322,7 +351,11 @@ unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb
         let n = unsafe { qemu_plugin_tb_n_insns(tb) };
         for i in 0..n {
             // SAFETY: `i` is below the block's instruction count.
-            unsafe { instrument_insn(qemu_plugin_tb_get_insn(tb, i), instrument, p.cfg.user) };
+            let insn = unsafe { qemu_plugin_tb_get_insn(tb, i) };
+            unsafe { instrument_insn(insn, instrument, p.cfg.user) };
+            if instrument && p.cfg.stacks {
+                unsafe { instrument_flow(insn) };
+            }
         }
     });
 }
@@ -355,6 +388,36 @@ unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, user: bool)
                 pc as *mut c_void,
             );
         }
+    }
+}
+
+/// Gives a kernel `call` or `ret` the memory callback that feeds the shadow call stack
+/// (decoded from the instruction's bytes, once per translation).
+unsafe fn instrument_flow(insn: *mut qemu_plugin_insn) {
+    unsafe {
+        let pc = qemu_plugin_insn_vaddr(insn);
+        if !is_kernel_pc(pc) {
+            return;
+        }
+        let mut bytes = [0u8; 16];
+        let got = qemu_plugin_insn_data(insn, bytes.as_mut_ptr().cast(), bytes.len());
+        let (cb, rw, data): (qemu_plugin_vcpu_mem_cb_t, _, u64) = match stack::decode(&bytes[..got])
+        {
+            Some(Flow::Call) => (
+                Some(on_call),
+                qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_W,
+                pc + qemu_plugin_insn_size(insn) as u64,
+            ),
+            Some(Flow::Ret) => (Some(on_ret), qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_R, 0),
+            None => return,
+        };
+        qemu_plugin_register_vcpu_mem_cb(
+            insn,
+            cb,
+            qemu_plugin_cb_flags::QEMU_PLUGIN_CB_NO_REGS,
+            rw,
+            data as *mut c_void,
+        );
     }
 }
 

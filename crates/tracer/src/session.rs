@@ -3,6 +3,7 @@
 //! plugin only feeds it marker events and accesses.
 
 use crate::conflict::{self, Access};
+use crate::stack::ShadowStack;
 use commuter_trace_format::record::{CallStats, RECORD_VERSION, TestRecord};
 use std::fmt::Write as _;
 
@@ -28,6 +29,8 @@ pub struct CallTrace {
     pub stats: CallStats,
     /// The kept accesses.
     pub accesses: Vec<Access>,
+    /// The call stacks the accesses name (`Access::stack` is an index).
+    pub stacks: Vec<Vec<u64>>,
 }
 
 /// One vCPU's recording buffer; bounded, and counting what it cannot keep.
@@ -36,6 +39,9 @@ pub struct CallBuffer {
     max: usize,
     recording: bool,
     trace: CallTrace,
+    /// The vCPU's shadow call stack (fed by the plugin's call and return callbacks while
+    /// recording; empty when stacks are off).
+    pub stack: ShadowStack,
 }
 
 /// Initial reservation, so that short calls never reallocate and long ones grow geometrically.
@@ -48,6 +54,7 @@ impl CallBuffer {
             max,
             recording: false,
             trace: CallTrace::default(),
+            stack: ShadowStack::new(),
         }
     }
 
@@ -72,17 +79,24 @@ impl CallBuffer {
         self.trace.stats.slot = slot;
         self.trace.stats.vcpu = vcpu;
         self.trace.accesses.reserve(INITIAL_CAPACITY.min(self.max));
+        // The call's thread is in user mode at its begin marker: no kernel frame is live.
+        self.stack.reset();
         result
     }
 
-    /// Records one access if a call is being recorded.
+    /// Records one access if a call is being recorded, under the current call stack.
     #[inline]
     pub fn record(&mut self, access: Access) {
         let s = &mut self.trace.stats;
         s.accesses += 1;
         s.user += u64::from(access.user);
         if self.trace.accesses.len() < self.max {
-            self.trace.accesses.push(access);
+            let stack = if access.user {
+                crate::stack::NO_STACK
+            } else {
+                self.stack.id()
+            };
+            self.trace.accesses.push(Access { stack, ..access });
         } else {
             s.dropped += 1;
         }
@@ -112,6 +126,7 @@ impl CallBuffer {
         self.recording = false;
         let mut trace = std::mem::take(&mut self.trace);
         trace.stats.kept = trace.accesses.len() as u64;
+        trace.stacks = self.stack.take_table();
         if trace.stats.slot != slot {
             return Err(format!(
                 "vcpu {vcpu}: end-call {slot} closes begin-call {}",
@@ -213,9 +228,11 @@ impl TestSession {
         calls.sort_by_key(|c| c.stats.slot);
         errors.extend(check_calls(&calls, self.expected));
         let conflicts = if errors.is_empty() {
-            let accesses: Vec<&[conflict::Access]> =
-                calls.iter().map(|c| c.accesses.as_slice()).collect();
-            conflict::analyze_calls(&accesses)
+            let accesses: Vec<(&[conflict::Access], &[Vec<u64>])> = calls
+                .iter()
+                .map(|c| (c.accesses.as_slice(), c.stacks.as_slice()))
+                .collect();
+            conflict::analyze_calls_with_stacks(&accesses)
         } else {
             conflict::Conflicts::default()
         };
@@ -281,6 +298,7 @@ mod tests {
                 size: 8,
                 write,
                 user: false,
+                stack: crate::stack::NO_STACK,
             });
         }
         b.end(slot, vcpu).unwrap()
@@ -390,6 +408,30 @@ mod tests {
         assert_eq!(raw, format!("9 0 1 {:#x} 0x40 8 w\n", KERNEL_BASE + 0x40));
     }
 
+    /// The stack a kernel access ran under reaches the record; user-mode accesses have none.
+    #[test]
+    fn accesses_carry_the_call_stack_into_the_record() {
+        let slot = 0xffff_c900_0001_3ff8;
+        let mut s = TestSession::default();
+        s.begin_test(1);
+        let mut a = CallBuffer::new(16);
+        a.stack.call(0xdead, 0xffff_c900_0000_0ff8); // before the call: forgotten at begin
+        a.begin(0, 1).unwrap();
+        a.stack.call(0xffff_ffff_8100_0100, slot);
+        a.stack.call(0xffff_ffff_8100_0200, slot - 0x30);
+        a.record(at(0xffff_ffff_8150_0000, 0x100, 0x100, true));
+        a.stack.ret(slot - 0x30);
+        a.record(at(0x40_1000, 0x200, 0x200, true));
+        s.add_call(a.end(0, 1).unwrap());
+        s.add_call(call(1, 2, &[(0x100, false)]));
+        let r = s.end_test(1);
+        assert_eq!(
+            r.shared[0].a.stack,
+            vec![0xffff_ffff_8100_0200, 0xffff_ffff_8100_0100]
+        );
+        assert!(r.shared[0].b.stack.is_empty(), "call 1 saw no call");
+    }
+
     #[test]
     fn kernel_pcs() {
         assert!(is_kernel_pc(0xffff_ffff_8100_0000));
@@ -428,6 +470,7 @@ mod tests {
             size: 1,
             write,
             user: false,
+            stack: crate::stack::NO_STACK,
         }
     }
 

@@ -195,6 +195,7 @@ mod tests {
             rw: Rw::W,
             mode: commuter_trace_format::record::Mode::Kernel,
             pcs: vec![1],
+            stack: vec![],
         };
         SharedLocation {
             addr,

@@ -6,7 +6,7 @@
 //! so the same input gives the same bytes.
 //!
 //! ```text
-//! {"format":"commuter.report-html","version":2,"mode":"report"|"diff",
+//! {"format":"commuter.report-html","version":3,"mode":"report"|"diff",
 //!  "calls":[call names, heat-map order],
 //!  "pairs":[[call index, call index], ...]            the suite's pairs
 //!  "strings":[...],                                  functions, files, symbols, labels
@@ -28,7 +28,8 @@
 //!
 //! `status` is 0 conflict-free, 1 conflicted, 2 unknown. A location is `[addr, size, object,
 //! label, vaddr|null, a, b]` (`label` a string index: the object with its offset), an access
-//! `[rw, mode, [site, ...]]`, a mismatch `[slot, call, [detail, ...]]`, an error `[kind,
+//! `[rw, mode, [site, ...], [caller site, ...]]` (the callers of its first site, innermost
+//! first: each the call instruction's site, empty when the run has no stacks), a mismatch `[slot, call, [detail, ...]]`, an error `[kind,
 //! message]`. In a diff, `runs` holds the old and the new run.
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,7 +46,7 @@ use crate::summary::key;
 /// Value of the data's `format` field.
 pub const FORMAT: &str = "commuter.report-html";
 /// Version of the embedded data; bumped when the viewer must change with it.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Serialize)]
 pub(crate) struct Data {
@@ -108,7 +109,7 @@ type LocRow = (
     AccessRow,
     AccessRow,
 );
-type AccessRow = (Json, Json, Vec<usize>);
+type AccessRow = (Json, Json, Vec<usize>, Vec<usize>);
 
 /// Interning tables, filled in order of first appearance.
 #[derive(Default)]
@@ -183,6 +184,7 @@ impl Tables {
             to_json(&a.rw),
             to_json(&a.mode),
             a.sites.iter().map(|s| self.site(s)).collect(),
+            a.stack.iter().map(|s| self.site(s)).collect(),
         )
     }
 

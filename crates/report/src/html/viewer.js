@@ -381,10 +381,16 @@
     if (frames.length > 1) s += '<ol class="frames">' + frames.map((f) => '<li>' + esc(frameText(f)) + '</li>').join('') + '</ol>';
     return s;
   }
+  // The call stack of an access's first site: each caller's call instruction, innermost first.
+  function callers(stack) {
+    if (!stack || !stack.length) return '';
+    return '<div class="stack"><span class="muted">called from</span><ol class="frames">' +
+      stack.map((i) => '<li>' + esc(siteLabel(i)) + ' <span class="muted mono">' + esc(D.sites[i][0]) + '</span></li>').join('') + '</ol></div>';
+  }
   function locationRows(locs) {
     let s = '<table class="locations"><tr><th>location</th><th>kind</th><th>bytes</th><th>call a</th><th>call b</th></tr>';
     for (const [addr, size, obj, label, vaddr, a, b] of locs) {
-      const side = (acc) => '<b>' + esc(acc[0]) + '</b> <span class="muted">' + esc(acc[1]) + '</span><br>' + acc[2].map(siteHtml).join('<br>');
+      const side = (acc) => '<b>' + esc(acc[0]) + '</b> <span class="muted">' + esc(acc[1]) + '</span><br>' + acc[2].map(siteHtml).join('<br>') + callers(acc[3]);
       s += '<tr><td>' + esc(S[label]) + '<br><span class="muted mono">' + esc(addr) + (vaddr ? ' (' + esc(vaddr) + ')' : '') + '</span></td><td>' +
         esc(D.objects[obj][0]) + '</td><td class="n">' + size + '</td><td>' + side(a) + '</td><td>' + side(b) + '</td></tr>';
     }
