@@ -29,3 +29,5 @@ pub mod stack;
 mod plugin;
 #[cfg(all(feature = "plugin", not(test)))]
 mod plugin_reftrace;
+#[cfg(all(feature = "plugin", not(test)))]
+mod qemu;

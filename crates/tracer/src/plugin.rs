@@ -5,32 +5,25 @@
 use crate::config::Config;
 use crate::conflict::Access;
 use crate::percpu;
+use crate::qemu::{
+    PerVcpu, VcpuMemory, find_register, hook_marker, lock, marker_command, outs, plugin_args,
+    read_register, register_translation,
+};
 use crate::session::{CallBuffer, TestSession, is_kernel_pc, traced_pc};
-use crate::slab::{self, GuestMemory};
+use crate::slab;
 use crate::stack::{self, Flow};
-use commuter_trace_format::marker::{self, Command};
+use commuter_trace_format::marker::Command;
 use commuter_trace_format::record::TestRecord;
 use qemu_plugin_sys::*;
-use std::cell::UnsafeCell;
-use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 #[unsafe(no_mangle)]
 pub static qemu_plugin_version: c_int = QEMU_PLUGIN_VERSION as c_int;
-
-/// vCPU slots when QEMU does not say how many vCPUs there can be (user mode).
-const FALLBACK_VCPUS: usize = 1024;
-
-unsafe extern "C" {
-    // glib is part of every QEMU process; the register API fills a GByteArray.
-    fn g_byte_array_new() -> *mut GByteArray;
-    fn g_byte_array_set_size(array: *mut GByteArray, len: c_uint) -> *mut GByteArray;
-    fn g_array_free(array: *mut GArray, free_segment: bool) -> *mut c_char;
-}
 
 /// State only ever touched by the thread running that vCPU (MTTCG runs one thread per vCPU).
 struct Vcpu {
@@ -41,12 +34,6 @@ struct Vcpu {
     membuf: *mut GByteArray,
 }
 
-struct VcpuCell(UnsafeCell<Vcpu>);
-// SAFETY: each cell is accessed only from its own vCPU's thread (see `Vcpu`); the raw pointers
-// inside are QEMU/glib handles that are not tied to the thread that created the table.
-unsafe impl Sync for VcpuCell {}
-unsafe impl Send for VcpuCell {}
-
 struct Outputs {
     records: BufWriter<File>,
     raw: Option<BufWriter<File>>,
@@ -55,7 +42,7 @@ struct Outputs {
 struct Plugin {
     id: qemu_plugin_id_t,
     cfg: Config,
-    vcpus: Box<[VcpuCell]>,
+    vcpus: PerVcpu<Vcpu>,
     session: Mutex<TestSession>,
     outputs: Mutex<Outputs>,
     /// Memory callbacks are inserted into newly translated blocks.
@@ -76,18 +63,6 @@ fn plugin() -> &'static Plugin {
         .expect("plugin callbacks run only after install")
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a guarded callback panicked; the data is still usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn outs(msg: &str) {
-    let line =
-        CString::new(format!("commuter-tracer: {msg}\n").replace('\0', " ")).unwrap_or_default();
-    // SAFETY: a valid NUL-terminated string.
-    unsafe { qemu_plugin_outs(line.as_ptr()) };
-}
-
 /// Runs a callback body, turning a panic into a reported error.
 fn guard(what: &str, body: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(body)) {
@@ -106,8 +81,7 @@ fn guard(what: &str, body: impl FnOnce()) {
 
 /// SAFETY: call only from the thread running vCPU `idx`.
 unsafe fn vcpu(idx: c_uint) -> Option<&'static mut Vcpu> {
-    let cell = plugin().vcpus.get(idx as usize)?;
-    Some(unsafe { &mut *cell.0.get() })
+    unsafe { plugin().vcpus.get(idx) }
 }
 
 unsafe extern "C" fn on_mem(idx: c_uint, info: qemu_plugin_meminfo_t, vaddr: u64, pc: *mut c_void) {
@@ -173,41 +147,19 @@ unsafe fn record_access(buf: &mut CallBuffer, info: qemu_plugin_meminfo_t, vaddr
     });
 }
 
-/// Reads `%rdi`, the marker's argument.
-unsafe fn read_arg(v: &mut Vcpu) -> Result<u64, String> {
-    if v.rdi.is_null() {
-        return Err("register rdi is not readable (no vCPU-init callback?)".into());
-    }
-    unsafe {
-        if v.regbuf.is_null() {
-            v.regbuf = g_byte_array_new();
-        }
-        g_byte_array_set_size(v.regbuf, 0);
-        let n = qemu_plugin_read_register(v.rdi, v.regbuf);
-        if n < 8 {
-            return Err(format!("reading rdi returned {n} bytes"));
-        }
-        let mut b = [0u8; 8];
-        std::ptr::copy_nonoverlapping((*v.regbuf).data, b.as_mut_ptr(), 8);
-        Ok(u64::from_le_bytes(b))
-    }
-}
-
 unsafe extern "C" fn on_marker(idx: c_uint, cmd: *mut c_void) {
     guard("marker callback", || {
-        let Some(cmd) = Command::ALL
-            .into_iter()
-            .find(|c| *c as usize == cmd as usize)
-        else {
+        let Some(cmd) = marker_command(cmd) else {
             return;
         };
         // SAFETY: QEMU calls this on vCPU `idx`'s thread.
         let Some(v) = (unsafe { vcpu(idx) }) else {
             return lock(&plugin().session).add_error(format!("vcpu {idx} beyond the vCPU table"));
         };
-        match unsafe { read_arg(v) } {
+        // SAFETY: the marker callback is registered with register access (`hook_marker`).
+        match unsafe { read_register(v.rdi, &mut v.regbuf) } {
             Ok(arg) => handle_marker(v, idx, cmd, arg),
-            Err(e) => lock(&plugin().session).add_error(format!("vcpu {idx}: {cmd:?}: {e}")),
+            Err(e) => lock(&plugin().session).add_error(format!("vcpu {idx}: {cmd:?}: rdi: {e}")),
         }
     });
 }
@@ -252,7 +204,7 @@ fn end_test(p: &Plugin, v: &mut Vcpu, test: u64) {
     if let Some(layout) = &p.cfg.slab {
         // Now, while the objects exist: after the marker the guest tears the test down, and their
         // pages may be freed or reused.
-        let stats = slab::name_record(layout, &mut VcpuMemory(v), &mut rec);
+        let stats = slab::name_record(layout, &mut VcpuMemory(&mut v.membuf), &mut rec);
         if stats.no_vmemmap && !p.slab_unreadable.swap(true, Ordering::Relaxed) {
             outs(
                 "cannot read the kernel's vmemmap_base from the end-test marker: heap locations are not named by slab cache",
@@ -260,7 +212,7 @@ fn end_test(p: &Plugin, v: &mut Vcpu, test: u64) {
         }
     }
     if let Some(layout) = &p.cfg.percpu
-        && !percpu::place_record(layout, &mut VcpuMemory(v), &mut rec)
+        && !percpu::place_record(layout, &mut VcpuMemory(&mut v.membuf), &mut rec)
         && !p.percpu_unreadable.swap(true, Ordering::Relaxed)
     {
         outs(
@@ -268,37 +220,6 @@ fn end_test(p: &Plugin, v: &mut Vcpu, test: u64) {
         );
     }
     write_record(p, &rec, raw);
-}
-
-/// Guest memory as the vCPU running the end-test marker sees it. Kernel addresses (the page
-/// array, slab caches) are mapped in every address space of the guest, including the user
-/// process that executes the marker, unless page-table isolation hides them (then reads fail
-/// and nothing is named).
-struct VcpuMemory<'a>(&'a mut Vcpu);
-
-impl GuestMemory for VcpuMemory<'_> {
-    fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool {
-        if buf.is_empty() {
-            return true;
-        }
-        let v = &mut *self.0;
-        // SAFETY: called on the vCPU's own thread inside a callback (the API's vCPU context);
-        // the byte array is ours and QEMU grows it to `len` on success.
-        unsafe {
-            if v.membuf.is_null() {
-                v.membuf = g_byte_array_new();
-            }
-            g_byte_array_set_size(v.membuf, 0);
-            if !qemu_plugin_read_memory_vaddr(vaddr, v.membuf, buf.len()) {
-                return false;
-            }
-            if ((*v.membuf).len as usize) < buf.len() {
-                return false;
-            }
-            std::ptr::copy_nonoverlapping((*v.membuf).data, buf.as_mut_ptr(), buf.len());
-        }
-        true
-    }
 }
 
 fn write_record(p: &Plugin, rec: &TestRecord, raw: Option<String>) {
@@ -330,18 +251,10 @@ fn enable_instrumentation(p: &Plugin) {
 unsafe extern "C" fn on_reset(id: qemu_plugin_id_t) {
     guard("reset callback", || {
         // The reset removed every callback; the vCPU-init one is not needed any more.
-        register_translation(id);
+        register_translation(id, Some(on_translate), Some(on_exit));
         plugin().instrumented.store(true, Ordering::Release);
         outs("memory instrumentation enabled");
     });
-}
-
-fn register_translation(id: qemu_plugin_id_t) {
-    // SAFETY: registering callbacks with the id QEMU gave us.
-    unsafe {
-        qemu_plugin_register_vcpu_tb_trans_cb(id, Some(on_translate));
-        qemu_plugin_register_atexit_cb(id, Some(on_exit), std::ptr::null_mut());
-    }
 }
 
 unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb) {
@@ -362,18 +275,8 @@ unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb
 
 unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, user: bool) {
     unsafe {
-        if qemu_plugin_insn_size(insn) == marker::LEN {
-            let mut bytes = [0u8; marker::LEN];
-            let got = qemu_plugin_insn_data(insn, bytes.as_mut_ptr().cast(), marker::LEN);
-            if let Some(cmd) = marker::decode(&bytes[..got]) {
-                qemu_plugin_register_vcpu_insn_exec_cb(
-                    insn,
-                    Some(on_marker),
-                    qemu_plugin_cb_flags::QEMU_PLUGIN_CB_R_REGS,
-                    cmd as usize as *mut c_void,
-                );
-                return;
-            }
+        if hook_marker(insn, Some(on_marker)) {
+            return;
         }
         let pc = qemu_plugin_insn_vaddr(insn);
         // Decided per instruction at translation time: kernel code that touches user memory
@@ -436,26 +339,6 @@ unsafe extern "C" fn on_vcpu_init(_id: qemu_plugin_id_t, idx: c_uint) {
     });
 }
 
-/// SAFETY: call from a vCPU thread (the register list is per vCPU).
-pub(crate) unsafe fn find_register(name: &str) -> *mut qemu_plugin_register {
-    unsafe {
-        let list = qemu_plugin_get_registers();
-        if list.is_null() {
-            return std::ptr::null_mut();
-        }
-        let descs = std::slice::from_raw_parts(
-            (*list).data as *const qemu_plugin_reg_descriptor,
-            (*list).len as usize,
-        );
-        let found = descs
-            .iter()
-            .find(|d| CStr::from_ptr(d.name).to_bytes() == name.as_bytes())
-            .map_or(std::ptr::null_mut(), |d| d.handle);
-        g_array_free(list, true);
-        found
-    }
-}
-
 unsafe extern "C" fn on_exit(_id: qemu_plugin_id_t, _data: *mut c_void) {
     guard("exit callback", || {
         let p = plugin();
@@ -482,41 +365,18 @@ fn open_outputs(cfg: &Config) -> Result<Outputs, String> {
     })
 }
 
-unsafe fn plugin_args(argc: c_int, argv: *mut *mut c_char) -> Vec<String> {
-    (0..usize::try_from(argc).unwrap_or(0))
-        .map(|i| {
-            unsafe { CStr::from_ptr(*argv.add(i)) }
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect()
-}
-
-pub(crate) fn vcpu_count(info: &qemu_info_t) -> usize {
-    if !info.system_emulation {
-        return FALLBACK_VCPUS;
-    }
-    // SAFETY: the `system` member is the one QEMU fills in system emulation.
-    let max = unsafe { info.__bindgen_anon_1.system.max_vcpus };
-    usize::try_from(max).unwrap_or(FALLBACK_VCPUS).max(1)
-}
-
 fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<(), String> {
     let cfg = Config::parse(args).map_err(|e| e.to_string())?;
     if let crate::config::Mode::RefTrace(layout) = cfg.mode {
         return crate::plugin_reftrace::install(id, info, &cfg, layout);
     }
     let outputs = open_outputs(&cfg)?;
-    let vcpus = (0..vcpu_count(info))
-        .map(|_| {
-            VcpuCell(UnsafeCell::new(Vcpu {
-                buffer: CallBuffer::new(cfg.max_accesses),
-                rdi: std::ptr::null_mut(),
-                regbuf: std::ptr::null_mut(),
-                membuf: std::ptr::null_mut(),
-            }))
-        })
-        .collect();
+    let vcpus = PerVcpu::new(info, || Vcpu {
+        buffer: CallBuffer::new(cfg.max_accesses),
+        rdi: std::ptr::null_mut(),
+        regbuf: std::ptr::null_mut(),
+        membuf: std::ptr::null_mut(),
+    });
     let lazy = cfg.lazy;
     let session = Mutex::new(TestSession::new(cfg.calls));
     let p = Plugin {
@@ -533,7 +393,7 @@ fn install(id: qemu_plugin_id_t, info: &qemu_info_t, args: &[String]) -> Result<
     PLUGIN
         .set(p)
         .map_err(|_| "the plugin was installed twice".to_string())?;
-    register_translation(id);
+    register_translation(id, Some(on_translate), Some(on_exit));
     // SAFETY: registering a callback with the id QEMU gave us.
     unsafe { qemu_plugin_register_vcpu_init_cb(id, Some(on_vcpu_init)) };
     Ok(())

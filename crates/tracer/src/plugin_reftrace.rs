@@ -7,24 +7,21 @@
 //! instruction is instrumented from the start, so every vCPU knows its task by then.
 
 use crate::config::Config;
-use crate::plugin::{find_register, outs, vcpu_count};
+use crate::qemu::{
+    PerVcpu, VcpuMemory, find_register, hook_marker, lock, marker_command, outs, read_register,
+    register_translation,
+};
 use crate::reftrace::{self, MemAccess, Outcome, Pages, VcpuState};
 use crate::slab::GuestMemory;
-use commuter_trace_format::marker::{self, Command};
+use commuter_trace_format::marker::Command;
 use commuter_trace_format::reftrace::{Backing, End, RefTraceLayout};
 use qemu_plugin_sys::*;
-use std::cell::UnsafeCell;
 use std::ffi::{c_uint, c_void};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
-unsafe extern "C" {
-    fn g_byte_array_new() -> *mut GByteArray;
-    fn g_byte_array_set_size(array: *mut GByteArray, len: c_uint) -> *mut GByteArray;
-}
+use std::sync::{Mutex, OnceLock};
 
 /// State only touched by the thread running that vCPU.
 struct Vcpu {
@@ -35,12 +32,6 @@ struct Vcpu {
     membuf: *mut GByteArray,
 }
 
-struct VcpuCell(UnsafeCell<Vcpu>);
-// SAFETY: each cell is accessed only from its own vCPU's thread; the raw pointers are QEMU/glib
-// handles not tied to the thread that created the table.
-unsafe impl Sync for VcpuCell {}
-unsafe impl Send for VcpuCell {}
-
 struct Output {
     file: BufWriter<File>,
     references: u64,
@@ -50,7 +41,7 @@ struct RefTracer {
     id: qemu_plugin_id_t,
     layout: RefTraceLayout,
     out_path: std::path::PathBuf,
-    vcpus: Box<[VcpuCell]>,
+    vcpus: PerVcpu<Vcpu>,
     out: Mutex<Output>,
     /// The guest's `/init`: its accesses are not recorded.
     exclude: AtomicU32,
@@ -73,10 +64,6 @@ fn tracer() -> &'static RefTracer {
         .expect("reftrace callbacks run only after install")
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Runs a callback body; a panic is reported on the log instead of unwinding into C.
 fn guard(what: &str, body: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(body)).is_err() {
@@ -86,41 +73,13 @@ fn guard(what: &str, body: impl FnOnce()) {
 
 /// SAFETY: call only from the thread running vCPU `idx`.
 unsafe fn vcpu(idx: c_uint) -> Option<&'static mut Vcpu> {
-    let cell = tracer().vcpus.get(idx as usize)?;
-    Some(unsafe { &mut *cell.0.get() })
-}
-
-/// Guest memory through the vCPU's current address space (kernel addresses are mapped in
-/// every one of them).
-struct Memory<'a>(&'a mut *mut GByteArray);
-
-impl GuestMemory for Memory<'_> {
-    fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool {
-        if buf.is_empty() {
-            return true;
-        }
-        // SAFETY: called on the vCPU's own thread inside a callback; the array is ours.
-        unsafe {
-            if self.0.is_null() {
-                *self.0 = g_byte_array_new();
-            }
-            let a = *self.0;
-            g_byte_array_set_size(a, 0);
-            if !qemu_plugin_read_memory_vaddr(vaddr, a, buf.len())
-                || ((*a).len as usize) < buf.len()
-            {
-                return false;
-            }
-            std::ptr::copy_nonoverlapping((*a).data, buf.as_mut_ptr(), buf.len());
-        }
-        true
-    }
+    unsafe { tracer().vcpus.get(idx) }
 }
 
 /// `struct page` read through the vCPU's memory.
 struct PageReader<'a> {
     t: &'static RefTracer,
-    mem: Memory<'a>,
+    mem: VcpuMemory<'a>,
 }
 
 impl Pages for PageReader<'_> {
@@ -165,7 +124,7 @@ unsafe extern "C" fn on_mem(idx: c_uint, info: qemu_plugin_meminfo_t, vaddr: u64
         };
         let mut pages = PageReader {
             t,
-            mem: Memory(&mut v.membuf),
+            mem: VcpuMemory(&mut v.membuf),
         };
         let outcome = v
             .state
@@ -197,25 +156,6 @@ unsafe extern "C" fn on_mem(idx: c_uint, info: qemu_plugin_meminfo_t, vaddr: u64
     });
 }
 
-/// Reads a register the callback was registered to read.
-unsafe fn read_reg(reg: *mut qemu_plugin_register, buf: &mut *mut GByteArray) -> Option<u64> {
-    if reg.is_null() {
-        return None;
-    }
-    unsafe {
-        if buf.is_null() {
-            *buf = g_byte_array_new();
-        }
-        g_byte_array_set_size(*buf, 0);
-        if qemu_plugin_read_register(reg, *buf) < 8 {
-            return None;
-        }
-        let mut b = [0u8; 8];
-        std::ptr::copy_nonoverlapping((**buf).data, b.as_mut_ptr(), 8);
-        Some(u64::from_le_bytes(b))
-    }
-}
-
 unsafe extern "C" fn on_switch(idx: c_uint, _data: *mut c_void) {
     guard("__switch_to", || {
         let t = tracer();
@@ -223,18 +163,17 @@ unsafe extern "C" fn on_switch(idx: c_uint, _data: *mut c_void) {
         let Some(v) = (unsafe { vcpu(idx) }) else {
             return;
         };
-        let next = unsafe { read_reg(v.rsi, &mut v.regbuf) };
-        let task = next.and_then(|n| reftrace::read_task(&t.layout, &mut Memory(&mut v.membuf), n));
+        // SAFETY: registered with register access.
+        let next = unsafe { read_register(v.rsi, &mut v.regbuf) }.ok();
+        let task =
+            next.and_then(|n| reftrace::read_task(&t.layout, &mut VcpuMemory(&mut v.membuf), n));
         v.state.switch_to(task);
     });
 }
 
 unsafe extern "C" fn on_marker(idx: c_uint, cmd: *mut c_void) {
     guard("marker", || {
-        let Some(cmd) = Command::ALL
-            .into_iter()
-            .find(|c| *c as usize == cmd as usize)
-        else {
+        let Some(cmd) = marker_command(cmd) else {
             return;
         };
         let t = tracer();
@@ -242,8 +181,10 @@ unsafe extern "C" fn on_marker(idx: c_uint, cmd: *mut c_void) {
         let Some(v) = (unsafe { vcpu(idx) }) else {
             return;
         };
-        let Some(arg) = (unsafe { read_reg(v.rdi, &mut v.regbuf) }) else {
-            return outs(&format!("vcpu {idx}: {cmd:?}: rdi is not readable"));
+        // SAFETY: the marker callback is registered with register access (`hook_marker`).
+        let arg = match unsafe { read_register(v.rdi, &mut v.regbuf) } {
+            Ok(arg) => arg,
+            Err(e) => return outs(&format!("vcpu {idx}: {cmd:?}: rdi: {e}")),
         };
         match cmd {
             Command::BeginTest => {
@@ -288,18 +229,10 @@ unsafe extern "C" fn on_marker(idx: c_uint, cmd: *mut c_void) {
 
 unsafe extern "C" fn on_reset(id: qemu_plugin_id_t) {
     guard("reset", || {
-        register(id);
+        register_translation(id, Some(on_translate), Some(on_exit));
         tracer().instrumented.store(true, Ordering::Release);
         outs("memory instrumentation enabled (reftrace)");
     });
-}
-
-fn register(id: qemu_plugin_id_t) {
-    // SAFETY: registering callbacks with the id QEMU gave us.
-    unsafe {
-        qemu_plugin_register_vcpu_tb_trans_cb(id, Some(on_translate));
-        qemu_plugin_register_atexit_cb(id, Some(on_exit), std::ptr::null_mut());
-    }
 }
 
 unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb) {
@@ -316,18 +249,8 @@ unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb
 
 unsafe fn instrument_insn(t: &RefTracer, insn: *mut qemu_plugin_insn, memory: bool) {
     unsafe {
-        if qemu_plugin_insn_size(insn) == marker::LEN {
-            let mut bytes = [0u8; marker::LEN];
-            let got = qemu_plugin_insn_data(insn, bytes.as_mut_ptr().cast(), marker::LEN);
-            if let Some(cmd) = marker::decode(&bytes[..got]) {
-                qemu_plugin_register_vcpu_insn_exec_cb(
-                    insn,
-                    Some(on_marker),
-                    qemu_plugin_cb_flags::QEMU_PLUGIN_CB_R_REGS,
-                    cmd as usize as *mut c_void,
-                );
-                return;
-            }
+        if hook_marker(insn, Some(on_marker)) {
+            return;
         }
         let pc = qemu_plugin_insn_vaddr(insn);
         if pc == t.layout.switch_to {
@@ -385,17 +308,13 @@ pub(crate) fn install(
     let mut file = BufWriter::with_capacity(1 << 20, file);
     file.write_all(&commuter_trace_format::reftrace::header())
         .map_err(|e| format!("cannot write {}: {e}", cfg.out.display()))?;
-    let vcpus = (0..vcpu_count(info))
-        .map(|_| {
-            VcpuCell(UnsafeCell::new(Vcpu {
-                state: VcpuState::default(),
-                rdi: std::ptr::null_mut(),
-                rsi: std::ptr::null_mut(),
-                regbuf: std::ptr::null_mut(),
-                membuf: std::ptr::null_mut(),
-            }))
-        })
-        .collect();
+    let vcpus = PerVcpu::new(info, || Vcpu {
+        state: VcpuState::default(),
+        rdi: std::ptr::null_mut(),
+        rsi: std::ptr::null_mut(),
+        regbuf: std::ptr::null_mut(),
+        membuf: std::ptr::null_mut(),
+    });
     let t = RefTracer {
         id,
         layout,
@@ -418,7 +337,7 @@ pub(crate) fn install(
     TRACER
         .set(t)
         .map_err(|_| "the plugin was installed twice".to_string())?;
-    register(id);
+    register_translation(id, Some(on_translate), Some(on_exit));
     // SAFETY: registering a callback with the id QEMU gave us.
     unsafe { qemu_plugin_register_vcpu_init_cb(id, Some(on_vcpu_init)) };
     Ok(())
