@@ -51,62 +51,133 @@ pub enum LayoutError {
 
 pub(crate) type R<'a> = EndianSlice<'a, RunTimeEndian>;
 
+/// A kernel image opened for a layout lookup: its symbols and its DWARF.
+pub(crate) struct Image<'d> {
+    path: &'d Path,
+    file: object::File<'d>,
+    dwarf: gimli::Dwarf<R<'d>>,
+}
+
+impl Image<'_> {
+    /// Opens the image at `path` and hands it to `look`.
+    pub fn with<T>(
+        path: &Path,
+        look: impl FnOnce(&Image<'_>) -> Result<T, LayoutError>,
+    ) -> Result<T, LayoutError> {
+        let io = |source| LayoutError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let f = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: read-only, for the duration of this function (see `Symbols::open`).
+        let data = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+        let dwarf_err = |e: &dyn std::fmt::Display| dwarf_error(path, e);
+        let file = object::File::parse(&*data).map_err(|e| dwarf_err(&e))?;
+        let endian = if file.is_little_endian() {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+        let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, object::Error> {
+            match file.section_by_name(id.name()) {
+                Some(s) => s.uncompressed_data(),
+                None => Ok(Cow::Borrowed(&[])),
+            }
+        })
+        .map_err(|e| dwarf_err(&e))?;
+        let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
+        look(&Image { path, file, dwarf })
+    }
+
+    /// What the lookup needs and the image lacks, e.g. `symbol vmemmap_base`.
+    pub fn missing(&self, what: &str) -> LayoutError {
+        LayoutError::Missing {
+            path: self.path.to_owned(),
+            what: what.to_owned(),
+        }
+    }
+
+    /// The address of symbol `name` (of `size` bytes, if given).
+    pub fn symbol(&self, name: &str, size: Option<u64>) -> Result<u64, LayoutError> {
+        self.file
+            .symbol_by_name(name)
+            .filter(|s| size.is_none_or(|n| s.size() == n))
+            .map(|s| s.address())
+            .ok_or_else(|| self.missing(&format!("symbol {name}")))
+    }
+
+    /// Visits the compilation units, first the one of the source file `defining` (which defines
+    /// every type sought), then, if `done(found)` is still false, every unit, until it is.
+    pub fn search<F>(
+        &self,
+        defining: &str,
+        found: &mut F,
+        done: impl Fn(&F) -> bool,
+        mut visit: impl FnMut(&gimli::Dwarf<R<'_>>, &Unit<R<'_>>, &mut F) -> gimli::Result<()>,
+    ) -> Result<(), LayoutError> {
+        let suffix = format!("/{defining}");
+        let in_defining = |unit: &Unit<R<'_>>| {
+            let name = unit.name.map(|n| n.slice()).unwrap_or_default();
+            name == defining.as_bytes() || name.ends_with(suffix.as_bytes())
+        };
+        for only_defining in [true, false] {
+            let mut units = self.dwarf.units();
+            while let Some(header) = units.next().map_err(|e| dwarf_error(self.path, &e))? {
+                if done(found) {
+                    return Ok(());
+                }
+                let unit = self
+                    .dwarf
+                    .unit(header)
+                    .map_err(|e| dwarf_error(self.path, &e))?;
+                if !only_defining || in_defining(&unit) {
+                    visit(&self.dwarf, &unit, found).map_err(|e| dwarf_error(self.path, &e))?;
+                }
+            }
+            if done(found) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dwarf_error(path: &Path, e: &dyn std::fmt::Display) -> LayoutError {
+    LayoutError::Dwarf {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
 /// Reads the slab layout of the kernel image at `path`.
 pub fn slab_layout(path: &Path) -> Result<SlabLayout, LayoutError> {
-    let io = |source| LayoutError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let dwarf_err = |message: String| LayoutError::Dwarf {
-        path: path.to_owned(),
-        message,
-    };
-    let f = std::fs::File::open(path).map_err(io)?;
-    // SAFETY: read-only, for the duration of this function (see `Symbols::open`).
-    let data = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
-    let file = object::File::parse(&*data).map_err(|e| dwarf_err(e.to_string()))?;
-    let missing = |what: &str| LayoutError::Missing {
-        path: path.to_owned(),
-        what: what.to_owned(),
-    };
-    let vmemmap_base = file
-        .symbol_by_name("vmemmap_base")
-        .filter(|s| s.size() == 8)
-        .ok_or_else(|| missing("symbol vmemmap_base"))?
-        .address();
-    let endian = if file.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
-    };
-    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, object::Error> {
-        match file.section_by_name(id.name()) {
-            Some(s) => s.uncompressed_data(),
-            None => Ok(Cow::Borrowed(&[])),
-        }
+    Image::with(path, |image| {
+        let vmemmap_base = image.symbol("vmemmap_base", Some(8))?;
+        let mut found = Found::default();
+        image.search("mm/slub.c", &mut found, Found::complete, search_unit)?;
+        found.layout(image, vmemmap_base)
     })
-    .map_err(|e| dwarf_err(e.to_string()))?;
-    let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
-    let mut found = Found::default();
-    search(&dwarf, &mut found, true).map_err(|e| dwarf_err(e.to_string()))?;
-    if !found.complete() {
-        search(&dwarf, &mut found, false).map_err(|e| dwarf_err(e.to_string()))?;
+}
+
+impl Found {
+    fn layout(&self, image: &Image<'_>, vmemmap_base: u64) -> Result<SlabLayout, LayoutError> {
+        let missing = |what: &str| image.missing(what);
+        let page = self.page.ok_or_else(|| missing("DWARF struct page"))?;
+        let need = |v: Option<u64>, what: &str| v.ok_or_else(|| missing(what));
+        Ok(SlabLayout {
+            vmemmap_base,
+            page_size: page.size,
+            compound_head: need(page.compound_head, "struct page member compound_head")?,
+            mark: self.mark().ok_or_else(|| {
+                missing(
+                    "way to tell slab pages (enumerator PGTY_slab or PG_slab of enum pagetype, \
+                     or PG_slab of enum pageflags, with the struct page member it applies to)",
+                )
+            })?,
+            slab_cache: need(self.slab_cache, "DWARF struct slab member slab_cache")?,
+            cache_name: need(self.cache_name, "DWARF struct kmem_cache member name")?,
+        })
     }
-    let page = found.page.ok_or_else(|| missing("DWARF struct page"))?;
-    let need = |v: Option<u64>, what: &str| v.ok_or_else(|| missing(what));
-    Ok(SlabLayout {
-        vmemmap_base,
-        page_size: page.size,
-        compound_head: need(page.compound_head, "struct page member compound_head")?,
-        mark: found.mark().ok_or_else(|| {
-            missing(
-                "way to tell slab pages (enumerator PGTY_slab or PG_slab of enum pagetype, \
-                 or PG_slab of enum pageflags, with the struct page member it applies to)",
-            )
-        })?,
-        slab_cache: need(found.slab_cache, "DWARF struct slab member slab_cache")?,
-        cache_name: need(found.cache_name, "DWARF struct kmem_cache member name")?,
-    })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -149,25 +220,6 @@ impl Found {
         }
         SlabMark::flag(page.flags?, self.flag_bit?)
     }
-}
-
-/// Scans compilation units (only `mm/slub.c` when `slub_only`) until everything is found.
-fn search(dwarf: &gimli::Dwarf<R<'_>>, found: &mut Found, slub_only: bool) -> gimli::Result<()> {
-    let mut units = dwarf.units();
-    while let Some(header) = units.next()? {
-        if found.complete() {
-            break;
-        }
-        let unit = dwarf.unit(header)?;
-        if slub_only {
-            let name = unit.name.map(|n| n.slice()).unwrap_or_default();
-            if !(name == b"mm/slub.c" || name.ends_with(b"/mm/slub.c")) {
-                continue;
-            }
-        }
-        search_unit(dwarf, &unit, found)?;
-    }
-    Ok(())
 }
 
 fn search_unit(
