@@ -76,22 +76,8 @@ pub fn place_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    /// Sparse memory of 8-byte words.
-    #[derive(Default)]
-    struct Words(HashMap<u64, u64>);
-
-    impl GuestMemory for Words {
-        fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool {
-            let Some(w) = self.0.get(&vaddr) else {
-                return false;
-            };
-            let bytes = w.to_le_bytes();
-            buf.copy_from_slice(&bytes[..buf.len()]);
-            true
-        }
-    }
+    use crate::slab::Words;
 
     const LAYOUT: PercpuLayout = PercpuLayout {
         offsets: 0x1000,

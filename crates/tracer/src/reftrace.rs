@@ -252,7 +252,6 @@ fn reference(kind: Kind, backing: Backing, task: Task, page: u64) -> Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     /// Frames 0x100.. are file pages, others anonymous; frame 0xdead cannot be read. Counts
     /// the lookups.
@@ -450,19 +449,7 @@ mod tests {
         );
     }
 
-    /// Sparse guest memory of 8-byte words.
-    #[derive(Default)]
-    struct Words(HashMap<u64, u64>);
-
-    impl GuestMemory for Words {
-        fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool {
-            let Some(w) = self.0.get(&vaddr) else {
-                return false;
-            };
-            buf.copy_from_slice(&w.to_le_bytes()[..buf.len()]);
-            true
-        }
-    }
+    use crate::slab::Words;
 
     const LAYOUT: RefTraceLayout = RefTraceLayout {
         switch_to: 0xffff_ffff_8100_0000,

@@ -18,6 +18,22 @@ pub trait GuestMemory {
     fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool;
 }
 
+/// Sparse guest memory of 8-byte words, for unit tests of what reads pointers and fields.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Words(pub HashMap<u64, u64>);
+
+#[cfg(test)]
+impl GuestMemory for Words {
+    fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool {
+        let Some(w) = self.0.get(&vaddr) else {
+            return false;
+        };
+        buf.copy_from_slice(&w.to_le_bytes()[..buf.len()]);
+        true
+    }
+}
+
 /// What naming one record found out, for the plugin's log.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct NamingStats {
