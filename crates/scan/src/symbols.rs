@@ -37,7 +37,7 @@ use crate::schema::{CodeSite, Frame, Region, What};
 use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::record::{Mode, PercpuPlace};
 use commuter_trace_format::slab::SlabLayout;
-use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind, SymbolKind};
 use std::path::{Path, PathBuf};
 
 /// Start of the kernel's direct map of physical memory on x86-64 without KASLR (4-level paging).
@@ -448,11 +448,22 @@ pub(crate) fn file_name(path: &Path) -> String {
 }
 
 /// Sized function and object symbols, sorted by address then name; `section` indexes the
-/// table [`sections`] returns.
+/// table [`sections`] returns. Assembly code's symbols often have no type (the kernel's
+/// `entry_SYSCALL_64`, where every system call's stack ends): a sized one in a code section
+/// counts as a function.
 pub(crate) fn symbols(file: &object::File<'_>) -> Vec<Sym> {
+    let in_code = |s: &object::Symbol<'_, '_>| {
+        s.section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .is_some_and(|section| section.kind() == SectionKind::Text)
+    };
     let mut out: Vec<Sym> = file
         .symbols()
-        .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data))
+        .filter(|s| match s.kind() {
+            SymbolKind::Text | SymbolKind::Data => true,
+            SymbolKind::Unknown => in_code(s),
+            _ => false,
+        })
         .filter(|s| s.size() > 0 && s.is_definition())
         .filter_map(|s| {
             Some(Sym {

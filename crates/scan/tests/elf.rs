@@ -29,6 +29,9 @@ __attribute__((noinline)) void work(int i)
     counter++; /* COUNT */
 }
 
+/* Assembly code with a size and no type, as the kernel's entry code has. */
+__asm__(".text\n.globl untyped_entry\nuntyped_entry:\n\tnop\n\tnop\n\tret\n.size untyped_entry, 3\n");
+
 int main(int argc, char **argv)
 {
     (void)argv;
@@ -152,6 +155,16 @@ fn every_pc_of_a_function_matches_binutils_including_inlined_frames() {
     }
     // Not vacuous: the always-inline helper shows up as its own frame.
     assert!(inlined > 0, "no pc of work() had bump() inlined");
+}
+
+#[test]
+fn sized_assembly_code_without_a_type_is_named() {
+    let b = built();
+    let (start, size) = nm(&b.elf, "untyped_entry");
+    assert_eq!(size, 3);
+    let site = b.symbols.code(start + 2);
+    assert_eq!(site.symbol.as_deref(), Some("untyped_entry"));
+    assert_eq!(site.offset, 2);
 }
 
 #[test]
