@@ -8,9 +8,10 @@ use clap::Args;
 use commuter_analyzer::{
     Analysis, AnalyzeOptions, CallSetReport, Commutes, MoverReport, analyze, analyze_movers,
 };
+use commuter_engine::ExploreOptions;
 
 use crate::Registry;
-use crate::common::{SelectionArgs, progress_bar, to_json};
+use crate::common::{SelectionArgs, call_set_progress, progress_bar, to_json};
 use crate::output::AtomicOutput;
 
 #[derive(Args)]
@@ -54,8 +55,12 @@ pub fn list_models(registry: &Registry) -> Result<()> {
 pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
     let selected = args.selection.resolve(registry)?;
     let out = AtomicOutput::prepare(&args.output)?;
+    let (bar, paths_done) = call_set_progress(selected.sets.len() as u64);
     let opts = AnalyzeOptions {
-        explore: args.selection.explore_options(),
+        explore: ExploreOptions {
+            paths_done: Some(paths_done),
+            ..args.selection.explore_options()
+        },
         // `--check-conds` needs the merged conditions to tell "always" from "always, given
         // the preconditions".
         print_conds: args.print_conds || args.check_conds,
@@ -66,7 +71,6 @@ pub fn run(registry: &Registry, args: &AnalyzeArgs) -> Result<()> {
         call_sets = selected.sets.len(),
         "analyzing"
     );
-    let bar = progress_bar(selected.sets.len() as u64, "call sets");
     let started = Instant::now();
     let analysis = selected.on_workers(|| {
         analyze(

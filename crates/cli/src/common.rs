@@ -2,6 +2,8 @@
 //! progress bars, JSON output.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -91,6 +93,7 @@ impl SelectionArgs {
                 .then(|| Duration::from_secs(self.solver_timeout)),
             max_paths: self.max_paths,
             use_saved_models: !self.no_saved_models,
+            paths_done: None,
         }
     }
 }
@@ -111,11 +114,47 @@ fn lookup_model<'r>(registry: &'r Registry, name: &str) -> Result<&'r dyn DynMod
 /// total, rate and time left, so a log is never silent for long. `COMMUTER_PROGRESS_SECS` sets
 /// the interval (default 5).
 pub fn progress_bar(len: u64, unit: &'static str) -> ProgressBar {
+    progress_bar_with(len, unit, None)
+}
+
+/// A [`progress_bar`] of call sets that also counts the paths explored so far, those of the
+/// idempotence explorations included (one call set can take an hour): the counter goes into
+/// the explorations' options ([`ExploreOptions::paths_done`]).
+pub fn call_set_progress(len: u64) -> (ProgressBar, Arc<AtomicU64>) {
+    let paths = Arc::new(AtomicU64::new(0));
+    (
+        progress_bar_with(len, "call sets", Some(paths.clone())),
+        paths,
+    )
+}
+
+fn paths_explored(paths: &AtomicU64) -> String {
+    format!("{} paths explored", paths.load(Ordering::Relaxed))
+}
+
+fn progress_bar_with(len: u64, unit: &'static str, paths: Option<Arc<AtomicU64>>) -> ProgressBar {
     if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(len);
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-        {
+        let template = match paths {
+            Some(_) => {
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} call sets, {paths} {msg}"
+            }
+            None => "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            let style = match paths {
+                Some(paths) => {
+                    // Redrawn by the steady tick while the call set count stands still.
+                    bar.enable_steady_tick(Duration::from_millis(500));
+                    style.with_key(
+                        "paths",
+                        move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&paths_explored(&paths));
+                        },
+                    )
+                }
+                None => style,
+            };
             bar.set_style(style);
         }
         return bar;
@@ -140,7 +179,7 @@ pub fn progress_bar(len: u64, unit: &'static str) -> ProgressBar {
                 }
                 if last.elapsed() >= interval {
                     last = std::time::Instant::now();
-                    eprintln!("{}", progress_line(&bar, unit));
+                    eprintln!("{}", progress_line(&bar, unit, paths.as_deref()));
                 }
             }
         });
@@ -153,7 +192,7 @@ fn clock(secs: u64) -> String {
 }
 
 /// `progress: 45/171 call sets (26%) in 0:00:14, 3.2/s, 0:00:39 left, open/stat`.
-fn progress_line(bar: &ProgressBar, unit: &str) -> String {
+fn progress_line(bar: &ProgressBar, unit: &str, paths: Option<&AtomicU64>) -> String {
     let (pos, len) = (bar.position(), bar.length().unwrap_or(0));
     let mut s = format!("progress: {pos}/{len} {unit}");
     if let Some(percent) = (pos * 100).checked_div(len) {
@@ -165,6 +204,10 @@ fn progress_line(bar: &ProgressBar, unit: &str) -> String {
     if rate > 0.0 && len >= pos {
         let left = ((len - pos) as f64 / rate).round() as u64;
         s.push_str(&format!(", {} left", clock(left)));
+    }
+    if let Some(paths) = paths {
+        s.push_str(", ");
+        s.push_str(&paths_explored(paths));
     }
     let msg = bar.message();
     if !msg.is_empty() {

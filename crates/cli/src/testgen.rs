@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use commuter_analyzer::AnalyzeOptions;
+use commuter_engine::ExploreOptions;
 use commuter_targets::shard::ShardSpec;
 use commuter_testgen::shard::{part_of, set_name};
 use commuter_testgen::{
@@ -13,7 +14,7 @@ use commuter_testgen::{
     testgen,
 };
 
-use crate::common::{SelectionArgs, progress_bar, to_json};
+use crate::common::{SelectionArgs, call_set_progress, to_json};
 use crate::diff::difference;
 use crate::output::AtomicOutput;
 use crate::{Registry, UsageError};
@@ -110,16 +111,19 @@ pub fn generate(
             idempotence: !selection.no_idempotence,
         }
     });
+    let (bar, paths_done) = call_set_progress(selected.sets.len() as u64);
     let opts = TestgenOptions {
         analyze: AnalyzeOptions {
-            explore: selection.explore_options(),
+            explore: ExploreOptions {
+                paths_done: Some(paths_done),
+                ..selection.explore_options()
+            },
             print_conds: false,
             skip_idempotence: selection.no_idempotence,
         },
         max_tests_per_path: generation.max_tests_per_path,
         max_testcases: generation.max_testcases,
     };
-    let bar = progress_bar(selected.sets.len() as u64, "call sets");
     let started = Instant::now();
     let (mut suite, outcomes) = selected.on_workers(|| {
         testgen(

@@ -324,6 +324,19 @@ fn without_a_terminal_progress_is_printed_as_lines() {
         .find(|l| l.starts_with("progress: 0/1 call sets (0%) in 0:00:00"))
         .unwrap_or_else(|| panic!("no progress line: {stderr}"));
     assert!(line.contains("/s"), "{line}");
+    // Inside the one call set, the paths explored so far count up.
+    let most_paths = stderr
+        .lines()
+        .filter_map(|l| {
+            l.split(", ")
+                .find_map(|p| p.strip_suffix(" paths explored"))
+        })
+        .filter_map(|n| n.parse::<u64>().ok())
+        .max();
+    assert!(
+        most_paths.is_some_and(|n| n > 0),
+        "no line counted an explored path: {stderr}"
+    );
 }
 
 #[test]

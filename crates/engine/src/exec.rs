@@ -13,6 +13,8 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use z3::ast::{Ast, Bool as ZBool, Dynamic};
@@ -29,6 +31,9 @@ pub struct ExploreOptions {
     pub solver_timeout: Option<Duration>,
     /// Stop after this many completed paths (the result says it was truncated).
     pub max_paths: Option<usize>,
+    /// Incremented as each path completes, so that another thread can show progress inside
+    /// one long exploration (a large call set's can take an hour).
+    pub paths_done: Option<Arc<AtomicU64>>,
 }
 
 impl Default for ExploreOptions {
@@ -37,6 +42,7 @@ impl Default for ExploreOptions {
             use_saved_models: true,
             solver_timeout: Some(Duration::from_secs(60)),
             max_paths: None,
+            paths_done: None,
         }
     }
 }
@@ -728,6 +734,9 @@ pub fn explore_from<R>(
         queue.extend(discovered);
         if let RunOutcome::Completed(p) = outcome {
             paths.push(p);
+            if let Some(done) = &opts.paths_done {
+                done.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
     paths.sort_by(|a, b| a.decisions.cmp(&b.decisions));
