@@ -37,8 +37,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Also write the conflicts file again here, in the current version (code sites, frames
-    /// and objects stored once; 5 for pairs, 6 with three calls): an old run's version 3 or 4
-    /// file upgraded.
+    /// and objects stored once; 5 for pairs, 6 with three calls, 7 with call stacks): an old
+    /// run's version 3 or 4 file upgraded.
     #[arg(long, value_name = "FILE")]
     pub upgrade: Option<PathBuf>,
     /// How many shared code sites the summary lists.
