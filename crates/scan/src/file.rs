@@ -39,6 +39,19 @@ pub enum ReadError {
         /// The version found.
         found: u32,
     },
+    /// The file holds what its version cannot (a version 5 file with three calls a test, a
+    /// version 6 one with call stacks).
+    #[error(
+        "conflicts version {version} cannot hold {what} (that needs version {needs}): the file was edited by hand or written by a faulty tool; write it again with `commuter run` or `commuter merge`"
+    )]
+    Feature {
+        /// The version the file says.
+        version: u32,
+        /// What it holds, e.g. `test "stat_stat_stat_0_0" of 3 calls`.
+        what: String,
+        /// The oldest version that holds it.
+        needs: u32,
+    },
     /// A version 5 index that names no entry of its table.
     #[error(
         "{at} refers to entry {index} of the `{table}` table, which has {len} entries: the file is damaged (truncated or edited by hand); write it again with `commuter run` or `commuter merge`"
@@ -67,8 +80,9 @@ fn version_fix(found: u32) -> &'static str {
 }
 
 impl ConflictsFile {
-    /// Parses a `conflicts.json` of version 3, 4, 5 or 6, checking the schema name and version
-    /// first.
+    /// Parses a `conflicts.json` of version 3 to 7, checking the schema name and version first,
+    /// and refusing a file that holds what its version cannot (three calls before 6, call
+    /// stacks before 7).
     pub fn from_json(text: &str) -> Result<ConflictsFile, ReadError> {
         #[derive(Deserialize)]
         struct Header {
@@ -85,6 +99,7 @@ impl ConflictsFile {
             3 => serde_json::from_str::<V3File>(text)?.upgrade(),
             found => return Err(ReadError::Version { found }),
         };
+        file.holdable_in(h.version)?;
         file.version = CONFLICTS_VERSION;
         Ok(file)
     }
@@ -111,6 +126,45 @@ impl ConflictsFile {
         s
     }
 
+    /// A test with a call stack on some access.
+    fn test_with_stack(&self) -> Option<&TestConflicts> {
+        self.tests.iter().find(|t| {
+            t.shared
+                .iter()
+                .chain(&t.false_sharing)
+                .any(|l| !l.a.stack.is_empty() || !l.b.stack.is_empty())
+        })
+    }
+
+    fn test_of_more_than_two_calls(&self) -> Option<&TestConflicts> {
+        self.tests.iter().find(|t| t.calls.len() > 2)
+    }
+
+    /// Whether a file of `version` can hold what this one holds (what a later version added).
+    fn holdable_in(&self, version: u32) -> Result<(), ReadError> {
+        let refuse = |what: String, needs: u32| {
+            Err(ReadError::Feature {
+                version,
+                what,
+                needs,
+            })
+        };
+        if let Some(t) = self.test_of_more_than_two_calls()
+            && version < CONFLICTS_TRIPLES_VERSION
+        {
+            return refuse(
+                format!("test {:?} of {} calls", t.id, t.calls.len()),
+                CONFLICTS_TRIPLES_VERSION,
+            );
+        }
+        if let Some(t) = self.test_with_stack()
+            && version < CONFLICTS_VERSION
+        {
+            return refuse(format!("call stacks (test {:?})", t.id), CONFLICTS_VERSION);
+        }
+        Ok(())
+    }
+
     /// The version 5 form: frames, sites and objects in tables, in order of first use, so
     /// that the same tests give the same bytes however they were put together (a whole run,
     /// or the merge of its shards).
@@ -130,15 +184,9 @@ impl ConflictsFile {
             })
             .collect();
         // Pairs only: version 5, the bytes every reader of version 5 reads; stacks need 7.
-        let has_stack = self.tests.iter().any(|t| {
-            t.shared
-                .iter()
-                .chain(&t.false_sharing)
-                .any(|l| !l.a.stack.is_empty() || !l.b.stack.is_empty())
-        });
-        let version = if has_stack {
+        let version = if self.test_with_stack().is_some() {
             CONFLICTS_VERSION
-        } else if self.tests.iter().any(|t| t.calls.len() > 2) {
+        } else if self.test_of_more_than_two_calls().is_some() {
             CONFLICTS_TRIPLES_VERSION
         } else {
             CONFLICTS_PAIRS_VERSION
@@ -593,6 +641,16 @@ mod tests {
         assert_eq!(back.to_json(), text, "same input, same bytes");
         // Pairs only: still version 5, with no trace of the new field.
         assert!(pairs.contains("\"version\":5,") && !pairs.contains("slots"));
+        // A version 5 file cannot hold a triple: refused, not read as if it could.
+        let as_v5 = text.replacen("\"version\":6", "\"version\":5", 1);
+        let e = ConflictsFile::from_json(&as_v5)
+            .expect_err("a triple in version 5")
+            .to_string();
+        assert!(
+            e.contains("version 5 cannot hold test \"stat_stat_1_0\" of 3 calls")
+                && e.contains("needs version 6"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -635,6 +693,13 @@ mod tests {
             .expect_err("index")
             .to_string();
         assert!(e.contains("shared[0].a.stack[1]"), "{e}");
+        for older in ["5", "6"] {
+            let as_older = text.replacen("\"version\":7", &format!("\"version\":{older}"), 1);
+            let e = ConflictsFile::from_json(&as_older)
+                .expect_err("stacks before version 7")
+                .to_string();
+            assert!(e.contains("cannot hold call stacks"), "{e}");
+        }
     }
 
     #[test]
