@@ -15,7 +15,7 @@ use commuter_testgen::{TESTS_SCHEMA, parse_suite, parse_suite_or_part};
 
 use crate::UsageError;
 use crate::common::to_json;
-use crate::output::AtomicOutput;
+use crate::output::{AtomicOutput, pictures_beside};
 use crate::report::parse_conflicts;
 
 #[derive(Args)]
@@ -25,7 +25,8 @@ pub struct MergeArgs {
     #[arg(required = true, value_name = "PART")]
     pub parts: Vec<PathBuf>,
     /// Where to write the joined file: conflicts (default `conflicts.json`; `heatmap.svg` and
-    /// `report.html` go beside it) or tests (default `tests.json`).
+    /// `report.html` go beside it, named after any other name as `run` names them) or tests
+    /// (default `tests.json`).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// The suite the shards ran (`tests.json`): checked against the parts' digest, and its
@@ -52,9 +53,8 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("conflicts.json"));
     let out = AtomicOutput::prepare(&output)?;
-    let heatmap_path = output.with_file_name("heatmap.svg");
+    let (heatmap_path, html_path) = pictures_beside(&output);
     let heatmap_out = AtomicOutput::prepare(&heatmap_path)?;
-    let html_path = output.with_file_name("report.html");
     let html_out = AtomicOutput::prepare(&html_path)?;
     let suite = match &args.tests {
         Some(path) => {

@@ -76,6 +76,25 @@ impl AtomicOutput {
     }
 }
 
+/// The heat map and HTML report written beside a conflicts file: `heatmap.svg` and
+/// `report.html` beside `conflicts.json` (what `check` writes), `X.heatmap.svg` and
+/// `X.report.html` beside any other `X.json`, so that two runs in one directory (two kernels,
+/// say) keep their own pictures.
+pub fn pictures_beside(conflicts: &Path) -> (PathBuf, PathBuf) {
+    let stem = conflicts
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| s != "conflicts");
+    let name = |kind: &str| match &stem {
+        Some(stem) => format!("{stem}.{kind}"),
+        None => kind.to_string(),
+    };
+    (
+        conflicts.with_file_name(name("heatmap.svg")),
+        conflicts.with_file_name(name("report.html")),
+    )
+}
+
 /// This process's hidden `kind` (`tmp`, `old`) of `target`: `.NAME.KIND-PID` in the target's
 /// directory, so renaming it into place stays on one file system. `None` if `target` names
 /// nothing (`/`, `..`).
@@ -126,6 +145,25 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file beside the pipe");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pictures_are_named_after_their_conflicts_file_unless_it_is_the_default() {
+        let names = |p: &str| {
+            let (svg, html) = pictures_beside(Path::new(p));
+            (svg.display().to_string(), html.display().to_string())
+        };
+        assert_eq!(
+            names("out/conflicts.json"),
+            ("out/heatmap.svg".into(), "out/report.html".into())
+        );
+        assert_eq!(
+            names("linux-6.1.json"),
+            (
+                "linux-6.1.heatmap.svg".into(),
+                "linux-6.1.report.html".into()
+            )
+        );
     }
 
     #[test]

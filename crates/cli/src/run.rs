@@ -19,7 +19,7 @@ use indicatif::ProgressBar;
 use crate::UsageError;
 use crate::assets::Assets;
 use crate::common::progress_bar;
-use crate::output::AtomicOutput;
+use crate::output::{AtomicOutput, pictures_beside};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TargetKind {
@@ -34,7 +34,8 @@ pub enum TargetKind {
 pub struct RunArgs {
     /// The test suite (`commuter testgen -m posix`).
     pub tests: PathBuf,
-    /// Where to write the conflicts (JSON); `heatmap.svg` and `report.html` go beside it.
+    /// Where to write the conflicts (JSON); `heatmap.svg` and `report.html` go beside it
+    /// (`X.heatmap.svg` and `X.report.html` beside an `X.json` of another name).
     #[arg(short, long, default_value = "conflicts.json")]
     pub output: PathBuf,
     /// VMs to run at once (the same as --vms).
@@ -102,8 +103,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 /// map beside it.
 pub fn execute(suite: &TestSuite, bytes: &[u8], args: &RunOptions, output: &Path) -> Result<()> {
     let out = AtomicOutput::prepare(output)?;
-    let heatmap_path = output.with_file_name("heatmap.svg");
-    let html_path = output.with_file_name("report.html");
+    let (heatmap_path, html_path) = pictures_beside(output);
     // A part's heat map and report would show most pairs empty: the merge draws the whole.
     let pictures = match args.shard {
         None => Some((

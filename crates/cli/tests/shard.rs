@@ -92,8 +92,10 @@ fn two_shards_merged_equal_the_single_run() {
         &dir,
     ));
     assert!(stdout.contains("stat/stat"), "{stdout}");
-    assert!(dir.join("heatmap.svg").is_file());
-    assert!(dir.join("report.html").is_file());
+    // Named after the merged file, beside the single run's own.
+    assert!(dir.join("merged.heatmap.svg").is_file());
+    assert!(dir.join("merged.report.html").is_file());
+    assert!(dir.join("single.heatmap.svg").is_file());
     let single = json(&dir.join("single.json"));
     let merged = json(&dir.join("merged.json"));
     assert!(merged.get("shard").is_none());
