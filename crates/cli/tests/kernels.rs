@@ -133,13 +133,16 @@ fn doctor_refuses_symbols_of_another_build_and_a_platform_clock() {
 
 /// The suite of the four pairs, generated once.
 fn four_pairs() -> &'static (PathBuf, TestSuite) {
+    // The directory lives as long as the test process (a static is never dropped): every
+    // kernel's test reads the suite from it.
+    static DIR: OnceLock<common::TestDir> = OnceLock::new();
     static SUITE: OnceLock<(PathBuf, TestSuite)> = OnceLock::new();
     SUITE.get_or_init(|| {
-        let dir = temp_dir("suite");
+        let dir = DIR.get_or_init(|| temp_dir("suite"));
         let spec = "stat/stat,open/open,close/close,mmap/munmap";
         let out = commuter(
             &["testgen", "-m", "posix", "-f", spec, "-o", "tests.json"],
-            &dir,
+            dir,
         );
         assert!(out.status.success(), "{}", text(&out));
         let path = dir.join("tests.json");
