@@ -132,11 +132,12 @@ struct Infeasible;
 /// escapes it.
 struct PreconditionFailed;
 
-/// The explorer's solver, kept across runs: each recorded constraint sits in its own scope, and a run whose
-/// constraints start like the previous run's (a depth-first exploration replays a shared
-/// prefix) keeps those scopes instead of asserting them again. Z3 then reuses what it learnt
-/// from them, and no solver is torn down and set up per run.
-struct ScopedSolver {
+/// A solver kept across runs (the explorer's, and test generation's over a call set's paths):
+/// each recorded constraint sits in its own scope, and a run whose constraints start like the
+/// previous run's (a depth-first exploration replays a shared prefix; paths in decision order
+/// share most of theirs) keeps those scopes instead of asserting them again. Z3 then reuses
+/// what it learnt from them, and no solver is torn down and set up per run.
+pub struct ScopedSolver {
     solver: Solver,
     /// The formulas asserted, one scope each, oldest first.
     asserted: Vec<ZBool>,
@@ -146,7 +147,7 @@ struct ScopedSolver {
 
 impl ScopedSolver {
     /// Wrap `solver` (nothing asserted on it yet).
-    fn new(solver: Solver) -> Self {
+    pub fn new(solver: Solver) -> Self {
         ScopedSolver {
             solver,
             asserted: Vec::new(),
@@ -156,12 +157,12 @@ impl ScopedSolver {
 
     /// A new run: nothing recorded yet (stale scopes go when they first differ or before a
     /// check).
-    fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.matched = 0;
     }
 
     /// Record `formula` as the run's next constraint.
-    fn assert(&mut self, formula: &ZBool) {
+    pub fn assert(&mut self, formula: &ZBool) {
         if self.asserted.get(self.matched) == Some(formula) {
             self.matched += 1;
             return;
@@ -184,7 +185,7 @@ impl ScopedSolver {
 
     /// The solver holding exactly the run's constraints (a caller's own scopes on it must be
     /// closed before the next [`ScopedSolver::assert`]).
-    fn current(&mut self) -> &Solver {
+    pub fn current(&mut self) -> &Solver {
         self.drop_stale();
         &self.solver
     }

@@ -25,10 +25,10 @@ pub use commuter_engine_derive::{SymEq, Symbolic, Value, symbolic};
 pub use concrete::{Canonical, Class, Concrete, Concretizer, Pool, PoolExhausted, concrete_label};
 pub use error::EngineError;
 pub use exec::{
-    Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, assume,
-    branch_exists_internals, branch_exists_internals_since, current_thread, explore, explore_from,
-    exploring, fresh_name, internals_mark, invariant, may_hold, preconditions_as_branches,
-    set_current_thread, with_fresh_context,
+    Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, ScopedSolver,
+    assume, branch_exists_internals, branch_exists_internals_since, current_thread, explore,
+    explore_from, exploring, fresh_name, internals_mark, invariant, may_hold,
+    preconditions_as_branches, set_current_thread, with_fresh_context,
 };
 pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model};
 pub use pretty::{Condition, ConditionPrinter, render};

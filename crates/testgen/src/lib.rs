@@ -22,7 +22,7 @@ use commuter_analyzer::{
 use commuter_engine::z3::ast::{Ast, Dynamic};
 use commuter_engine::z3::{AstKind, Goal, Params, SatResult, Solver, Tactic};
 use commuter_engine::{
-    Canonical, Class, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted,
+    Canonical, Class, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted, ScopedSolver,
 };
 
 pub use commuter_tests_format::{
@@ -95,7 +95,9 @@ pub fn testgen(
 
 /// Tests for one explored call set (runs inside its Z3 context).
 fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
-    let mut solver = PrefixSolver::default();
+    // One solver for the call set: a path keeps the scopes of the prefix it shares with the
+    // path before (paths come in decision order), and Z3 what it learnt there.
+    let mut solver = ScopedSolver::new(Solver::new());
     let mut out = CallSetTests {
         calls: x.calls.to_vec(),
         paths: x.paths.len(),
@@ -122,42 +124,6 @@ fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
     out
 }
 
-/// The one solver of a call set's enumeration: each path constraint in a scope of its own, so
-/// a path keeps the scopes of the prefix it shares with the path before (paths come in the
-/// order of their decision vectors, so neighbours share most of theirs) and Z3 keeps what it
-/// learnt there. A solver per path cost asserting every constraint again, and a fresh solver's
-/// set-up and tear-down.
-#[derive(Default)]
-struct PrefixSolver {
-    solver: Option<Solver>,
-    /// The formulas asserted, one scope each, oldest first.
-    asserted: Vec<commuter_engine::z3::ast::Bool>,
-}
-
-impl PrefixSolver {
-    /// The solver holding exactly `path`'s constraints.
-    fn enter(&mut self, path: &Path<PathOutcome>) -> &Solver {
-        let solver = self.solver.get_or_insert_with(Solver::new);
-        let shared = self
-            .asserted
-            .iter()
-            .zip(&path.constraints)
-            .take_while(|(a, c)| **a == c.formula)
-            .count();
-        let stale = self.asserted.len() - shared;
-        if stale > 0 {
-            solver.pop(u32::try_from(stale).unwrap_or(u32::MAX));
-            self.asserted.truncate(shared);
-        }
-        for c in &path.constraints[shared..] {
-            solver.push();
-            solver.assert(&c.formula);
-            self.asserted.push(c.formula.clone());
-        }
-        solver
-    }
-}
-
 struct Enumerated {
     tests: Vec<TestCase>,
     errors: Vec<TestError>,
@@ -170,7 +136,7 @@ fn enumerate_path(
     path: &Path<PathOutcome>,
     report: &PathReport,
     budget: usize,
-    solver: &mut PrefixSolver,
+    solver: &mut ScopedSolver,
 ) -> Enumerated {
     let path_id = report.id.as_str();
     let relevant = branch_terms(path);
@@ -185,7 +151,11 @@ fn enumerate_path(
         verdict
     };
     let pool = |ns: &str| x.model.pool(ns);
-    let solver = solver.enter(path);
+    solver.restart();
+    for c in &path.constraints {
+        solver.assert(&c.formula);
+    }
+    let solver = solver.current();
     // The path's blocked classes, in a scope of their own above its constraints.
     solver.push();
     let mut done = Enumerated {
