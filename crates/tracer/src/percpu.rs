@@ -2,7 +2,7 @@
 //! [`commuter_trace_format::percpu`] read from guest memory at end-test. Pure apart from the
 //! [`GuestMemory`] it is given, so it is unit-tested on a synthetic memory.
 
-use crate::slab::GuestMemory;
+use crate::slab::{GuestMemory, read_bytes};
 use commuter_trace_format::percpu::PercpuLayout;
 use commuter_trace_format::record::{PercpuPlace, TestRecord};
 
@@ -19,15 +19,15 @@ pub struct Areas {
 impl Areas {
     /// Reads the areas; `None` when the variables cannot be read or make no sense.
     pub fn read(layout: &PercpuLayout, mem: &mut dyn GuestMemory) -> Option<Areas> {
-        let nr = u32::from_le_bytes(read(mem, layout.nr_cpu_ids)?);
-        let unit = i32::from_le_bytes(read(mem, layout.unit_size)?);
+        let nr = u32::from_le_bytes(read_bytes(mem, layout.nr_cpu_ids)?);
+        let unit = i32::from_le_bytes(read_bytes(mem, layout.unit_size)?);
         if nr == 0 || nr > MAX_CPUS || unit <= 0 {
             return None;
         }
         let mut starts = Vec::new();
         for cpu in 0..nr {
             let at = layout.offsets.checked_add(u64::from(cpu) * 8)?;
-            starts.push((u64::from_le_bytes(read(mem, at)?), cpu));
+            starts.push((u64::from_le_bytes(read_bytes(mem, at)?), cpu));
         }
         starts.sort_unstable();
         Some(Areas {
@@ -43,11 +43,6 @@ impl Areas {
         let offset = vaddr - start;
         (offset < self.unit).then_some(PercpuPlace { cpu, offset })
     }
-}
-
-fn read<const N: usize>(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<[u8; N]> {
-    let mut b = [0u8; N];
-    mem.read(vaddr, &mut b).then_some(b)
 }
 
 /// Sets `percpu` on every shared location and falsely shared line of `rec` that lies in a

@@ -32,8 +32,8 @@
 //! is the one `__switch_to` last switched the vCPU to (its `next` argument), read as
 //! `task_struct.tgid` (pid) and `task_struct.pid` (tid).
 
-use crate::slab::GuestMemory;
-use commuter_trace_format::record::KERNEL_BASE;
+use crate::session::is_kernel_pc;
+use crate::slab::{GuestMemory, head_page, read_u32, read_u64};
 use commuter_trace_format::reftrace::{
     Backing, Kind, PAGE_SHIFT, RefTraceLayout, Reference, USER_TOP,
 };
@@ -62,32 +62,16 @@ pub fn read_backing(
     mem: &mut dyn GuestMemory,
     pfn: u64,
 ) -> Option<Backing> {
-    let page = vmemmap.checked_add(pfn.checked_mul(layout.page_size)?)?;
-    let head_word = read_u64(mem, page.checked_add(layout.compound_head)?)?;
     // A tail page of a compound page: its own `mapping` is not the folio's.
-    let head = if head_word & 1 == 1 {
-        head_word - 1
-    } else {
-        page
-    };
+    let head = head_page(mem, vmemmap, layout.page_size, layout.compound_head, pfn)?;
     let mapping = read_u64(mem, head.checked_add(layout.page_mapping)?)?;
     Some(Backing::of_mapping(mapping))
-}
-
-fn read_u32(mem: &mut dyn GuestMemory, at: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    mem.read(at, &mut b).then(|| u32::from_le_bytes(b))
-}
-
-fn read_u64(mem: &mut dyn GuestMemory, at: u64) -> Option<u64> {
-    let mut b = [0u8; 8];
-    mem.read(at, &mut b).then(|| u64::from_le_bytes(b))
 }
 
 /// A memory access as the plugin sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemAccess {
-    /// The instruction's address (its mode: user below [`KERNEL_BASE`]).
+    /// The instruction's address (its mode: user below [`crate::session::KERNEL_BASE`]).
     pub pc: u64,
     /// The virtual address accessed.
     pub vaddr: u64,
@@ -171,7 +155,7 @@ impl VcpuState {
             return Outcome::Unresolved;
         };
         let page = paddr >> PAGE_SHIFT;
-        if access.pc >= KERNEL_BASE {
+        if is_kernel_pc(access.pc) {
             return self.kernel_access(access, page, task, pages);
         }
         // User mode: a copy in the kernel is over.

@@ -18,6 +18,37 @@ pub trait GuestMemory {
     fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> bool;
 }
 
+/// `N` bytes of guest memory at `vaddr`; `None` when it is not mapped.
+pub fn read_bytes<const N: usize>(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<[u8; N]> {
+    let mut b = [0u8; N];
+    mem.read(vaddr, &mut b).then_some(b)
+}
+
+/// A little-endian `u64` of guest memory.
+pub fn read_u64(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<u64> {
+    read_bytes(mem, vaddr).map(u64::from_le_bytes)
+}
+
+/// A little-endian `u32` of guest memory.
+pub fn read_u32(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<u32> {
+    read_bytes(mem, vaddr).map(u32::from_le_bytes)
+}
+
+/// The `struct page` that holds frame `pfn`'s fields: its own, or for a tail page of a
+/// compound page (bit 0 of `compound_head` set) its head's. `vmemmap` is the `struct page`
+/// array, `page_size` its element size.
+pub fn head_page(
+    mem: &mut dyn GuestMemory,
+    vmemmap: u64,
+    page_size: u64,
+    compound_head: u64,
+    pfn: u64,
+) -> Option<u64> {
+    let page = vmemmap.checked_add(pfn.checked_mul(page_size)?)?;
+    let head = read_u64(mem, page.checked_add(compound_head)?)?;
+    Some(if head & 1 == 1 { head - 1 } else { page })
+}
+
 /// Sparse guest memory of 8-byte words, for unit tests of what reads pointers and fields.
 #[cfg(test)]
 #[derive(Default)]
@@ -100,12 +131,8 @@ impl Namer<'_> {
 
     fn page_cache(&mut self, pfn: u64) -> Option<String> {
         let l = self.layout;
-        let mut page = self.vmemmap.checked_add(pfn.checked_mul(l.page_size)?)?;
         // A tail page of a multi-page slab points at its head, which holds the slab fields.
-        let head = read_u64(self.mem, page.checked_add(l.compound_head)?)?;
-        if head & 1 == 1 {
-            page = head - 1;
-        }
+        let page = head_page(self.mem, self.vmemmap, l.page_size, l.compound_head, pfn)?;
         let word = read_u64(self.mem, page.checked_add(l.mark.offset)?)?;
         if !l.mark.matches(word) {
             return None;
@@ -122,11 +149,6 @@ impl Namer<'_> {
         self.names.insert(cache, name.clone());
         name
     }
-}
-
-fn read_u64(mem: &mut dyn GuestMemory, vaddr: u64) -> Option<u64> {
-    let mut b = [0u8; 8];
-    mem.read(vaddr, &mut b).then(|| u64::from_le_bytes(b))
 }
 
 /// A NUL-terminated printable ASCII name of at most [`MAX_NAME`] bytes; anything else means the
