@@ -74,12 +74,7 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
         }
     };
     // Refused now rather than after the VM ran.
-    if args.output.exists() && !args.output.join("summary.json").is_file() {
-        return Err(UsageError(
-            commuter_reftrace::Error::NotATrace(args.output.clone()).to_string(),
-        )
-        .into());
-    }
+    commuter_reftrace::check_output(&args.output).map_err(|e| UsageError(e.to_string()))?;
     let assets = Assets::locate();
     let mut cfg = args
         .inputs

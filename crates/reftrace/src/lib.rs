@@ -268,12 +268,9 @@ fn push(out: &mut Vec<u8>, format: Format, r: &Reference) {
     out.extend_from_slice(&r.page.to_le_bytes());
 }
 
-fn file<'a>(format: Format, refs: impl Iterator<Item = &'a Reference>) -> Vec<u8> {
-    let mut raw = header(format).to_vec();
-    for r in refs {
-        push(&mut raw, format, r);
-    }
-    gzip(&raw)
+/// A trace file's uncompressed bytes so far: the header, then records as they are pushed.
+fn started(format: Format) -> Vec<u8> {
+    header(format).to_vec()
 }
 
 fn gzip(raw: &[u8]) -> Vec<u8> {
@@ -285,37 +282,48 @@ fn gzip(raw: &[u8]) -> Vec<u8> {
 }
 
 /// The files of a trace directory for `refs` (in the order made): relative path and content,
-/// in path order. `summary.json` included.
+/// in path order. `summary.json` included. One pass over the references fills every file.
 pub fn encode(refs: &[Reference]) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = vec![
-        (PathBuf::from("basic.gz"), file(Format::Basic, refs.iter())),
-        (
-            PathBuf::from("basic-named.gz"),
-            file(Format::BasicNamed, refs.iter()),
-        ),
-    ];
-    let mut procs: BTreeMap<u32, BTreeMap<u32, ()>> = BTreeMap::new();
+    let mut basic = started(Format::Basic);
+    let mut named = started(Format::BasicNamed);
+    let mut processes: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut threads: BTreeMap<(u32, u32), Vec<u8>> = BTreeMap::new();
     for r in refs {
-        procs.entry(r.pid).or_default().insert(r.tid, ());
+        push(&mut basic, Format::Basic, r);
+        push(&mut named, Format::BasicNamed, r);
+        let process = processes
+            .entry(r.pid)
+            .or_insert_with(|| started(Format::PerProcess));
+        push(process, Format::PerProcess, r);
+        let thread = threads
+            .entry((r.pid, r.tid))
+            .or_insert_with(|| started(Format::PerThread));
+        push(thread, Format::PerThread, r);
     }
-    for (pid, threads) in &procs {
-        files.push((
-            PathBuf::from(format!("per-process/{pid}.gz")),
-            file(Format::PerProcess, refs.iter().filter(|r| r.pid == *pid)),
-        ));
-        for tid in threads.keys() {
+    let mut files = vec![
+        (PathBuf::from("basic.gz"), gzip(&basic)),
+        (PathBuf::from("basic-named.gz"), gzip(&named)),
+    ];
+    for (pid, raw) in &processes {
+        files.push((PathBuf::from(format!("per-process/{pid}.gz")), gzip(raw)));
+        for ((_, tid), raw) in threads.range((*pid, 0)..=(*pid, u32::MAX)) {
             files.push((
                 PathBuf::from(format!("per-thread/{pid}/{tid}.gz")),
-                file(
-                    Format::PerThread,
-                    refs.iter().filter(|r| r.pid == *pid && r.tid == *tid),
-                ),
+                gzip(raw),
             ));
         }
     }
     let summary = serde_json::to_string_pretty(&Summary::of(refs)).unwrap_or_default() + "\n";
     files.push((PathBuf::from("summary.json"), summary.into_bytes()));
     files
+}
+
+/// Whether [`write_dir`] may write `out`: absent, or a previous trace (which it replaces).
+pub fn check_output(out: &Path) -> Result<(), Error> {
+    if out.exists() && !out.join("summary.json").is_file() {
+        return Err(Error::NotATrace(out.to_owned()));
+    }
+    Ok(())
 }
 
 /// Writes `files` (from [`encode`]) as the directory `out`: built in a sibling directory, then
@@ -325,9 +333,7 @@ pub fn write_dir(files: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<(), Error> 
         let path = path.to_owned();
         move |source| Error::Io { what, path, source }
     };
-    if out.exists() && !out.join("summary.json").is_file() {
-        return Err(Error::NotATrace(out.to_owned()));
-    }
+    check_output(out)?;
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -613,7 +613,8 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<Op
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
+/// The last `lines` lines of `text` (a console, in an error).
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -217,7 +217,7 @@ pub fn trace(
         })) => (pid, exit_code, signal),
         Some(Ok(TraceLine::Error { message })) => return Err(TraceError::Guest(message)),
         Some(Err(e)) => return Err(TraceError::Guest(format!("unreadable report: {e}"))),
-        None => return Err(TraceError::NoReport(tail(&console, 20))),
+        None => return Err(TraceError::NoReport(linux::tail(&console, 20))),
     };
     let out = linux::plugin_output(cfg);
     let bytes = std::fs::read(&out).map_err(|e| {
@@ -241,11 +241,6 @@ pub fn trace(
         console,
         elapsed: start.elapsed(),
     })
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]
