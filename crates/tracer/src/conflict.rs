@@ -7,7 +7,7 @@
 //! a few mask operations per line; lines that both sides touch with a write somewhere but with
 //! no conflicting byte are reported separately as false sharing.
 
-use commuter_trace_format::record::{FIRST_PAIR, FalseSharing, Mode, Rw, SharedLocation, Side};
+use commuter_trace_format::record::{FalseSharing, Mode, Rw, SharedLocation, Side};
 use std::collections::HashMap;
 
 /// Cache line size of the x86-64 machines the tests model.
@@ -187,24 +187,12 @@ fn runs(mut mask: u64) -> Vec<(u32, u32)> {
     out
 }
 
-/// Computes the shared locations and the falsely shared lines between call A and call B.
-pub fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
-    let mut out = Conflicts::default();
-    pair(&by_line(a), &by_line(b), [&[], &[]], FIRST_PAIR, &mut out);
-    out
-}
-
 /// Computes the shared locations and falsely shared lines of every pair of `calls` (slot `i`
-/// is `calls[i]`): pair by pair in slot order (0-1, 0-2, 1-2, ...), each in address order,
-/// every location naming its two slots. For two calls this is [`analyze`].
-pub fn analyze_calls(calls: &[&[Access]]) -> Conflicts {
-    let with: Vec<(&[Access], &[Vec<u64>])> = calls.iter().map(|c| (*c, &[][..])).collect();
-    analyze_calls_with_stacks(&with)
-}
-
-/// [`analyze_calls`] for calls that carry their stack tables (each access's `stack` is an
-/// index into its call's table): every side names the stack of its representative instruction.
-pub fn analyze_calls_with_stacks(calls: &[(&[Access], &[Vec<u64>])]) -> Conflicts {
+/// is `calls[i]`, with its call's stack table: each access's `stack` indexes it, and an empty
+/// table names no stacks): pair by pair in slot order (0-1, 0-2, 1-2, ...), each in address
+/// order, every location naming its two slots and each side the stack of its representative
+/// instruction.
+pub fn analyze_calls(calls: &[(&[Access], &[Vec<u64>])]) -> Conflicts {
     let lines: Vec<HashMap<u64, LineUse>> = calls.iter().map(|c| by_line(c.0)).collect();
     let mut out = Conflicts::default();
     for i in 0..lines.len() {
@@ -260,6 +248,20 @@ fn pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use commuter_trace_format::record::FIRST_PAIR;
+
+    /// Calls A and B, without stacks, paired directly (what [`analyze_calls`] must agree with).
+    fn analyze(a: &[Access], b: &[Access]) -> Conflicts {
+        let mut out = Conflicts::default();
+        pair(&by_line(a), &by_line(b), [&[], &[]], FIRST_PAIR, &mut out);
+        out
+    }
+
+    /// [`analyze_calls`] of calls without stack tables.
+    fn analyze_plain(calls: &[&[Access]]) -> Conflicts {
+        let with: Vec<(&[Access], &[Vec<u64>])> = calls.iter().map(|c| (*c, &[][..])).collect();
+        analyze_calls(&with)
+    }
 
     /// The tests' accesses go through a direct map at this offset.
     const VOFF: u64 = 0xffff_8880_0000_0000;
@@ -441,7 +443,7 @@ mod tests {
         let c0 = [w(0x1000, 8, 0xa)];
         let c1 = [r(0x2008, 8, 0xb)];
         let c2 = [w(0x1000, 4, 0xc), w(0x2000, 8, 0xc)];
-        let c = analyze_calls(&[&c0, &c1, &c2]);
+        let c = analyze_plain(&[&c0, &c1, &c2]);
         let shared: Vec<([u64; 2], u64, u32)> =
             c.shared.iter().map(|s| (s.slots, s.addr, s.size)).collect();
         assert_eq!(shared, vec![([0, 2], 0x1000, 4)]);
@@ -451,11 +453,11 @@ mod tests {
         assert_eq!(lines, vec![([1, 2], 0x2000)]);
         // A location all three write is reported once per pair, in slot order.
         let all = [w(0x3000, 1, 0xd)];
-        let c = analyze_calls(&[&all, &all, &all]);
+        let c = analyze_plain(&[&all, &all, &all]);
         let pairs: Vec<[u64; 2]> = c.shared.iter().map(|s| s.slots).collect();
         assert_eq!(pairs, vec![[0, 1], [0, 2], [1, 2]]);
         // Two calls: the same as `analyze`.
-        assert_eq!(analyze_calls(&[&c0, &c2]), analyze(&c0, &c2));
+        assert_eq!(analyze_plain(&[&c0, &c2]), analyze(&c0, &c2));
     }
 
     #[test]
@@ -466,7 +468,7 @@ mod tests {
         let a = [at(r(0x1000, 8, 0xa), 0), at(w(0x1000, 8, 0xb), 1)];
         let b = [r(0x1000, 8, 0xc)];
         let stacks_a = vec![vec![0x100], vec![0x200, 0x100]];
-        let c = analyze_calls_with_stacks(&[(&a, &stacks_a), (&b, &[])]);
+        let c = analyze_calls(&[(&a, &stacks_a), (&b, &[])]);
         assert_eq!(c.shared[0].a.pcs, vec![0xb, 0xa]);
         assert_eq!(c.shared[0].a.stack, vec![0x200, 0x100]);
         assert!(c.shared[0].b.stack.is_empty());

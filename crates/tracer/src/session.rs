@@ -232,7 +232,7 @@ impl TestSession {
                 .iter()
                 .map(|c| (c.accesses.as_slice(), c.stacks.as_slice()))
                 .collect();
-            conflict::analyze_calls_with_stacks(&accesses)
+            conflict::analyze_calls(&accesses)
         } else {
             conflict::Conflicts::default()
         };
