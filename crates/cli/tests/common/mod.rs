@@ -20,12 +20,6 @@ pub fn commuter(args: &[&str], dir: &Path) -> Output {
 /// is printed then), so a run of the tests leaves nothing behind but what explains a failure.
 pub struct TestDir(PathBuf);
 
-impl TestDir {
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
 impl std::ops::Deref for TestDir {
     type Target = Path;
     fn deref(&self) -> &Path {
