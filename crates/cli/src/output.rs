@@ -76,6 +76,44 @@ impl AtomicOutput {
     }
 }
 
+/// Refuses to write a reference trace to `out` unless it is absent or a previous trace (which
+/// [`write_trace_dir`] replaces): checked before the VM runs.
+pub fn check_trace_dir(out: &Path) -> Result<()> {
+    if out.exists() && !out.join("summary.json").is_file() {
+        return Err(UsageError(format!(
+            "{} exists and is not a reference trace directory (no summary.json): choose another output directory",
+            out.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes a reference trace's files (relative path, content) as the directory `out`,
+/// atomically: built in a hidden sibling, then renamed over `out` (a previous trace there is
+/// replaced; any other existing path is refused).
+pub fn write_trace_dir(files: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<()> {
+    check_trace_dir(out)?;
+    let tmp = beside(out, "tmp").ok_or_else(|| {
+        UsageError(format!(
+            "output path `{}` names no directory",
+            out.display()
+        ))
+    })?;
+    let _ = fs::remove_dir_all(&tmp);
+    for (rel, bytes) in files {
+        let path = tmp.join(rel);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if out.exists() {
+        fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
+    }
+    fs::rename(&tmp, out).with_context(|| format!("moving the trace into {}", out.display()))
+}
+
 /// The heat map and HTML report written beside a conflicts file: `heatmap.svg` and
 /// `report.html` beside `conflicts.json` (what `check` writes), `X.heatmap.svg` and
 /// `X.report.html` beside any other `X.json`, so that two runs in one directory (two kernels,
@@ -164,6 +202,46 @@ mod tests {
                 "linux-6.1.report.html".into()
             )
         );
+    }
+
+    #[test]
+    fn a_trace_directory_is_written_atomically_and_replaces_only_a_trace() {
+        use commuter_reftrace::{encode, read};
+        use commuter_trace_format::reftrace::{Backing, Kind, Reference};
+        let r = |pid, tid, page| Reference {
+            kind: Kind::VmWrite,
+            backing: Backing::Anon,
+            pid,
+            tid,
+            page,
+        };
+        let refs = [r(60, 60, 0x1000), r(60, 61, 0x2000), r(70, 70, 0x3000)];
+        let base = std::env::temp_dir().join(format!("commuter-trace-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let out = base.join("trace");
+        let files = encode(&refs);
+        write_trace_dir(&files, &out).unwrap();
+        assert_eq!(
+            read(&out.join("per-thread/70/70.gz"))
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
+        // A second trace replaces the first.
+        write_trace_dir(&encode(&refs[..1]), &out).unwrap();
+        assert!(!out.join("per-process/70.gz").exists());
+        // Anything else is left alone.
+        let other = base.join("other");
+        fs::create_dir_all(&other).unwrap();
+        let err = write_trace_dir(&files, &other).unwrap_err().to_string();
+        assert!(err.contains("is not a reference trace directory"), "{err}");
+        let leftovers: Vec<_> = fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::UsageError;
 use crate::assets::Assets;
+use crate::output::{check_trace_dir, write_trace_dir};
 use crate::run::KernelInputs;
 
 /// Debian's busybox-static (scripts/setup installs it).
@@ -74,7 +75,7 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
         }
     };
     // Refused now rather than after the VM ran.
-    commuter_reftrace::check_output(&args.output).map_err(|e| UsageError(e.to_string()))?;
+    check_trace_dir(&args.output)?;
     let assets = Assets::locate();
     let mut cfg = args
         .inputs
@@ -97,11 +98,7 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
         other => anyhow::Error::new(other),
     })?;
     let files = commuter_reftrace::encode(&run.references);
-    commuter_reftrace::write_dir(&files, &args.output).map_err(|e| match e {
-        commuter_reftrace::Error::NotATrace(_) => anyhow::Error::new(UsageError(e.to_string())),
-        other => anyhow::Error::new(other)
-            .context(format!("writing the trace to {}", args.output.display())),
-    })?;
+    write_trace_dir(&files, &args.output)?;
     let summary = Summary::of(&run.references);
     let status = match (run.exit_code, run.signal) {
         (Some(code), _) => format!("exit code {code}"),

@@ -20,8 +20,8 @@
 //! guest-physical frame number, one number for a page wherever it is mapped. As in kVMTrace,
 //! every reference is a record: consecutive identical references are not coalesced.
 //!
-//! [`read`] reads any of the four back ([`TraceFile`]); [`write_dir`] writes a directory
-//! atomically (built beside it, then renamed over it).
+//! [`read`] reads any of the four back ([`TraceFile`]). Nothing here writes files: the CLI
+//! writes [`encode`]'s files as one directory, atomically.
 
 use commuter_trace_format::reftrace::{Backing, Kind, Reference};
 use flate2::Compression;
@@ -241,12 +241,6 @@ pub enum Error {
         /// Offset of the record after the header.
         offset: usize,
     },
-    /// The output exists and is not a trace directory.
-    #[error(
-        "{} exists and is not a reference trace directory (no summary.json): choose another output directory",
-        .0.display()
-    )]
-    NotATrace(PathBuf),
 }
 
 fn header(format: Format) -> [u8; HEADER_LEN] {
@@ -316,46 +310,6 @@ pub fn encode(refs: &[Reference]) -> Vec<(PathBuf, Vec<u8>)> {
     let summary = serde_json::to_string_pretty(&Summary::of(refs)).unwrap_or_default() + "\n";
     files.push((PathBuf::from("summary.json"), summary.into_bytes()));
     files
-}
-
-/// Whether [`write_dir`] may write `out`: absent, or a previous trace (which it replaces).
-pub fn check_output(out: &Path) -> Result<(), Error> {
-    if out.exists() && !out.join("summary.json").is_file() {
-        return Err(Error::NotATrace(out.to_owned()));
-    }
-    Ok(())
-}
-
-/// Writes `files` (from [`encode`]) as the directory `out`: built in a sibling directory, then
-/// renamed over `out` (a previous trace there is replaced; any other existing path is refused).
-pub fn write_dir(files: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<(), Error> {
-    let io = |what, path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { what, path, source }
-    };
-    check_output(out)?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "trace".into());
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    for (rel, bytes) in files {
-        let path = tmp.join(rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-        }
-        std::fs::write(&path, bytes).map_err(io("write", &path))?;
-    }
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(io("replace", out))?;
-    }
-    std::fs::rename(&tmp, out).map_err(io("rename into place", out))
 }
 
 /// Decodes the bytes of a trace file (gzip-compressed); `path` names it in errors.
@@ -559,37 +513,5 @@ mod tests {
         let mut raw = header(Format::BasicNamed).to_vec();
         raw.extend_from_slice(&[1, 0, 0]);
         assert!(matches!(decode(&gzip(&raw), p), Err(Error::Record { .. })));
-    }
-
-    #[test]
-    fn a_directory_is_written_atomically_and_replaces_only_a_trace() {
-        let base = std::env::temp_dir().join(format!("commuter-reftrace-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let out = base.join("trace");
-        let files = encode(&sample());
-        write_dir(&files, &out).unwrap();
-        assert_eq!(
-            read(&out.join("per-thread/70/70.gz"))
-                .unwrap()
-                .records
-                .len(),
-            1
-        );
-        // A second trace replaces the first.
-        write_dir(&encode(&sample()[..1]), &out).unwrap();
-        assert!(!out.join("per-process/70.gz").exists());
-        // Anything else is left alone.
-        let other = base.join("other");
-        std::fs::create_dir_all(&other).unwrap();
-        assert!(matches!(
-            write_dir(&files, &other),
-            Err(Error::NotATrace(_))
-        ));
-        let leftovers: Vec<_> = std::fs::read_dir(&base)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }
