@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod conflict;
+pub mod insn;
 pub mod percpu;
 pub mod reftrace;
 pub mod session;

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::conflict::Access;
+use crate::insn::{self, Flow};
 use crate::percpu;
 use crate::qemu::{
     PerVcpu, VcpuMemory, find_register, hook_marker, lock, marker_command, outs, plugin_args,
@@ -11,7 +12,6 @@ use crate::qemu::{
 };
 use crate::session::{CallBuffer, TestSession, is_kernel_pc, traced_pc};
 use crate::slab;
-use crate::stack::{self, Flow};
 use commuter_trace_format::marker::Command;
 use commuter_trace_format::record::TestRecord;
 use qemu_plugin_sys::*;
@@ -265,15 +265,12 @@ unsafe extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb
         for i in 0..n {
             // SAFETY: `i` is below the block's instruction count.
             let insn = unsafe { qemu_plugin_tb_get_insn(tb, i) };
-            unsafe { instrument_insn(insn, instrument, p.cfg.user) };
-            if instrument && p.cfg.stacks {
-                unsafe { instrument_flow(insn) };
-            }
+            unsafe { instrument_insn(insn, instrument, &p.cfg) };
         }
     });
 }
 
-unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, user: bool) {
+unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, cfg: &Config) {
     unsafe {
         if hook_marker(insn, Some(on_marker)) {
             return;
@@ -282,7 +279,18 @@ unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, user: bool)
         // Decided per instruction at translation time: kernel code that touches user memory
         // (copy_to_user) counts, user code only with `user=on` (off, it gets no callback and
         // runs as fast as untraced code). The buffer keeps only accesses inside a call.
-        if memory && traced_pc(pc, user) {
+        if !memory || !traced_pc(pc, cfg.user) {
+            return;
+        }
+        let mut buf = [0u8; 16];
+        let got = qemu_plugin_insn_data(insn, buf.as_mut_ptr().cast(), buf.len());
+        let bytes = &buf[..got];
+        if cfg.stacks && is_kernel_pc(pc) {
+            instrument_flow(insn, pc, bytes);
+        }
+        // Saved registers and return addresses are never shared: no callback (the flow
+        // callback above still sees a call's push and a ret's pop).
+        if !insn::own_stack_only(bytes) {
             qemu_plugin_register_vcpu_mem_cb(
                 insn,
                 Some(on_mem),
@@ -294,26 +302,18 @@ unsafe fn instrument_insn(insn: *mut qemu_plugin_insn, memory: bool, user: bool)
     }
 }
 
-/// Gives a kernel `call` or `ret` the memory callback that feeds the shadow call stack
-/// (decoded from the instruction's bytes, once per translation).
-unsafe fn instrument_flow(insn: *mut qemu_plugin_insn) {
+/// Gives a kernel `call` or `ret` the memory callback that feeds the shadow call stack.
+unsafe fn instrument_flow(insn: *mut qemu_plugin_insn, pc: u64, bytes: &[u8]) {
+    let (cb, rw, data): (qemu_plugin_vcpu_mem_cb_t, _, u64) = match insn::decode(bytes) {
+        Some(Flow::Call) => (
+            Some(on_call),
+            qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_W,
+            pc + unsafe { qemu_plugin_insn_size(insn) } as u64,
+        ),
+        Some(Flow::Ret) => (Some(on_ret), qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_R, 0),
+        None => return,
+    };
     unsafe {
-        let pc = qemu_plugin_insn_vaddr(insn);
-        if !is_kernel_pc(pc) {
-            return;
-        }
-        let mut bytes = [0u8; 16];
-        let got = qemu_plugin_insn_data(insn, bytes.as_mut_ptr().cast(), bytes.len());
-        let (cb, rw, data): (qemu_plugin_vcpu_mem_cb_t, _, u64) = match stack::decode(&bytes[..got])
-        {
-            Some(Flow::Call) => (
-                Some(on_call),
-                qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_W,
-                pc + qemu_plugin_insn_size(insn) as u64,
-            ),
-            Some(Flow::Ret) => (Some(on_ret), qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_R, 0),
-            None => return,
-        };
         qemu_plugin_register_vcpu_mem_cb(
             insn,
             cb,

@@ -2,8 +2,8 @@
 //!
 //! The stock kernel has no frame pointers, so the caller chain cannot be unwound from memory
 //! afterwards; the plugin sees every instruction instead. At translation time it decodes each
-//! kernel `call` and `ret` ([`decode`]) and gives them a memory callback: the `call`'s push and
-//! the `ret`'s pop tell the stack slot of the return address (the access's virtual address) at
+//! kernel `call` and `ret` ([`crate::insn::decode`]) and gives them a memory callback: the
+//! `call`'s push and the `ret`'s pop tell the stack slot of the return address (the access's virtual address) at
 //! no cost of reading registers. [`ShadowStack`] keeps (return address, slot) frames.
 //!
 //! Keyed by slot, the stack needs no trust in call/ret pairing:
@@ -35,40 +35,6 @@ pub const MAX_DEPTH: usize = 64;
 const STACK_SIZE: u64 = 16 << 10;
 /// The id of "no stack recorded" (an access made while stacks are off).
 pub const NO_STACK: u32 = u32::MAX;
-
-/// What an instruction does to the call stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// A near call (`call rel32`, or indirect `call r/m64`): pushes its return address.
-    Call,
-    /// A near return (`ret`, `ret imm16`): pops.
-    Ret,
-}
-
-/// Decodes an x86-64 instruction's bytes enough to say whether it is a near `call` or `ret`.
-/// Legacy prefixes (segment, operand size, `notrack`, `rep`/`bnd`) and a REX prefix are
-/// skipped; far calls and returns (`FF /3`, `CB`, `CA`), `iret` and `sysret` are not calls.
-pub fn decode(bytes: &[u8]) -> Option<Flow> {
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0x67 | 0xf0 | 0xf2 | 0xf3 => i += 1,
-            _ => break,
-        }
-    }
-    if let Some(0x40..=0x4f) = bytes.get(i) {
-        i += 1;
-    }
-    match bytes.get(i)? {
-        0xe8 => Some(Flow::Call),
-        0xc3 | 0xc2 => Some(Flow::Ret),
-        0xff => {
-            let modrm = bytes.get(i + 1)?;
-            ((modrm >> 3) & 7 == 2).then_some(Flow::Call)
-        }
-        _ => None,
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Frame {
@@ -236,29 +202,6 @@ mod tests {
     /// A task stack's top, and an IRQ stack far from it.
     const TASK: u64 = 0xffff_c900_0001_4000;
     const IRQ: u64 = 0xffff_c900_0000_4000;
-
-    #[test]
-    fn decodes_calls_and_returns_with_prefixes() {
-        assert_eq!(decode(&[0xe8, 1, 2, 3, 4]), Some(Flow::Call));
-        // call *%rax (FF D0), call *0x8(%rbx) (FF 53 08), notrack call *%rax (3E FF D0),
-        // call *%r11 (41 FF D3).
-        assert_eq!(decode(&[0xff, 0xd0]), Some(Flow::Call));
-        assert_eq!(decode(&[0xff, 0x53, 0x08]), Some(Flow::Call));
-        assert_eq!(decode(&[0x3e, 0xff, 0xd0]), Some(Flow::Call));
-        assert_eq!(decode(&[0x41, 0xff, 0xd3]), Some(Flow::Call));
-        assert_eq!(decode(&[0xc3]), Some(Flow::Ret));
-        assert_eq!(decode(&[0xf3, 0xc3]), Some(Flow::Ret), "rep ret");
-        assert_eq!(decode(&[0xc2, 0x08, 0x00]), Some(Flow::Ret));
-        // jmp *%rax (FF E0), far call (FF 1F), far ret (CB), iretq (48 CF), jmp rel32, push.
-        assert_eq!(decode(&[0xff, 0xe0]), None);
-        assert_eq!(decode(&[0xff, 0x1f]), None);
-        assert_eq!(decode(&[0xcb]), None);
-        assert_eq!(decode(&[0x48, 0xcf]), None);
-        assert_eq!(decode(&[0xe9, 0, 0, 0, 0]), None);
-        assert_eq!(decode(&[0x50]), None);
-        assert_eq!(decode(&[]), None);
-        assert_eq!(decode(&[0xff]), None, "truncated");
-    }
 
     #[test]
     fn calls_push_and_returns_pop() {
