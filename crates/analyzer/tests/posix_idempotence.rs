@@ -128,3 +128,32 @@ fn fixed_anonymous_mmap_of_the_same_page_is_idempotent() {
         assert_eq!(idem, &BOTH, "{cond}");
     }
 }
+
+/// `mmap`/`mmap` without conditions (a few seconds): every query decided. One of its quantified
+/// queries ("no choice of the path's internal values ...") comes back "incomplete quantifiers"
+/// from the incremental solver and is decided only by the engine's one-shot retry (this test
+/// failed before it, once the engine started reusing simplified conditions).
+#[test]
+fn mmap_mmap_is_decided_without_unknowns() {
+    let m = commuter_models::find_model("posix").expect("built-in model");
+    let sets = commuter_analyzer::select_model_call_sets(m.as_ref(), Some("mmap/mmap"), 2)
+        .expect("valid selection");
+    let opts = commuter_analyzer::AnalyzeOptions::default();
+    let a = commuter_analyzer::analyze(m.as_ref(), &sets, &opts, Some("mmap/mmap"), &|_| {})
+        .expect("analysis runs");
+    assert_eq!(
+        a.total_unknowns(),
+        0,
+        "{:?}",
+        only(&a)
+            .path_list
+            .iter()
+            .filter(|p| !p.unknowns.is_empty())
+            .map(|p| &p.id)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        only(&a).path_list.len() > 600,
+        "mmap/mmap has about 700 paths"
+    );
+}

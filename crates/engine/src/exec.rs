@@ -206,6 +206,8 @@ struct Executor {
     assumed: HashSet<ZBool>,
     stats: ExploreStats,
     use_saved_models: bool,
+    /// The per-query limit, for a solver made afresh ([`Executor::check_afresh`]).
+    solver_timeout: Option<Duration>,
     /// Inside [`preconditions_as_branches`]: an assumption branches instead of narrowing.
     preconditions_branch: bool,
 }
@@ -243,19 +245,31 @@ impl Executor {
         let solver = self.solver.current();
         solver.push();
         solver.assert(extra);
-        let result = solver.check();
-        let check = match result {
-            SatResult::Sat => Check::Sat(solver.get_model()),
-            SatResult::Unsat => Check::Unsat,
-            SatResult::Unknown => Check::Unknown(
-                solver
-                    .get_reason_unknown()
-                    .unwrap_or_else(|| "unknown".to_string()),
-            ),
-        };
+        let check = outcome(solver);
         solver.pop(1);
         self.stats.solver_checks += 1;
-        check
+        match check {
+            Check::Unknown(reason) if !is_timeout(&reason) => self.check_afresh(extra, reason),
+            decided => decided,
+        }
+    }
+
+    /// The query again, on a solver that holds only the path's constraints and `extra`, asked
+    /// once. An incremental solver (one that has seen `push`) keeps to the SMT core, whose
+    /// quantifier instantiation may give up ("incomplete quantifiers") where a one-shot solve,
+    /// with Z3's full preprocessing, decides; which queries hit that depends on term ids, so
+    /// any change in what the engine builds can move it. Still unknown: the first reason.
+    fn check_afresh(&mut self, extra: &ZBool, first_reason: String) -> Check {
+        let solver = new_solver(self.solver_timeout);
+        for c in &self.constraints {
+            solver.assert(&c.formula);
+        }
+        solver.assert(extra);
+        self.stats.solver_checks += 1;
+        match outcome(&solver) {
+            Check::Unknown(_) => Check::Unknown(first_reason),
+            decided => decided,
+        }
     }
 
     fn record(&mut self, formula: ZBool, kind: ConstraintKind) {
@@ -354,7 +368,7 @@ impl Executor {
     }
 
     fn branch(&mut self, c: &ZBool) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified(c);
         if let Some(b) = c.as_bool() {
             self.stats.constant_branches += 1;
             return b;
@@ -366,7 +380,7 @@ impl Executor {
     /// Branch on "some choice of this path's internal values (those registered from index
     /// `from` on) makes `c` hold".
     fn branch_exists_internals(&mut self, c: &ZBool, from: usize) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified(c);
         if let Some(b) = c.as_bool() {
             self.stats.constant_branches += 1;
             return b;
@@ -414,7 +428,7 @@ impl Executor {
     }
 
     fn assume(&mut self, c: &ZBool, kind: ConstraintKind) {
-        let c = c.simplify();
+        let c = crate::value::simplified(c);
         if let Some(b) = c.as_bool() {
             if !b {
                 panic::panic_any(Infeasible);
@@ -439,7 +453,7 @@ impl Executor {
     /// A precondition inside [`preconditions_as_branches`]: branch on it (once per formula:
     /// one that already holds on the path holds again); whether it holds on this path.
     fn precondition(&mut self, c: &ZBool) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified(c);
         if let Some(b) = c.as_bool() {
             return b;
         }
@@ -454,7 +468,7 @@ impl Executor {
     }
 
     fn may_hold(&mut self, c: &ZBool) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified(c);
         if let Some(b) = c.as_bool() {
             return b;
         }
@@ -613,9 +627,27 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn new_solver(opts: &ExploreOptions) -> Solver {
+/// What a check of `solver`'s assertions says, with a model when satisfiable.
+fn outcome(solver: &Solver) -> Check {
+    match solver.check() {
+        SatResult::Sat => Check::Sat(solver.get_model()),
+        SatResult::Unsat => Check::Unsat,
+        SatResult::Unknown => Check::Unknown(
+            solver
+                .get_reason_unknown()
+                .unwrap_or_else(|| "unknown".to_string()),
+        ),
+    }
+}
+
+/// Whether Z3 gave up because the query ran out of time (asking again would too).
+fn is_timeout(reason: &str) -> bool {
+    reason.contains("timeout") || reason.contains("canceled")
+}
+
+fn new_solver(timeout: Option<Duration>) -> Solver {
     let solver = Solver::new();
-    if let Some(t) = opts.solver_timeout {
+    if let Some(t) = timeout {
         let mut p = Params::new();
         p.set_u32("timeout", t.as_millis().min(u32::MAX as u128) as u32);
         solver.set_params(&p);
@@ -652,6 +684,7 @@ fn run_once<R>(
         assumed: HashSet::new(),
         stats: ExploreStats::default(),
         use_saved_models: opts.use_saved_models,
+        solver_timeout: opts.solver_timeout,
         preconditions_branch: false,
     };
     EXECUTOR.with(|cell| *cell.borrow_mut() = Some(executor));
@@ -721,7 +754,7 @@ pub fn explore_from<R>(
         .rev()
         .map(|(prefix, model)| Pending { prefix, model })
         .collect();
-    let mut solver = ScopedSolver::new(new_solver(opts));
+    let mut solver = ScopedSolver::new(new_solver(opts.solver_timeout));
     let mut truncated = false;
     while let Some(start) = queue.pop() {
         if opts.max_paths.is_some_and(|m| paths.len() >= m) {
@@ -748,9 +781,22 @@ pub fn explore_from<R>(
     })
 }
 
+/// Z3's process-wide settings, made once before the first context.
+///
+/// `model.compact=false`: Z3 otherwise compacts every model it hands out (folding function
+/// interpretations), and exploration and test generation ask for a model after almost every
+/// satisfiable check. The values our terms evaluate to do not change (`analysis.json` and
+/// `tests.json` of the whole POSIX model byte-identical); test generation takes about a tenth
+/// less time.
+fn configure_z3() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| z3::set_global_param("model.compact", "false"));
+}
+
 /// Run `f` with a fresh Z3 context on this thread, so that term creation order (and with it
 /// every simplified formula and model) does not depend on what the thread did before.
 pub fn with_fresh_context<T: Send + Sync>(f: impl FnOnce() -> T + Send + Sync) -> T {
+    configure_z3();
     let cfg = z3::Config::new();
     crate::value::new_context_generation();
     let result = z3::with_z3_config(&cfg, f);
