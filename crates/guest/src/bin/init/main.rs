@@ -17,6 +17,7 @@ mod worker;
 use commuter_guest::plan::{PLAN_VERSION, Plan};
 use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION};
 use runner::{Runner, emit};
+use std::time::{Duration, Instant};
 
 const PLAN_PATH: &str = "/plan.json";
 /// The tmpfs where every test's state lives (the processes' working directory).
@@ -92,7 +93,29 @@ fn platform() -> Platform {
     };
     Platform {
         version: read("/proc/version"),
-        clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        clocksource: settled(
+            || read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            CLOCKSOURCE_SETTLE,
+        ),
+    }
+}
+
+/// How long the guest waits for the kernel to leave its early clocksource.
+const CLOCKSOURCE_SETTLE: Duration = Duration::from_secs(5);
+
+/// The clocksource the tests will run on. A kernel starts on `tsc-early` and moves to `tsc`
+/// once a delayed work has refined the TSC's frequency, about a second after the initcalls in
+/// guest time; on a quick host `/init` starts before that. Read then, the check would judge a
+/// passing state, and the switch (timekeeping writes) would land in a test. Waits up to
+/// `limit` for another answer; still early then, says so.
+fn settled(mut read: impl FnMut() -> String, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let current = read();
+        if current != "tsc-early" || Instant::now() >= deadline {
+            return current;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -108,4 +131,35 @@ fn check_cpus(plan: &Plan) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_early_tsc_is_waited_out() {
+        let mut answers = ["tsc-early", "tsc-early", "tsc"].into_iter();
+        let read = || answers.next().unwrap_or("none").to_string();
+        assert_eq!(settled(read, Duration::from_secs(5)), "tsc");
+    }
+
+    #[test]
+    fn a_kernel_that_stays_early_is_reported_as_it_is() {
+        let started = Instant::now();
+        let read = || "tsc-early".to_string();
+        assert_eq!(settled(read, Duration::from_millis(60)), "tsc-early");
+        assert!(started.elapsed() >= Duration::from_millis(60));
+    }
+
+    #[test]
+    fn a_settled_clocksource_is_read_once() {
+        let mut reads = 0;
+        let read = || {
+            reads += 1;
+            "hpet".to_string()
+        };
+        assert_eq!(settled(read, Duration::from_secs(5)), "hpet");
+        assert_eq!(reads, 1);
+    }
 }
