@@ -265,3 +265,110 @@ fn unlinking_the_last_link_and_another_link_are_both_covered() {
         }
     }
 }
+
+/// How many fds and mappings of the test's setup refer to setup inode `inode`.
+fn references(t: &TestCase, inode: i64) -> usize {
+    let procs = t.setup["procs"].as_array().into_iter().flatten();
+    procs
+        .map(|p| {
+            let fds = p["fds"].as_array().into_iter().flatten();
+            let maps = p["maps"].as_array().into_iter().flatten();
+            fds.filter(|f| f["file"]["inode"].as_i64() == Some(inode))
+                .count()
+                + maps
+                    .filter(|m| m["file"]["inode"].as_i64() == Some(inode))
+                    .count()
+        })
+        .sum()
+}
+
+/// Whether setup inode `inode` has no name and no link at all (open, but unlinked).
+fn unlinked(t: &TestCase, inode: i64) -> bool {
+    let named = t.setup["names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|n| n["inode"].as_i64() == Some(inode));
+    !named
+        && t.setup["inodes"][inode as usize]["nlink"]
+            .as_i64()
+            .unwrap_or(0)
+            == 0
+}
+
+#[test]
+fn closing_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
+    let cs = call_set("close/close");
+    // Call a closes a file fd of an unlinked file: the file's only reference, or one of several.
+    let refs_of_unlinked: BTreeSet<usize> = cs
+        .tests
+        .iter()
+        .filter_map(|t| {
+            let (inode, _) = file_fd(t, arg(t, 0, "proc"), arg(t, 0, "fd"))?;
+            unlinked(t, inode).then(|| references(t, inode).min(2))
+        })
+        .collect();
+    assert_eq!(
+        refs_of_unlinked.into_iter().collect::<Vec<_>>(),
+        [1, 2],
+        "close/close: an unlinked file closed through its last fd and through one of two"
+    );
+}
+
+#[test]
+fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
+    let cs = call_set("munmap/munmap");
+    let refs_of_unlinked: BTreeSet<usize> = cs
+        .tests
+        .iter()
+        .filter_map(|t| {
+            let p = arg(t, 0, "proc").as_u64()? as usize;
+            let maps = t.setup["procs"][p]["maps"].as_array()?;
+            let m = maps.iter().find(|m| m["page"] == *arg(t, 0, "page"))?;
+            let inode = m["file"]["inode"].as_i64()?;
+            unlinked(t, inode).then(|| references(t, inode).min(2))
+        })
+        .collect();
+    assert_eq!(
+        refs_of_unlinked.into_iter().collect::<Vec<_>>(),
+        [1, 2],
+        "munmap/munmap: an unlinked file unmapped at its last mapping and at one of two"
+    );
+}
+
+#[test]
+fn unlinking_covers_a_file_still_open_and_one_freed() {
+    let cs = call_set("unlink/close");
+    let last_link_refs: BTreeSet<usize> = cs
+        .tests
+        .iter()
+        .filter_map(|t| {
+            let (nlink, named) = links_of(t, arg(t, 0, "name"))?;
+            let names = t.setup["names"].as_array()?;
+            let inode =
+                names.iter().find(|n| n["name"] == *arg(t, 0, "name"))?["inode"].as_i64()?;
+            (nlink == 1 && named == 1).then(|| references(t, inode).min(1))
+        })
+        .collect();
+    assert_eq!(
+        last_link_refs.into_iter().collect::<Vec<_>>(),
+        [0, 1],
+        "unlink/close: the last link of a file no fd holds, and of one an fd holds"
+    );
+}
+
+#[test]
+fn mprotect_covers_a_changed_and_an_unchanged_protection() {
+    let cs = call_set("mprotect/mprotect");
+    let unchanged: BTreeSet<bool> = cs
+        .tests
+        .iter()
+        .filter_map(|t| {
+            let p = arg(t, 0, "proc").as_u64()? as usize;
+            let maps = t.setup["procs"][p]["maps"].as_array()?;
+            let m = maps.iter().find(|m| m["page"] == *arg(t, 0, "page"))?;
+            Some(m["writable"] == *arg(t, 0, "writable"))
+        })
+        .collect();
+    assert_eq!(unchanged.into_iter().collect::<Vec<_>>(), [false, true]);
+}

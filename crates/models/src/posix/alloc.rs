@@ -16,16 +16,17 @@
 //!   the path touches.
 //! * Fresh inode / fresh pipe: an internal choice, with "no directory entry / no fd of either
 //!   process refers to it" (in the state at the time of the call) as ledger facts.
-//! * Whether some fd of either process is an end of a pipe: a branch on a fresh boolean; the
-//!   "yes" side names a witness fd (a Skolem constant, touched like any other fd), the "no"
-//!   side is a ledger fact.
+//! * Whether some fd of either process is an end of a pipe, or whether some fd or mapping of
+//!   either process refers to an inode: a branch on a fresh boolean; the "yes" side names a
+//!   witness fd or page (a Skolem constant, touched like any other key), the "no" side is a
+//!   ledger fact.
 
 use std::rc::Rc;
 
 use commuter_engine::{Bool, Int, SymEq, Value, assume, fresh_name, fresh_value};
 
 use super::ledger;
-use super::state::{Inum, PROCESSES, PipeId, PosixState};
+use super::state::{Inum, PROCESSES, PipeId, PosixState, Va};
 
 /// How many of the lowest free fds of each initial table the model names.
 pub const FREE_FDS: usize = 4;
@@ -124,20 +125,55 @@ pub fn any_free_fd(s: &PosixState, p: usize) -> Int {
     fd
 }
 
-/// A fresh inode number: no directory entry and no file fd of either process refers to it.
+/// A fresh inode number: no directory entry, file fd or mapping of either process refers to it.
 pub fn fresh_inode(s: &PosixState) -> Inum {
     let ino = Inum::internal("inum");
     let dir = s.root_dir.clone();
     let target = ino.clone();
     ledger::for_all_names(move |n| !(dir.contains(n) & dir.get(n).sym_eq(&target)));
+    assume_unreferenced(s, &ino);
+    ino
+}
+
+/// No fd or mapping of either process refers to `inum`, as ledger facts.
+fn assume_unreferenced(s: &PosixState, inum: &Inum) {
     for p in 0..PROCESSES {
         let fds = s.proc(p).fd_map.clone();
-        let target = ino.clone();
+        let target = inum.clone();
         ledger::for_all_fds(p, move |k| {
             !(fds.contains(k) & fds.get(k).is_file_of(&target))
         });
+        let vas = s.proc(p).va_map.clone();
+        let target = inum.clone();
+        ledger::for_all_vas(p, move |k| {
+            !(vas.contains(k) & vas.get(k).is_file_of(&target))
+        });
     }
-    ino
+}
+
+/// The name prefix of the witnesses of [`inode_referenced`] (test generation creates them).
+pub const INODE_REF_WITNESS: &str = "inode_ref";
+
+/// Whether an fd or a mapping of either process refers to `inum` (so that dropping another
+/// reference to an unlinked file does not free it).
+pub fn inode_referenced(s: &PosixState, inum: &Inum) -> bool {
+    let tag = fresh_name(INODE_REF_WITNESS);
+    let referenced: Bool = fresh_value(&tag);
+    if !referenced.branch() {
+        assume_unreferenced(s, inum);
+        return false;
+    }
+    let by_fd: Bool = fresh_value(&format!("{tag}.by_fd"));
+    let in_proc0: Bool = fresh_value(&format!("{tag}.in_proc0"));
+    let fd: Int = fresh_value(&format!("{tag}.fd"));
+    let va: Va = fresh_value(&format!("{tag}.va"));
+    let refers = |p: usize| {
+        let by_fd_refers = s.fd_contains(p, &fd) & s.fd_get(p, &fd).is_file_of(inum);
+        let by_va_refers = s.va_contains(p, &va) & s.va_get(p, &va).is_file_of(inum);
+        by_fd.clone() & by_fd_refers | !&by_fd & by_va_refers
+    };
+    assume(&(in_proc0.clone() & refers(0) | !&in_proc0 & refers(1)));
+    true
 }
 
 /// A fresh pipe: no fd of either process is one of its ends.

@@ -39,7 +39,7 @@ const INODES: usize = 6;
 const FDS_PER_PROCESS: usize = 10;
 const FIRST_FD: i32 = 10;
 const PIPES: usize = 5;
-const PAGES_PER_PROCESS: usize = 4;
+const PAGES_PER_PROCESS: usize = 8;
 const DATA_VALUES: usize = 16;
 
 /// The pools of the namespaces below.
@@ -95,7 +95,7 @@ fn fd(cx: &mut Concretizer, p: usize, fd: &Int) -> Result<i32, PoolExhausted> {
 
 fn page(cx: &mut Concretizer, p: usize, va: &Va) -> Result<u32, PoolExhausted> {
     let label = cx.label(&format!("va{p}"), va)?;
-    // The pool holds PAGES_PER_PROCESS (4) pages per process.
+    // The pool holds PAGES_PER_PROCESS (8) pages per process.
     Ok(u32::try_from(label).unwrap_or(u32::MAX))
 }
 
@@ -463,6 +463,7 @@ pub fn concrete_state(s: &PosixState, cx: &mut Concretizer) -> Result<Json, Pool
 
 fn concrete_setup(s: &PosixState, cx: &mut Concretizer) -> Result<Setup, PoolExhausted> {
     label_pipe_end_witnesses(cx)?;
+    label_inode_ref_witnesses(cx)?;
     let names = names(s, cx)?;
     let procs = (0..PROCESSES)
         .map(|p| -> Result<Proc, PoolExhausted> {
@@ -524,6 +525,41 @@ fn label_pipe_end_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
             _ => 0,
         };
         cx.label(&format!("fd{p}"), &Int::from_key_ast(fd_term))?;
+    }
+    Ok(())
+}
+
+/// Where the path says "some fd or mapping still refers to this file", the model named a
+/// witness (`alloc::inode_referenced`): the setup must create it, or Linux would free the file.
+fn label_inode_ref_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
+    let prefix = super::alloc::INODE_REF_WITNESS;
+    for flag in cx.constants_with_prefix(prefix) {
+        let Some(tag) = flag
+            .to_string()
+            .trim_matches('|')
+            .strip_suffix(".by_fd")
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let constant = |cx: &Concretizer, field: &str| {
+            cx.constants_with_prefix(&format!("{tag}.{field}"))
+                .into_iter()
+                .next()
+        };
+        let in_proc0 = constant(cx, "in_proc0").and_then(|c| c.as_bool()).map(Bool);
+        let p = match in_proc0 {
+            Some(b) if !cx.bool(&b) => 1,
+            _ => 0,
+        };
+        let by_fd = flag.as_bool().is_none_or(|b| cx.bool(&Bool(b)));
+        if by_fd {
+            if let Some(fd) = constant(cx, "fd") {
+                cx.label(&format!("fd{p}"), &Int::from_key_ast(fd))?;
+            }
+        } else if let Some(va) = constant(cx, "va") {
+            cx.label(&format!("va{p}"), &Va::from_key_ast(va))?;
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use commuter_engine::{Bool, Int, SymEq, Symbolic, assume};
 
-use super::alloc::{any_free_fd, fresh_inode, lowest_free_fd};
+use super::alloc::{any_free_fd, fresh_inode, inode_referenced, lowest_free_fd};
 use super::ledger;
 use super::pipe::{pipe_read, pipe_write};
 use super::state::errno::*;
@@ -206,9 +206,25 @@ pub fn unlink(s: &mut PosixState, a: &NameArgs) -> Result<(), Errno> {
 /// interface shows it only in `nlink`: the file system drops the inode there (Linux:
 /// `drop_nlink`, `iput_final`, the page cache's truncation; the tests that found those sites
 /// enumerated link counts before any branch read them).
+/// Whether an fd or a mapping still holds the file is a situation of its own too: if none does,
+/// the inode goes now (`iput_final` in the call), else with its last reference.
 fn drop_link(s: &mut PosixState, inum: &Inum) {
-    let _last_link = s.i_map.get(inum).nlink.eq(1).branch();
+    if s.i_map.get(inum).nlink.eq(1).branch() {
+        let _freed = !inode_referenced(s, inum);
+    }
     relink(s, inum, -1);
+}
+
+/// An fd or a mapping of `inum` is gone. If the file has no links left, whether that was its
+/// last reference is a situation of its own, though no call can tell: the file system frees the
+/// inode there (Linux: `__dentry_kill`, `dentry_unlink_inode`, `iput_final`).
+pub(super) fn dropped_reference(s: &PosixState, inum: &Inum) {
+    let nlink = s.i_map.get(inum).nlink;
+    // An unnamed file's count is never negative (a named one's is bounded by its names).
+    assume(&nlink.ge(0));
+    if nlink.eq(0).branch() {
+        let _freed = !inode_referenced(s, inum);
+    }
 }
 
 /// Every inode has at least as many links as names naming it in the initial directory (it may
@@ -308,8 +324,14 @@ pub fn lseek(s: &mut PosixState, a: &LseekArgs) -> Result<Int, Errno> {
 
 pub fn close(s: &mut PosixState, a: &FdArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
-    open_fd(s, p, &a.fd)?;
+    let f = open_fd(s, p, &a.fd)?;
     s.fd_remove(p, &a.fd);
+    // As `dropped_reference`, in one branch with "a file fd" (a pipe end is one situation).
+    let nlink = s.i_map.get(&f.inum).nlink;
+    assume(&(f.ispipe.clone() | nlink.ge(0)));
+    if (!&f.ispipe & nlink.eq(0)).branch() {
+        let _freed = !inode_referenced(s, &f.inum);
+    }
     Ok(())
 }
 

@@ -1,13 +1,13 @@
 //! Universal facts about maps, instantiated at exactly the keys a path touches.
 //!
 //! The model needs statements over *all* keys of a map: "no directory entry names the fresh
-//! inode", "no fd of either process is an end of the fresh pipe", "the lowest free fds of the
-//! initial table are f0 < f1 < ...". The original Commuter asserted them with `forall`, its main
+//! inode", "no fd of either process is an end of the fresh pipe", "no mapping maps this
+//! inode", "the lowest free fds of the initial table are f0 < f1 < ...". The original Commuter asserted them with `forall`, its main
 //! source of slow queries and solver unknowns, and a quantifier inside a path condition also
 //! nests under the analyzer's `forall internals` query.
 //!
 //! Here a fact is a function from a key to a condition. The ledger remembers every key of
-//! `root_dir` and of each fd table that the path has read or written (in any order of the call
+//! `root_dir`, of each fd table and of each memory map that the path has read or written (in any order of the call
 //! set: the ledger lives for one run of the analyzer's walk) and assumes every fact at every
 //! such key, whichever comes first. That is exact: the path condition and the comparisons read
 //! a map only at touched keys (the engine compares maps at written keys, and writes go through
@@ -25,7 +25,7 @@ use std::rc::Rc;
 use commuter_engine::z3::ast::Dynamic;
 use commuter_engine::{Bool, Int, Key, assume, exploring};
 
-use super::state::{FileName, PROCESSES};
+use super::state::{FileName, PROCESSES, Va};
 
 /// A universal fact about one map, as a condition on a key.
 pub type Fact<K> = Rc<dyn Fn(&K) -> Bool>;
@@ -72,6 +72,7 @@ struct Ledger {
     names: Facts<FileName>,
     name_sets: Vec<SetFact<FileName>>,
     fds: [Facts<Int>; PROCESSES],
+    vas: [Facts<Va>; PROCESSES],
     /// The lowest free fds of each process's initial table, ascending.
     free_fds: [Vec<Int>; PROCESSES],
     /// Whether an fd is open in each process's initial table (to name more free fds).
@@ -128,6 +129,15 @@ pub fn touch_fd(p: usize, fd: &Int) {
     assume_at(&facts.unwrap_or_default(), std::slice::from_ref(fd));
 }
 
+/// A key of process `p`'s memory map that the path reads or writes.
+pub fn touch_va(p: usize, va: &Va) {
+    if !exploring() {
+        return;
+    }
+    let facts = LEDGER.with(|l| l.borrow_mut().vas[p].touch(va));
+    assume_at(&facts.unwrap_or_default(), std::slice::from_ref(va));
+}
+
 /// Assume `fact` at every key of `root_dir`.
 pub fn for_all_names(fact: impl Fn(&FileName) -> Bool + 'static) {
     let fact: Fact<FileName> = Rc::new(fact);
@@ -154,6 +164,13 @@ pub fn for_all_name_sets(fact: impl Fn(&[FileName]) -> Bool + 'static) {
 pub fn for_all_fds(p: usize, fact: impl Fn(&Int) -> Bool + 'static) {
     let fact: Fact<Int> = Rc::new(fact);
     let keys = LEDGER.with(|l| l.borrow_mut().fds[p].add(fact.clone()));
+    assume_at(&[fact], &keys);
+}
+
+/// Assume `fact` at every key of process `p`'s memory map.
+pub fn for_all_vas(p: usize, fact: impl Fn(&Va) -> Bool + 'static) {
+    let fact: Fact<Va> = Rc::new(fact);
+    let keys = LEDGER.with(|l| l.borrow_mut().vas[p].add(fact.clone()));
     assume_at(&[fact], &keys);
 }
 

@@ -1,7 +1,8 @@
 //! The state of the POSIX model (see the design document "posix-model"), its custom equalities,
 //! and the accessors every call goes through.
 //!
-//! All reads and writes of `root_dir` and of the fd maps go through the accessors below: they
+//! All reads and writes of `root_dir`, of the fd maps and of the memory maps go through the
+//! accessors below: they
 //! register the key with the [`ledger`](super::ledger), which instantiates the model's
 //! universal facts about those maps at exactly the keys a path touches. That keeps every
 //! query quantifier-free (see the ledger's documentation for why this is exact).
@@ -155,6 +156,13 @@ pub struct Vma {
     pub off: Int,
 }
 
+impl Vma {
+    /// True for a mapping of inode `inum`.
+    pub fn is_file_of(&self, inum: &Inum) -> Bool {
+        !&self.anon & self.inum.sym_eq(inum)
+    }
+}
+
 /// Only the fields of the mapping's kind are observable.
 fn vma_eq(a: &Vma, b: &Vma) -> Bool {
     let anon = a.anondata.sym_eq(&b.anondata);
@@ -243,6 +251,31 @@ impl PosixState {
     pub fn fd_remove(&mut self, p: usize, fd: &Int) {
         ledger::touch_fd(p, fd);
         self.proc_mut(p).fd_map.remove(fd);
+    }
+
+    // ---------------------------------------------------------------------- memory maps
+
+    pub fn va_contains(&self, p: usize, va: &Va) -> Bool {
+        ledger::touch_va(p, va);
+        self.proc(p).va_map.contains(va)
+    }
+
+    /// The mapping at `va` (check presence first); file offsets are never negative.
+    pub fn va_get(&self, p: usize, va: &Va) -> Vma {
+        ledger::touch_va(p, va);
+        let vma = self.proc(p).va_map.get(va);
+        assume(&(vma.anon.clone() | vma.off.ge(0)));
+        vma
+    }
+
+    pub fn va_insert(&mut self, p: usize, va: &Va, vma: &Vma) {
+        ledger::touch_va(p, va);
+        self.proc_mut(p).va_map.insert(va, vma);
+    }
+
+    pub fn va_remove(&mut self, p: usize, va: &Va) {
+        ledger::touch_va(p, va);
+        self.proc_mut(p).va_map.remove(va);
     }
 
     // --------------------------------------------------------------------------- inodes
