@@ -296,43 +296,45 @@ fn unlinked(t: &TestCase, inode: i64) -> bool {
             == 0
 }
 
-#[test]
-fn closing_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
-    let cs = call_set("close/close");
-    // Call a closes a file fd of an unlinked file: the file's only reference, or one of several.
-    let refs_of_unlinked: BTreeSet<usize> = cs
+/// Over the tests of `cs` where call a drops a reference to an unlinked file (`held(t)`: the
+/// setup inode it names), how many references the file had: 1 (the last) or 2 (or more).
+fn references_of_unlinked(
+    cs: &CallSetTests,
+    held: impl Fn(&TestCase) -> Option<i64>,
+) -> Vec<usize> {
+    let counts: BTreeSet<usize> = cs
         .tests
         .iter()
         .filter_map(|t| {
-            let (inode, _) = file_fd(t, arg(t, 0, "proc"), arg(t, 0, "fd"))?;
+            let inode = held(t)?;
             unlinked(t, inode).then(|| references(t, inode).min(2))
         })
         .collect();
-    assert_eq!(
-        refs_of_unlinked.into_iter().collect::<Vec<_>>(),
-        [1, 2],
-        "close/close: an unlinked file closed through its last fd and through one of two"
-    );
+    counts.into_iter().collect()
+}
+
+#[test]
+fn closing_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
+    let cs = call_set("close/close");
+    let counts = references_of_unlinked(&cs, |t| {
+        file_fd(t, arg(t, 0, "proc"), arg(t, 0, "fd")).map(|(inode, _)| inode)
+    });
+    assert_eq!(counts, [1, 2], "close/close: the last fd and one of two");
 }
 
 #[test]
 fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     let cs = call_set("munmap/munmap");
-    let refs_of_unlinked: BTreeSet<usize> = cs
-        .tests
-        .iter()
-        .filter_map(|t| {
-            let p = arg(t, 0, "proc").as_u64()? as usize;
-            let maps = t.setup["procs"][p]["maps"].as_array()?;
-            let m = maps.iter().find(|m| m["page"] == *arg(t, 0, "page"))?;
-            let inode = m["file"]["inode"].as_i64()?;
-            unlinked(t, inode).then(|| references(t, inode).min(2))
-        })
-        .collect();
+    let counts = references_of_unlinked(&cs, |t| {
+        let p = arg(t, 0, "proc").as_u64()? as usize;
+        let maps = t.setup["procs"][p]["maps"].as_array()?;
+        let m = maps.iter().find(|m| m["page"] == *arg(t, 0, "page"))?;
+        m["file"]["inode"].as_i64()
+    });
     assert_eq!(
-        refs_of_unlinked.into_iter().collect::<Vec<_>>(),
+        counts,
         [1, 2],
-        "munmap/munmap: an unlinked file unmapped at its last mapping and at one of two"
+        "munmap/munmap: the last mapping and one of two"
     );
 }
 
