@@ -151,7 +151,7 @@ impl Bool {
     }
     /// The constant value, if the condition simplifies to one.
     pub fn as_const(&self) -> Option<bool> {
-        simplified(&self.0).as_bool()
+        self.0.simplify().as_bool()
     }
 }
 
@@ -406,15 +406,6 @@ fn with_sort_cache<T>(f: impl FnOnce(&mut SortCache) -> T) -> T {
         }
         f(&mut cache)
     })
-}
-
-// ------------------------------------------------------------------ simplification
-
-/// `c.simplify()`. (Remembering simplified forms per context saved a tenth of test generation
-/// but changed which term ids later terms get, and with them how Z3 fares on a quantified
-/// query: the analysis of `open/open` with `O_ANYFD` went from 7 s to over 10 minutes.)
-pub(crate) fn simplified(c: &ZBool) -> ZBool {
-    c.simplify()
 }
 
 /// The uninterpreted sort for Rust type `T`, named `name` (cached per context).
