@@ -18,6 +18,7 @@
 use std::any::Any;
 
 use commuter_engine::serde_json::{Value as Json, json};
+use commuter_engine::z3::ast::Dynamic;
 use commuter_engine::{Bool, Concrete, Concretizer, Int, Key, Pool, PoolExhausted, SymEq};
 use commuter_posix_format::{
     Backing, Fd, FdTarget, FormatError, Inode, Map, Maybe, Name, Outcome, Pipe, PosixCall,
@@ -506,25 +507,11 @@ fn concrete_setup(s: &PosixState, cx: &mut Concretizer) -> Result<Setup, PoolExh
 /// Where the path says "some fd of either process is an end of this pipe", the model named a
 /// witness fd (`alloc::pipe_end_open`): the setup must create it, or Linux would see no such end.
 fn label_pipe_end_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
-    for fd_term in cx.constants_with_prefix(super::alloc::PIPE_END_WITNESS) {
-        let Some(tag) = fd_term
-            .to_string()
-            .trim_matches('|')
-            .strip_suffix(".fd")
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        let in_proc0 = cx
-            .constants_with_prefix(&format!("{tag}.in_proc0"))
-            .first()
-            .and_then(|c| c.as_bool())
-            .map(Bool);
-        let p = match in_proc0 {
-            Some(b) if !cx.bool(&b) => 1,
-            _ => 0,
-        };
-        cx.label(&format!("fd{p}"), &Int::from_key_ast(fd_term))?;
+    for tag in witness_tags(cx, super::alloc::PIPE_END_WITNESS, "fd") {
+        let p = witness_process(cx, &tag);
+        if let Some(fd) = witness_field(cx, &tag, "fd") {
+            cx.label(&format!("fd{p}"), &Int::from_key_ast(fd))?;
+        }
     }
     Ok(())
 }
@@ -532,36 +519,51 @@ fn label_pipe_end_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
 /// Where the path says "some fd or mapping still refers to this file", the model named a
 /// witness (`alloc::inode_referenced`): the setup must create it, or Linux would free the file.
 fn label_inode_ref_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
-    let prefix = super::alloc::INODE_REF_WITNESS;
-    for flag in cx.constants_with_prefix(prefix) {
-        let Some(tag) = flag
-            .to_string()
-            .trim_matches('|')
-            .strip_suffix(".by_fd")
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        let constant = |cx: &Concretizer, field: &str| {
-            cx.constants_with_prefix(&format!("{tag}.{field}"))
-                .into_iter()
-                .next()
-        };
-        let in_proc0 = constant(cx, "in_proc0").and_then(|c| c.as_bool()).map(Bool);
-        let p = match in_proc0 {
-            Some(b) if !cx.bool(&b) => 1,
-            _ => 0,
-        };
-        let by_fd = flag.as_bool().is_none_or(|b| cx.bool(&Bool(b)));
+    for tag in witness_tags(cx, super::alloc::INODE_REF_WITNESS, "by_fd") {
+        let p = witness_process(cx, &tag);
+        let by_fd = witness_field(cx, &tag, "by_fd")
+            .and_then(|c| c.as_bool())
+            .is_none_or(|b| cx.bool(&Bool(b)));
         if by_fd {
-            if let Some(fd) = constant(cx, "fd") {
+            if let Some(fd) = witness_field(cx, &tag, "fd") {
                 cx.label(&format!("fd{p}"), &Int::from_key_ast(fd))?;
             }
-        } else if let Some(va) = constant(cx, "va") {
+        } else if let Some(va) = witness_field(cx, &tag, "va") {
             cx.label(&format!("va{p}"), &Va::from_key_ast(va))?;
         }
     }
     Ok(())
+}
+
+/// The tags of the witnesses named `PREFIX#n` that the path's model holds, found by their
+/// constant `TAG.field`.
+fn witness_tags(cx: &Concretizer, prefix: &str, field: &str) -> Vec<String> {
+    let suffix = format!(".{field}");
+    cx.constants_with_prefix(prefix)
+        .iter()
+        .filter_map(|c| {
+            let name = c.to_string();
+            name.trim_matches('|')
+                .strip_suffix(&suffix)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// The constant `TAG.field` of a witness, if the path's model holds it.
+fn witness_field(cx: &Concretizer, tag: &str, field: &str) -> Option<Dynamic> {
+    cx.constants_with_prefix(&format!("{tag}.{field}"))
+        .into_iter()
+        .next()
+}
+
+/// The process a witness is in (its `in_proc0`; process 0 where the model leaves it open).
+fn witness_process(cx: &mut Concretizer, tag: &str) -> usize {
+    let in_proc0 = witness_field(cx, tag, "in_proc0").and_then(|c| c.as_bool());
+    match in_proc0.map(Bool) {
+        Some(b) if !cx.bool(&b) => 1,
+        _ => 0,
+    }
 }
 
 fn known<K: Key>(cx: &Concretizer, namespace: &str) -> Vec<K> {

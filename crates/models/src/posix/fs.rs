@@ -206,6 +206,7 @@ pub fn unlink(s: &mut PosixState, a: &NameArgs) -> Result<(), Errno> {
 /// interface shows it only in `nlink`: the file system drops the inode there (Linux:
 /// `drop_nlink`, `iput_final`, the page cache's truncation; the tests that found those sites
 /// enumerated link counts before any branch read them).
+///
 /// Whether an fd or a mapping still holds the file is a situation of its own too: if none does,
 /// the inode goes now (`iput_final` in the call), else with its last reference.
 fn drop_link(s: &mut PosixState, inum: &Inum) {
@@ -215,14 +216,16 @@ fn drop_link(s: &mut PosixState, inum: &Inum) {
     relink(s, inum, -1);
 }
 
-/// An fd or a mapping of `inum` is gone. If the file has no links left, whether that was its
-/// last reference is a situation of its own, though no call can tell: the file system frees the
-/// inode there (Linux: `__dentry_kill`, `dentry_unlink_inode`, `iput_final`).
-pub(super) fn dropped_reference(s: &PosixState, inum: &Inum) {
+/// A reference to the file `inum` is gone, where `file` holds (a closed fd may have been a pipe
+/// end instead). If the file has no links left, whether that was its last reference
+/// is a situation of its own, though no call can tell: the file system frees the inode there
+/// (Linux: `__dentry_kill`, `dentry_unlink_inode`, `iput_final`). One branch for "a file with no
+/// links", so a pipe end is one situation.
+pub(super) fn dropped_reference(s: &PosixState, file: &Bool, inum: &Inum) {
     let nlink = s.i_map.get(inum).nlink;
     // An unnamed file's count is never negative (a named one's is bounded by its names).
-    assume(&nlink.ge(0));
-    if nlink.eq(0).branch() {
+    assume(&(!file | nlink.ge(0)));
+    if (file.clone() & nlink.eq(0)).branch() {
         let _freed = !inode_referenced(s, inum);
     }
 }
@@ -326,12 +329,7 @@ pub fn close(s: &mut PosixState, a: &FdArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
     let f = open_fd(s, p, &a.fd)?;
     s.fd_remove(p, &a.fd);
-    // As `dropped_reference`, in one branch with "a file fd" (a pipe end is one situation).
-    let nlink = s.i_map.get(&f.inum).nlink;
-    assume(&(f.ispipe.clone() | nlink.ge(0)));
-    if (!&f.ispipe & nlink.eq(0)).branch() {
-        let _freed = !inode_referenced(s, &f.inum);
-    }
+    dropped_reference(s, &!&f.ispipe, &f.inum);
     Ok(())
 }
 

@@ -2,14 +2,14 @@
 //!
 //! The model needs statements over *all* keys of a map: "no directory entry names the fresh
 //! inode", "no fd of either process is an end of the fresh pipe", "no mapping maps this
-//! inode", "the lowest free fds of the initial table are f0 < f1 < ...". The original Commuter asserted them with `forall`, its main
-//! source of slow queries and solver unknowns, and a quantifier inside a path condition also
-//! nests under the analyzer's `forall internals` query.
+//! inode", "the lowest free fds of the initial table are f0 < f1 < ...". The original Commuter
+//! asserted them with `forall`, its main source of slow queries and solver unknowns, and a
+//! quantifier inside a path condition also nests under the analyzer's `forall internals` query.
 //!
 //! Here a fact is a function from a key to a condition. The ledger remembers every key of
-//! `root_dir`, of each fd table and of each memory map that the path has read or written (in any order of the call
-//! set: the ledger lives for one run of the analyzer's walk) and assumes every fact at every
-//! such key, whichever comes first. That is exact: the path condition and the comparisons read
+//! `root_dir`, of each fd table and of each memory map that the path has read or written (in
+//! any order of the call set: the ledger lives for one run of the analyzer's walk) and assumes
+//! every fact at every such key, whichever comes first. That is exact: the path condition and the comparisons read
 //! a map only at touched keys (the engine compares maps at written keys, and writes go through
 //! the same accessors), so any model of the instantiated facts can be changed at untouched keys
 //! to satisfy the facts everywhere without changing the value of anything on the path.
@@ -122,27 +122,32 @@ pub fn touch_name(name: &FileName) {
 
 /// A key of process `p`'s fd table that the path reads or writes.
 pub fn touch_fd(p: usize, fd: &Int) {
-    if !exploring() {
-        return;
-    }
-    let facts = LEDGER.with(|l| l.borrow_mut().fds[p].touch(fd));
-    assume_at(&facts.unwrap_or_default(), std::slice::from_ref(fd));
+    touch_in(|l| &mut l.fds[p], fd);
 }
 
 /// A key of process `p`'s memory map that the path reads or writes.
 pub fn touch_va(p: usize, va: &Va) {
+    touch_in(|l| &mut l.vas[p], va);
+}
+
+/// Record `k` in the map `facts` picks; assume the map's facts at it if it is new.
+fn touch_in<K: Key>(facts: impl FnOnce(&mut Ledger) -> &mut Facts<K>, k: &K) {
     if !exploring() {
         return;
     }
-    let facts = LEDGER.with(|l| l.borrow_mut().vas[p].touch(va));
-    assume_at(&facts.unwrap_or_default(), std::slice::from_ref(va));
+    let new = LEDGER.with(|l| facts(&mut l.borrow_mut()).touch(k));
+    assume_at(&new.unwrap_or_default(), std::slice::from_ref(k));
+}
+
+/// Record `fact` for the map `facts` picks, and assume it at every key touched so far.
+fn add_in<K: Key>(facts: impl FnOnce(&mut Ledger) -> &mut Facts<K>, fact: Fact<K>) {
+    let keys = LEDGER.with(|l| facts(&mut l.borrow_mut()).add(fact.clone()));
+    assume_at(&[fact], &keys);
 }
 
 /// Assume `fact` at every key of `root_dir`.
 pub fn for_all_names(fact: impl Fn(&FileName) -> Bool + 'static) {
-    let fact: Fact<FileName> = Rc::new(fact);
-    let keys = LEDGER.with(|l| l.borrow_mut().names.add(fact.clone()));
-    assume_at(&[fact], &keys);
+    add_in(|l| &mut l.names, Rc::new(fact));
 }
 
 /// Assume `fact` of the set of touched keys of `root_dir`, now and whenever a key is added.
@@ -162,16 +167,12 @@ pub fn for_all_name_sets(fact: impl Fn(&[FileName]) -> Bool + 'static) {
 
 /// Assume `fact` at every key of process `p`'s fd table.
 pub fn for_all_fds(p: usize, fact: impl Fn(&Int) -> Bool + 'static) {
-    let fact: Fact<Int> = Rc::new(fact);
-    let keys = LEDGER.with(|l| l.borrow_mut().fds[p].add(fact.clone()));
-    assume_at(&[fact], &keys);
+    add_in(|l| &mut l.fds[p], Rc::new(fact));
 }
 
 /// Assume `fact` at every key of process `p`'s memory map.
 pub fn for_all_vas(p: usize, fact: impl Fn(&Va) -> Bool + 'static) {
-    let fact: Fact<Va> = Rc::new(fact);
-    let keys = LEDGER.with(|l| l.borrow_mut().vas[p].add(fact.clone()));
-    assume_at(&[fact], &keys);
+    add_in(|l| &mut l.vas[p], Rc::new(fact));
 }
 
 /// Record the lowest free fds of process `p`'s initial table.

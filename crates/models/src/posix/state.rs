@@ -2,9 +2,8 @@
 //! and the accessors every call goes through.
 //!
 //! All reads and writes of `root_dir`, of the fd maps and of the memory maps go through the
-//! accessors below: they
-//! register the key with the [`ledger`](super::ledger), which instantiates the model's
-//! universal facts about those maps at exactly the keys a path touches. That keeps every
+//! accessors below: they register the key with the [`ledger`](super::ledger), which
+//! instantiates the model's universal facts about those maps at exactly the keys a path touches. That keeps every
 //! query quantifier-free (see the ledger's documentation for why this is exact).
 
 use commuter_engine::{

@@ -101,7 +101,7 @@ pub fn munmap(s: &mut PosixState, a: &VaArgs) -> Result<(), Errno> {
         let _writable = vma.writable.branch();
         s.va_remove(p, &a.va);
         if !anon {
-            dropped_reference(s, &vma.inum);
+            dropped_reference(s, &Bool::lit(true), &vma.inum);
         }
     }
     Ok(())
