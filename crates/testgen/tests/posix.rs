@@ -266,6 +266,13 @@ fn unlinking_the_last_link_and_another_link_are_both_covered() {
     }
 }
 
+/// The setup's mapping of the page call `slot` names, in the call's process.
+fn mapping(t: &TestCase, slot: usize) -> Option<&Json> {
+    let p = arg(t, slot, "proc").as_u64()? as usize;
+    let maps = t.setup["procs"][p]["maps"].as_array()?;
+    maps.iter().find(|m| m["page"] == *arg(t, slot, "page"))
+}
+
 /// How many fds and mappings of the test's setup refer to setup inode `inode`.
 fn references(t: &TestCase, inode: i64) -> usize {
     let procs = t.setup["procs"].as_array().into_iter().flatten();
@@ -325,12 +332,7 @@ fn closing_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
 #[test]
 fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     let cs = call_set("munmap/munmap");
-    let counts = references_of_unlinked(&cs, |t| {
-        let p = arg(t, 0, "proc").as_u64()? as usize;
-        let maps = t.setup["procs"][p]["maps"].as_array()?;
-        let m = maps.iter().find(|m| m["page"] == *arg(t, 0, "page"))?;
-        m["file"]["inode"].as_i64()
-    });
+    let counts = references_of_unlinked(&cs, |t| mapping(t, 0)?["file"]["inode"].as_i64());
     assert_eq!(
         counts,
         [1, 2],
@@ -365,12 +367,7 @@ fn mprotect_covers_a_changed_and_an_unchanged_protection() {
     let unchanged: BTreeSet<bool> = cs
         .tests
         .iter()
-        .filter_map(|t| {
-            let p = arg(t, 0, "proc").as_u64()? as usize;
-            let maps = t.setup["procs"][p]["maps"].as_array()?;
-            let m = maps.iter().find(|m| m["page"] == *arg(t, 0, "page"))?;
-            Some(m["writable"] == *arg(t, 0, "writable"))
-        })
+        .filter_map(|t| Some(mapping(t, 0)?["writable"] == *arg(t, 0, "writable")))
         .collect();
     assert_eq!(unchanged.into_iter().collect::<Vec<_>>(), [false, true]);
 }
