@@ -9,10 +9,9 @@
 //! comparison hold.
 
 use std::any::Any;
-use std::collections::HashMap;
 
 use commuter_engine::{
-    AnyState, Bool, CallResult, Instance, assume, branch_exists_internals,
+    AnyState, Bool, CallResult, Instance, StableHashMap, assume, branch_exists_internals,
     branch_exists_internals_since, internals_mark, may_hold, preconditions_as_branches,
     set_current_thread,
 };
@@ -50,7 +49,7 @@ struct Walk<'i> {
     args: Vec<Box<dyn Any>>,
     first_results: Vec<Option<(String, usize)>>,
     results: Vec<(String, usize, Box<dyn CallResult>)>,
-    states: HashMap<u64, (String, Box<dyn AnyState>)>,
+    states: StableHashMap<u64, (String, Box<dyn AnyState>)>,
     checks: Vec<(String, Bool)>,
 }
 
@@ -158,7 +157,7 @@ fn walk_and_decide<'i>(
         args,
         first_results: vec![None; set.len()],
         results: Vec::new(),
-        states: HashMap::new(),
+        states: StableHashMap::default(),
         checks: Vec::new(),
     };
     walk.visit(initial.as_ref(), &mut Vec::new(), 0);

@@ -6,7 +6,6 @@
 //! the logged keys, which is exact and quantifier-free. Maps from different bases fall back to
 //! a quantified comparison.
 
-use std::collections::HashSet;
 use std::marker::PhantomData;
 
 use z3::Sort;
@@ -14,6 +13,7 @@ use z3::ast::{Array, Ast, Bool as ZBool, Dynamic};
 
 use crate::concrete::{Concrete, Concretizer, PoolExhausted};
 use crate::exec;
+use crate::stable::StableHashSet;
 use crate::value::{Bool, Int, IntoInt, Key, SymEq, Symbolic, Value, fresh_value, next_leaf};
 
 /// One array per leaf of `V`, indexed by `index`, named after a fresh `V` called `name`.
@@ -46,7 +46,7 @@ fn same_arrays(a: &[Array], b: &[Array]) -> bool {
 
 /// Keys written to either of two maps, each once, in first-written order.
 fn union_keys<K: Key>(a: &[K], b: &[K]) -> Vec<K> {
-    let mut seen = HashSet::new();
+    let mut seen = StableHashSet::default();
     a.iter()
         .chain(b)
         .filter(|k| seen.insert(k.key_ast()))

@@ -11,16 +11,16 @@
 //! current path has that side feasible for free, so only the other side is checked.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use z3::ast::{Ast, Bool as ZBool, Dynamic};
 use z3::{Model as ZModel, Params, SatResult, Solver};
 
 use crate::error::EngineError;
+use crate::stable::StableHashSet;
 
 /// Options for one exploration.
 #[derive(Clone, Debug)]
@@ -203,10 +203,10 @@ struct Executor {
     pending: Vec<Pending>,
     fresh_counter: u32,
     thread: usize,
-    assumed: HashSet<ZBool>,
+    assumed: StableHashSet<ZBool>,
     stats: ExploreStats,
     use_saved_models: bool,
-    /// The per-query limit, for a solver made afresh ([`Executor::check_afresh`]).
+    /// The per-check time limit (every way of asking, [`Executor::check`]).
     solver_timeout: Option<Duration>,
     /// Inside [`preconditions_as_branches`]: an assumption branches instead of narrowing.
     preconditions_branch: bool,
@@ -241,35 +241,74 @@ thread_local! {
 }
 
 impl Executor {
+    /// Whether the path's constraints and `extra` can hold together. Z3 can be asked two ways,
+    /// and each fails on queries the other decides at once: the incremental solver (the one the
+    /// path's constraints live in, scoped) keeps to the SMT core, whose quantifier
+    /// instantiation may give up ("incomplete quantifiers") or loop (one query of
+    /// `open/open/open` grew to 14 GiB and crashed Z3), while a one-shot solver gets Z3's full
+    /// preprocessing but may be slow where the incremental one had learnt what it needed (a
+    /// query of the models crate's `O_ANYFD` test). So the question goes to each within
+    /// [`CHECK_BUDGET`] (a deterministic count, so the same attempt decides in every run),
+    /// then to each without one, until one decides or the timeout passes; still unknown: the
+    /// first attempt's reason. Which queries need which way depends on term ids, so any change
+    /// in what the engine builds can move them.
     fn check(&mut self, extra: &ZBool) -> Check {
+        let attempts = [
+            (Way::Incremental, Some(CHECK_BUDGET)),
+            (Way::OneShot, Some(CHECK_BUDGET)),
+            (Way::Incremental, None),
+            (Way::OneShot, None),
+        ];
+        let mut first_reason = None;
+        for (way, budget) in attempts {
+            let started = Instant::now();
+            let check = match way {
+                Way::Incremental => self.check_incremental(extra, budget),
+                Way::OneShot => self.check_one_shot(extra, budget),
+            };
+            self.stats.solver_checks += 1;
+            let Check::Unknown(reason) = check else {
+                return check;
+            };
+            first_reason.get_or_insert(reason);
+            if self.out_of_time(started) {
+                break;
+            }
+        }
+        Check::Unknown(first_reason.unwrap_or_default())
+    }
+
+    /// The query on the path's solver, in a scope of its own.
+    fn check_incremental(&mut self, extra: &ZBool, budget: Option<u32>) -> Check {
         let solver = self.solver.current();
+        if budget != Some(CHECK_BUDGET) {
+            solver.set_params(&limits(self.solver_timeout, budget));
+        }
         solver.push();
         solver.assert(extra);
         let check = outcome(solver);
         solver.pop(1);
-        self.stats.solver_checks += 1;
-        match check {
-            Check::Unknown(reason) if !is_timeout(&reason) => self.check_afresh(extra, reason),
-            decided => decided,
+        if budget != Some(CHECK_BUDGET) {
+            solver.set_params(&limits(self.solver_timeout, Some(CHECK_BUDGET)));
         }
+        check
     }
 
-    /// The query again, on a solver that holds only the path's constraints and `extra`, asked
-    /// once. An incremental solver (one that has seen `push`) keeps to the SMT core, whose
-    /// quantifier instantiation may give up ("incomplete quantifiers") where a one-shot solve,
-    /// with Z3's full preprocessing, decides; which queries hit that depends on term ids, so
-    /// any change in what the engine builds can move it. Still unknown: the first reason.
-    fn check_afresh(&mut self, extra: &ZBool, first_reason: String) -> Check {
-        let solver = new_solver(self.solver_timeout);
+    /// The query on a new solver that holds only the path's constraints and `extra`.
+    fn check_one_shot(&mut self, extra: &ZBool, budget: Option<u32>) -> Check {
+        let solver = new_solver(self.solver_timeout, budget);
         for c in &self.constraints {
             solver.assert(&c.formula);
         }
         solver.assert(extra);
-        self.stats.solver_checks += 1;
-        match outcome(&solver) {
-            Check::Unknown(_) => Check::Unknown(first_reason),
-            decided => decided,
-        }
+        outcome(&solver)
+    }
+
+    /// Whether a check that began at `started` gave up for want of time (asking again would
+    /// too). Z3 reports "canceled" both for that and for the budget.
+    fn out_of_time(&self, started: Instant) -> bool {
+        self.solver_timeout
+            .is_some_and(|limit| started.elapsed() >= limit)
     }
 
     fn record(&mut self, formula: ZBool, kind: ConstraintKind) {
@@ -640,19 +679,34 @@ fn outcome(solver: &Solver) -> Check {
     }
 }
 
-/// Whether Z3 gave up because the query ran out of time (asking again would too).
-fn is_timeout(reason: &str) -> bool {
-    reason.contains("timeout") || reason.contains("canceled")
+/// Z3's budget for one attempt at a check ([`Executor::check`]), in its resource units: a
+/// count of internal steps, the same on every machine and in every run, unlike a timeout.
+const CHECK_BUDGET: u32 = 2_000_000;
+
+/// The two ways of asking Z3 ([`Executor::check`]).
+#[derive(Clone, Copy)]
+enum Way {
+    Incremental,
+    OneShot,
 }
 
-fn new_solver(timeout: Option<Duration>) -> Solver {
+/// A solver whose every check stops after `timeout` and, with `rlimit`, after that many of
+/// Z3's resource units.
+fn new_solver(timeout: Option<Duration>, rlimit: Option<u32>) -> Solver {
     let solver = Solver::new();
-    if let Some(t) = timeout {
-        let mut p = Params::new();
-        p.set_u32("timeout", t.as_millis().min(u32::MAX as u128) as u32);
-        solver.set_params(&p);
-    }
+    solver.set_params(&limits(timeout, rlimit));
     solver
+}
+
+/// Solver parameters: stop each check after `timeout` and, with `rlimit`, after that many of
+/// Z3's resource units (0: no limit).
+fn limits(timeout: Option<Duration>, rlimit: Option<u32>) -> Params {
+    let mut p = Params::new();
+    if let Some(t) = timeout {
+        p.set_u32("timeout", t.as_millis().min(u32::MAX as u128) as u32);
+    }
+    p.set_u32("rlimit", rlimit.unwrap_or(0));
+    p
 }
 
 enum RunOutcome<R> {
@@ -681,7 +735,7 @@ fn run_once<R>(
         pending: Vec::new(),
         fresh_counter: 0,
         thread: 0,
-        assumed: HashSet::new(),
+        assumed: StableHashSet::default(),
         stats: ExploreStats::default(),
         use_saved_models: opts.use_saved_models,
         solver_timeout: opts.solver_timeout,
@@ -754,7 +808,7 @@ pub fn explore_from<R>(
         .rev()
         .map(|(prefix, model)| Pending { prefix, model })
         .collect();
-    let mut solver = ScopedSolver::new(new_solver(opts.solver_timeout));
+    let mut solver = ScopedSolver::new(new_solver(opts.solver_timeout, Some(CHECK_BUDGET)));
     let mut truncated = false;
     while let Some(start) = queue.pop() {
         if opts.max_paths.is_some_and(|m| paths.len() >= m) {

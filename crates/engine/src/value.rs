@@ -3,13 +3,13 @@
 
 use std::any::TypeId;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::{Add, BitAnd, BitOr, Mul, Neg, Not, Sub};
 
 use z3::Sort;
 use z3::ast::{Ast, Bool as ZBool, Dynamic, Int as ZInt};
 
 use crate::exec;
+use crate::stable::StableHashMap;
 
 /// Equality as the model defines it (may differ from structural equality, e.g. a file
 /// descriptor that compares only the fields of its kind).
@@ -391,7 +391,7 @@ pub(crate) fn new_context_generation() {
 #[derive(Default)]
 struct SortCache {
     generation: u64,
-    sorts: HashMap<TypeId, Sort>,
+    sorts: StableHashMap<TypeId, Sort>,
 }
 
 fn with_sort_cache<T>(f: impl FnOnce(&mut SortCache) -> T) -> T {

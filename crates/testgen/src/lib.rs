@@ -12,7 +12,6 @@
 //! analyzer's order, tests in enumeration order within one fresh Z3 context per call set).
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use commuter_analyzer::{
@@ -23,6 +22,7 @@ use commuter_engine::z3::ast::{Ast, Dynamic};
 use commuter_engine::z3::{AstKind, Goal, Params, SatResult, Solver, Tactic};
 use commuter_engine::{
     Canonical, Class, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted, ScopedSolver,
+    StableHashMap, StableHashSet,
 };
 
 pub use commuter_tests_format::{
@@ -141,7 +141,7 @@ fn enumerate_path(
     let path_id = report.id.as_str();
     let relevant = branch_terms(path);
     // Every build asks about the same few hundred terms: simplify each once per path.
-    let verdicts = RefCell::new(HashMap::<Dynamic, bool>::new());
+    let verdicts = RefCell::new(StableHashMap::<Dynamic, bool>::default());
     let is_relevant = |d: &Dynamic| {
         if let Some(&known) = verdicts.borrow().get(d) {
             return known;
@@ -290,7 +290,7 @@ fn build_test(
 /// still see them, and a fact or value no branch mentions (whether an fd the path never
 /// inspects is a pipe, a name no call looks up) takes a canonical value without making
 /// classes of its own.
-fn branch_terms(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
+fn branch_terms(path: &Path<PathOutcome>) -> StableHashSet<Dynamic> {
     let mut params = Params::new();
     params.set_bool("blast_select_store", true);
     let simplify = Tactic::new("simplify").with(&params);
@@ -314,14 +314,14 @@ fn branch_terms(path: &Path<PathOutcome>) -> HashSet<Dynamic> {
             .map(|f| Dynamic::from_ast(f))
             .collect(),
     };
-    let mut seen = HashSet::new();
+    let mut seen = StableHashSet::default();
     for f in &formulas {
         collect_subterms(f, &mut seen);
     }
     seen
 }
 
-fn collect_subterms(d: &Dynamic, seen: &mut HashSet<Dynamic>) {
+fn collect_subterms(d: &Dynamic, seen: &mut StableHashSet<Dynamic>) {
     if !seen.insert(d.clone()) || d.kind() != AstKind::App {
         return;
     }

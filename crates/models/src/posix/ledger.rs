@@ -19,11 +19,10 @@
 //! order, so it rebuilds the same assumptions.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use commuter_engine::z3::ast::Dynamic;
-use commuter_engine::{Bool, Int, Key, assume, exploring};
+use commuter_engine::{Bool, Int, Key, StableHashSet, assume, exploring};
 
 use super::state::{FileName, PROCESSES, Va};
 
@@ -32,7 +31,7 @@ pub type Fact<K> = Rc<dyn Fn(&K) -> Bool>;
 
 struct Facts<K: Key> {
     keys: Vec<K>,
-    seen: HashSet<Dynamic>,
+    seen: StableHashSet<Dynamic>,
     facts: Vec<Fact<K>>,
 }
 
@@ -40,7 +39,7 @@ impl<K: Key> Default for Facts<K> {
     fn default() -> Self {
         Facts {
             keys: Vec::new(),
-            seen: HashSet::new(),
+            seen: StableHashSet::default(),
             facts: Vec::new(),
         }
     }

@@ -17,12 +17,11 @@
 //! an implementation builds the rest of the map from keys the test does not name.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 use commuter_engine::z3::ast::Dynamic;
 use commuter_engine::{
-    Bool, Call, Concrete, Concretizer, Int, Key as _, Model, PartialMap, PoolExhausted, SymEq,
-    Symbolic, exploring, invariant, serde_json, symbolic,
+    Bool, Call, Concrete, Concretizer, Int, Key as _, Model, PartialMap, PoolExhausted,
+    StableHashSet, SymEq, Symbolic, exploring, invariant, serde_json, symbolic,
 };
 
 commuter_engine::uninterpreted!(
@@ -95,7 +94,7 @@ struct Ledger {
     initial: PartialMap<Key, Value>,
     initial_len: Int,
     keys: Vec<Key>,
-    seen: HashSet<Dynamic>,
+    seen: StableHashSet<Dynamic>,
 }
 
 thread_local! {
@@ -110,7 +109,7 @@ impl Ledger {
                 initial: s.map.clone(),
                 initial_len: s.len.clone(),
                 keys: Vec::new(),
-                seen: HashSet::new(),
+                seen: StableHashSet::default(),
             })
         });
     }

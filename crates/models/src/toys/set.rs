@@ -13,11 +13,11 @@
 //! (the `kv` model's ledger, for a set).
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 use commuter_engine::z3::ast::Dynamic;
 use commuter_engine::{
-    Bool, Call, Int, Key as _, Model, Set, SymEq, Symbolic, exploring, invariant, symbolic,
+    Bool, Call, Int, Key as _, Model, Set, StableHashSet, SymEq, Symbolic, exploring, invariant,
+    symbolic,
 };
 
 commuter_engine::uninterpreted!(
@@ -67,7 +67,7 @@ struct Ledger {
     initial: Set<Elem>,
     initial_size: Int,
     touched: Vec<Elem>,
-    seen: HashSet<Dynamic>,
+    seen: StableHashSet<Dynamic>,
 }
 
 thread_local! {
@@ -82,7 +82,7 @@ impl Ledger {
                 initial: s.elems.clone(),
                 initial_size: s.size.clone(),
                 touched: Vec::new(),
-                seen: HashSet::new(),
+                seen: StableHashSet::default(),
             })
         });
     }
