@@ -260,7 +260,12 @@ impl Executor {
             (Way::OneShot, None),
         ];
         let mut first_reason = None;
+        // A way that gave up for good (not for want of budget) is not asked again.
+        let mut gave_up = [false; 2];
         for (way, budget) in attempts {
+            if gave_up[way as usize] {
+                continue;
+            }
             let started = Instant::now();
             let check = match way {
                 Way::Incremental => self.check_incremental(extra, budget),
@@ -270,10 +275,12 @@ impl Executor {
             let Check::Unknown(reason) = check else {
                 return check;
             };
-            first_reason.get_or_insert(reason);
             if self.out_of_time(started) {
+                first_reason.get_or_insert(reason);
                 break;
             }
+            gave_up[way as usize] = !reason.contains("canceled");
+            first_reason.get_or_insert(reason);
         }
         Check::Unknown(first_reason.unwrap_or_default())
     }
@@ -686,8 +693,8 @@ const CHECK_BUDGET: u32 = 2_000_000;
 /// The two ways of asking Z3 ([`Executor::check`]).
 #[derive(Clone, Copy)]
 enum Way {
-    Incremental,
-    OneShot,
+    Incremental = 0,
+    OneShot = 1,
 }
 
 /// A solver whose every check stops after `timeout` and, with `rlimit`, after that many of
