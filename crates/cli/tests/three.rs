@@ -4,6 +4,7 @@
 //! (QEMU, the kernel, the plugin, the guest).
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -14,20 +15,7 @@ use common::{commuter, json, ok, result_of, temp_dir};
 fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
     let root = temp_dir("three", "stat");
     // 22 tests in one boot: 12.5 s to 25 s on the 2-core machine under load.
-    let stdout = ok(&commuter(
-        &[
-            "check",
-            "-m",
-            "posix",
-            "-n",
-            "3",
-            "-f",
-            "stat/stat/stat",
-            "-o",
-            "out",
-        ],
-        &root,
-    ));
+    let stdout = check_triple(&root, "stat/stat/stat", &[]);
     let dir = root.join("out");
     let tests = json(&dir.join("tests.json"));
     let text = std::fs::read_to_string(dir.join("conflicts.json")).expect("conflicts.json");
@@ -51,14 +39,7 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
             Some(3),
             "{result}"
         );
-        assert!(
-            result["mismatches"].as_array().is_some_and(Vec::is_empty),
-            "the kernel agrees with the model: {result}"
-        );
-        assert!(
-            result["errors"].as_array().is_some_and(Vec::is_empty),
-            "{result}"
-        );
+        assert_agrees(result);
         let names: Vec<&Value> = (0..3).map(|i| &t["calls"][i]["args"]["name"]).collect();
         let present = t["setup"]["names"].as_array().map_or(0, Vec::len);
         // Which pairs of calls shared a location (a and b leave `slots` out).
@@ -66,10 +47,7 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
             .as_array()
             .expect("shared")
             .iter()
-            .map(|l| match &l["slots"] {
-                Value::Null => "01".to_string(),
-                s => format!("{}{}", s[0], s[1]),
-            })
+            .map(call_pair)
             .collect();
         if names[0] == names[1] && names[1] == names[2] && present == 1 {
             // All three look up one dentry: each pair writes its reference count.
@@ -94,6 +72,35 @@ fn three_stats_share_the_dentry_of_one_name_pair_by_pair() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The kernel returned the model's results, and the run had no errors.
+fn assert_agrees(result: &Value) {
+    assert!(
+        result["mismatches"].as_array().is_some_and(Vec::is_empty),
+        "the kernel agrees with the model: {result}"
+    );
+    assert!(
+        result["errors"].as_array().is_some_and(Vec::is_empty),
+        "{result}"
+    );
+}
+
+/// `commuter check -m posix -n 3 -f TRIPLE ARGS -o out` in `root`; its standard output.
+fn check_triple(root: &Path, triple: &str, args: &[&str]) -> String {
+    let mut all = vec!["check", "-m", "posix", "-n", "3", "-f", triple];
+    all.extend(args);
+    all.extend(["-o", "out"]);
+    ok(&commuter(&all, root))
+}
+
+/// The two calls that shared a location, as slot digits (`"12"`: b and c; a and b leave
+/// `slots` out).
+fn call_pair(location: &Value) -> String {
+    match &location["slots"] {
+        Value::Null => "01".to_string(),
+        s => format!("{}{}", s[0], s[1]),
+    }
+}
+
 /// Which pairs of calls shared a location of this kernel slab cache (`"01"`: a and b).
 fn pairs_sharing_cache(result: &Value, cache: &str) -> BTreeSet<String> {
     result["shared"]
@@ -101,10 +108,7 @@ fn pairs_sharing_cache(result: &Value, cache: &str) -> BTreeSet<String> {
         .expect("shared")
         .iter()
         .filter(|l| l["what"]["cache"] == cache)
-        .map(|l| match &l["slots"] {
-            Value::Null => "01".to_string(),
-            s => format!("{}{}", s[0], s[1]),
-        })
+        .map(call_pair)
         .collect()
 }
 
@@ -117,22 +121,7 @@ fn pairs_sharing_cache(result: &Value, cache: &str) -> BTreeSet<String> {
 #[test]
 fn three_opens_share_the_fd_table_of_the_two_in_one_process() {
     let root = temp_dir("three", "open");
-    let stdout = ok(&commuter(
-        &[
-            "check",
-            "-m",
-            "posix",
-            "-n",
-            "3",
-            "-f",
-            "open/open/open",
-            "--max-testcases",
-            "400",
-            "-o",
-            "out",
-        ],
-        &root,
-    ));
+    let stdout = check_triple(&root, "open/open/open", &["--max-testcases", "400"]);
     let dir = root.join("out");
     let tests = json(&dir.join("tests.json"));
     let conflicts = json(&dir.join("conflicts.json"));
@@ -141,14 +130,7 @@ fn three_opens_share_the_fd_table_of_the_two_in_one_process() {
     let (mut one_process, mut two_processes) = (0, 0);
     for t in suite_tests {
         let result = result_of(&conflicts, t["id"].as_str().expect("id"));
-        assert!(
-            result["mismatches"].as_array().is_some_and(Vec::is_empty),
-            "the kernel agrees with the model: {result}"
-        );
-        assert!(
-            result["errors"].as_array().is_some_and(Vec::is_empty),
-            "{result}"
-        );
+        assert_agrees(result);
         let sharing = pairs_sharing_cache(result, "files_cache");
         let calls = t["calls"].as_array().expect("calls");
         for (x, y) in [(0, 1), (0, 2), (1, 2)] {
