@@ -27,7 +27,7 @@ fn chosen_pairs_print_the_same_conditions_twice() {
 }
 
 #[test]
-#[ignore = "slow: every POSIX pair with conditions, twice (6 minutes a run on 2 cores in a release build, more in this debug one); run with --ignored"]
+#[ignore = "slow: every POSIX pair with conditions, twice (12 minutes on 2 cores); run with --ignored"]
 fn whole_model_prints_the_same_conditions_twice() {
     let first = render(&run(None));
     let second = render(&run(None));
