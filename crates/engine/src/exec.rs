@@ -275,17 +275,18 @@ impl Executor {
             let Check::Unknown(reason) = check else {
                 return check;
             };
-            if self.out_of_time(started) {
-                first_reason.get_or_insert(reason);
-                break;
-            }
+            let timed_out = self.out_of_time(started);
             gave_up[way as usize] = !reason.contains("canceled");
             first_reason.get_or_insert(reason);
+            if timed_out {
+                break;
+            }
         }
         Check::Unknown(first_reason.unwrap_or_default())
     }
 
-    /// The query on the path's solver, in a scope of its own.
+    /// The query on the path's solver, in a scope of its own. That solver carries
+    /// [`CHECK_BUDGET`] (see [`explore_from`]); another budget is set for this check only.
     fn check_incremental(&mut self, extra: &ZBool, budget: Option<u32>) -> Check {
         let solver = self.solver.current();
         if budget != Some(CHECK_BUDGET) {

@@ -35,7 +35,7 @@ pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model}
 pub use pretty::{Condition, ConditionPrinter, render};
 /// JSON values, as concrete tests are written.
 pub use serde_json;
-pub use stable::{StableHashMap, StableHashSet, StableHasher};
+pub use stable::{StableHashMap, StableHashSet};
 pub use value::{
     Bool, Decide, Int, IntoInt, Key, SymEq, Symbolic, Value, fresh_value, layout_consts, next_leaf,
     uninterpreted_sort,
