@@ -7,7 +7,9 @@
 //!   dentry; no conflict on a clocksource or another platform device; no static name past the
 //!   end of its symbol;
 //! - the platform check can fail: with the HPET as clocksource, 6.1 shows conflicts in
-//!   `read_hpet` that it flags.
+//!   `read_hpet` that it flags;
+//! - a test shares the same memory whatever ran before it in the boot (the guest empties the
+//!   kernel's per-CPU caches before each traced run).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,7 +100,13 @@ fn doctor_accepts_every_supported_kernel() {
         let out = doctor(&k, &k.vmlinux, &[]);
         assert!(out.status.success(), "{}: {}", k.series, text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        for check in ["clocksource", "markers", "slab naming", "symbols match"] {
+        for check in [
+            "clocksource",
+            "settle",
+            "markers",
+            "slab naming",
+            "symbols match",
+        ] {
             assert!(
                 stdout
                     .lines()
@@ -152,8 +160,8 @@ fn four_pairs() -> &'static (PathBuf, TestSuite) {
     })
 }
 
-fn run_on(k: &Kernel, tests: &Path, extra: &[&str]) -> ConflictsFile {
-    let dir = temp_dir(&format!("run-{}-{}", k.series, extra.len()));
+fn run_on(k: &Kernel, name: &str, tests: &Path, extra: &[&str]) -> ConflictsFile {
+    let dir = temp_dir(&format!("run-{}-{name}", k.series));
     let mut args = vec![
         "run",
         tests.to_str().expect("utf-8 path"),
@@ -178,24 +186,23 @@ fn run_on(k: &Kernel, tests: &Path, extra: &[&str]) -> ConflictsFile {
 const PLATFORM: [&str; 5] = ["hpet", "acpi_pm", "pvclock", "kvm_clock", "pit_"];
 
 fn platform_sharing(loc: &Location) -> Option<String> {
-    let names = loc
-        .a
-        .sites
-        .iter()
-        .chain(&loc.b.sites)
-        .flat_map(|s| {
-            s.frames
-                .iter()
-                .filter_map(|f| f.function.clone())
-                .chain(s.symbol.clone())
-        })
-        .chain(match &loc.what {
-            What::Static { symbol, .. } => Some(symbol.clone()),
-            _ => None,
-        });
+    let names = functions(loc).chain(match &loc.what {
+        What::Static { symbol, .. } => Some(symbol.clone()),
+        _ => None,
+    });
     names
         .into_iter()
         .find(|n| PLATFORM.iter().any(|p| n.contains(p)))
+}
+
+/// The functions (inlined ones too) and symbols of every code site that touched `loc`.
+fn functions(loc: &Location) -> impl Iterator<Item = String> + '_ {
+    loc.a.sites.iter().chain(&loc.b.sites).flat_map(|s| {
+        s.frames
+            .iter()
+            .filter_map(|f| f.function.clone())
+            .chain(s.symbol.clone())
+    })
 }
 
 /// `(address, size)` of every sized symbol, by name, as binutils' nm sees the image.
@@ -238,7 +245,7 @@ fn stat_situation(suite: &TestSuite, id: &str) -> Option<bool> {
 fn four_pairs_hold_on_every_kernel() {
     let (tests, suite) = four_pairs();
     for k in kernels() {
-        let file = run_on(&k, tests, &[]);
+        let file = run_on(&k, "four-pairs", tests, &[]);
         let series = k.series;
         assert!(file.target.version.is_some(), "{series}: {:?}", file.target);
         let sizes = symbol_sizes(&k.vmlinux);
@@ -317,6 +324,7 @@ fn a_platform_clock_is_caught() {
     assert!(out.status.success(), "{}", text(&out));
     let file = run_on(
         &kernel("6.1"),
+        "hpet",
         &dir.join("tests.json"),
         &["--kernel-arg", "clocksource=hpet"],
     );
@@ -329,4 +337,106 @@ fn a_platform_clock_is_caught() {
         flagged.iter().any(|n| n.contains("hpet")),
         "no conflict on the HPET was flagged: {flagged:?}"
     );
+}
+
+/// The guest empties the kernel's per-CPU caches before every traced run, so a test shares
+/// the same memory whatever ran before it in the boot. The probe unmaps a populated anonymous
+/// page in each of two processes: both pages are freed and taken off the LRU list of the one
+/// memory cgroup, shared, but only if they had joined the list; left alone they may still wait
+/// in a per-CPU batch, depending on how many pages the tests before allocated. And no test may
+/// fold a per-CPU page counter into the shared one, which happens when the tests before left a
+/// CPU's count near its threshold. The probe runs after 0, 3, 10 and 31 other tests.
+#[test]
+fn a_test_shares_the_same_memory_whatever_ran_before() {
+    let dir = temp_dir("settle");
+    let out = commuter(
+        &[
+            "testgen",
+            "-m",
+            "posix",
+            "-f",
+            "munmap/munmap",
+            "-o",
+            "all.json",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut suite: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("all.json")).expect("all.json"))
+            .expect("valid JSON");
+    let tests = suite["call_sets"][0]["tests"]
+        .as_array()
+        .expect("munmap/munmap tests")
+        .clone();
+    let probe = tests
+        .iter()
+        .find(|t| unmaps_an_anonymous_page_in_each_process(t))
+        .expect("a test unmapping an anonymous page in each of two processes");
+    let mut fillers = tests.iter().filter(|t| t["id"] != probe["id"]);
+    let mut order = Vec::new();
+    for before in [0, 3, 10, 31] {
+        order.extend(fillers.by_ref().take(before).cloned());
+        let mut copy = probe.clone();
+        copy["id"] = format!("probe_after_{before}").into();
+        order.push(copy);
+    }
+    suite["call_sets"][0]["tests"] = order.into();
+    let path = dir.join("tests.json");
+    std::fs::write(&path, suite.to_string()).expect("write tests.json");
+    for k in kernels() {
+        let series = k.series;
+        let file = run_on(&k, "settle", &path, &["--vms", "1"]);
+        let mut probes = 0;
+        for t in &file.tests {
+            assert!(
+                t.mismatches.is_empty(),
+                "{series} {}: {:?}",
+                t.id,
+                t.mismatches
+            );
+            let folds: Vec<String> = t
+                .shared
+                .iter()
+                .flat_map(functions)
+                .filter(|f| f.ends_with("_page_state_add"))
+                .collect();
+            assert!(
+                folds.is_empty(),
+                "{series} {} folded a per-CPU counter: {folds:?}",
+                t.id
+            );
+            if t.id.starts_with("probe_after_") {
+                probes += 1;
+                let lru = t
+                    .shared
+                    .iter()
+                    .flat_map(functions)
+                    .any(|f| f.contains("lru") && f.contains("del"));
+                assert!(lru, "{series} {}: no shared LRU list: {:?}", t.id, t.shared);
+            }
+        }
+        assert_eq!(probes, 4, "{series}: every probe ran");
+    }
+}
+
+/// Each of the two processes has one anonymous page, and each call unmaps its process's.
+fn unmaps_an_anonymous_page_in_each_process(t: &serde_json::Value) -> bool {
+    let anon_page = |p: &serde_json::Value| {
+        p["maps"]
+            .as_array()
+            .is_some_and(|m| m.len() == 1 && m[0].get("anon").is_some())
+    };
+    let procs = &t["setup"]["procs"];
+    let calls: Vec<(i64, i64)> = t["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["args"]["proc"].as_i64()?, c["args"]["page"].as_i64()?)))
+        .collect();
+    anon_page(&procs[0])
+        && anon_page(&procs[1])
+        && procs[0]["maps"][0]["page"] == 0
+        && procs[1]["maps"][0]["page"] == 0
+        && calls == [(0, 0), (1, 0)]
 }

@@ -13,7 +13,9 @@
 //! the start line) had no `elapsed_ns`; version 2 added it; version 3 added the start line's
 //! `platform` (the running kernel and its clocksource, which decide whether a run's conflicts
 //! are the kernel's own: see [`Platform`]); version 4 the done line's `timing` (where the
-//! guest's time went: see [`Timing`]).
+//! guest's time went: see [`Timing`]); version 5 the platform's `settled` (which of the
+//! kernel's per-CPU caches the guest empties before each traced run: see [`SettleStep`]) and
+//! the timing's `settle_ns`.
 
 use crate::plan::{Expect, Ret};
 use serde::{Deserialize, Serialize};
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// Marks the guest's lines on the console.
 pub const PREFIX: &str = "@@commuter ";
 /// Version of the console format this guest writes (see the module documentation).
-pub const REPORT_VERSION: u32 = 4;
+pub const REPORT_VERSION: u32 = 5;
 
 /// The report version of a start line without one: guests from before the field existed.
 fn report_v1() -> u32 {
@@ -99,6 +101,9 @@ pub struct Timing {
     pub teardown_ns: u64,
     /// Checking results and printing them on the console.
     pub report_ns: u64,
+    /// Emptying the kernel's per-CPU caches before each traced run (report version 5).
+    #[serde(default)]
+    pub settle_ns: u64,
 }
 
 impl GuestLine {
@@ -129,6 +134,44 @@ pub struct Platform {
     /// through anything but the TSC writes or locks shared memory on some kernels (HPET), which
     /// would show up as conflicts of every test.
     pub clocksource: String,
+    /// The per-CPU caches the guest empties before each traced run (report version 5; `None`
+    /// from older guests). A step missing leaves some sites to chance: whether a test's calls
+    /// fold a shared counter or touch a shared LRU list then depends on the tests before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Vec<SettleStep>>,
+}
+
+/// A per-CPU cache of the kernel that the guest empties before each traced run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleStep {
+    /// Every CPU's batches of pages waiting to join the LRU lists, drained by a thread on that
+    /// CPU (`madvise(MADV_COLD)` drains the calling CPU's batches first).
+    Lru,
+    /// Every CPU's page-state counter differences, folded into the shared counters
+    /// (a write to `/proc/sys/vm/stat_refresh`).
+    Vmstat,
+}
+
+impl SettleStep {
+    /// Every step, in the order the guest takes them.
+    pub const ALL: [SettleStep; 2] = [SettleStep::Lru, SettleStep::Vmstat];
+
+    /// How the guest takes the step.
+    pub fn how(self) -> &'static str {
+        match self {
+            SettleStep::Lru => "madvise(MADV_COLD) on each CPU",
+            SettleStep::Vmstat => "a write to /proc/sys/vm/stat_refresh",
+        }
+    }
+
+    /// What the kernel needs for it.
+    pub fn needs(self) -> &'static str {
+        match self {
+            SettleStep::Lru => "Linux 5.4 or later",
+            SettleStep::Vmstat => "CONFIG_PROC_SYSCTL",
+        }
+    }
 }
 
 /// What a call did.
@@ -303,8 +346,28 @@ mod tests {
         match GuestLine::parse(v3).unwrap().unwrap() {
             GuestLine::Start {
                 platform: Some(p), ..
-            } => assert_eq!(p.clocksource, "tsc"),
+            } => {
+                assert_eq!(p.clocksource, "tsc");
+                assert_eq!(p.settled, None, "a version 3 guest settles nothing");
+            }
             other => panic!("not a start line with a platform: {other:?}"),
+        }
+        let v5 = "@@commuter {\"event\":\"start\",\"version\":1,\"report\":5,\"tests\":3,\
+                  \"platform\":{\"version\":\"Linux\",\"clocksource\":\"tsc\",\
+                  \"settled\":[\"lru\",\"vmstat\"]}}";
+        match GuestLine::parse(v5).unwrap().unwrap() {
+            GuestLine::Start {
+                platform: Some(p), ..
+            } => assert_eq!(p.settled, Some(SettleStep::ALL.to_vec())),
+            other => panic!("not a start line with a platform: {other:?}"),
+        }
+        let done = "@@commuter {\"event\":\"done\",\"tests\":3,\"timing\":{\"boot_ns\":1,\
+                    \"setup_ns\":2,\"processes_ns\":3,\"calls_ns\":4,\"teardown_ns\":5,\"report_ns\":6}}";
+        match GuestLine::parse(done).unwrap().unwrap() {
+            GuestLine::Done {
+                timing: Some(t), ..
+            } => assert_eq!((t.report_ns, t.settle_ns), (6, 0)),
+            other => panic!("not a done line with timing: {other:?}"),
         }
         // A result without a time (a faulted call) leaves the field out rather than writing null.
         let untimed = GuestLine::Result {

@@ -5,6 +5,7 @@
 //! The boot runs two `stat` tests: of two different existing names (conflict-free on every
 //! kernel we know) and of one name (conflicted on its dentry, a slab object). From it the
 //! checks are: the guest runs, the tracer sees the guest's markers, the clocksource is the TSC,
+//! the guest can empty the kernel's per-CPU caches before each test,
 //! the debug image matches the running kernel (same version banner), and the slab layout and
 //! per-CPU variables found in the image's DWARF and symbols name real locations.
 
@@ -163,6 +164,17 @@ fn examine_run(run: &LinuxRun, symbols: Option<&Symbols>, slab: bool) -> Vec<Che
                  in every test; the kernel needs CONFIG_X86_TSC and must accept clocksource=tsc tsc=reliable",
                 platform.clocksource
             )
+        },
+    ));
+    let unsettled = crate::kernel::settle_warnings(platform);
+    checks.push(Check::new(
+        "settle",
+        unsettled.is_empty(),
+        if unsettled.is_empty() {
+            "the guest empties the kernel's per-CPU LRU batches and page counters before each test"
+                .to_string()
+        } else {
+            unsettled.join("; ")
         },
     ));
     if let Some(s) = symbols {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use commuter_guest::plan::{MAX_CALLS, PLAN_VERSION, Plan, Test};
-use commuter_guest::report::Platform;
+use commuter_guest::report::{Platform, SettleStep};
 use commuter_scan::Symbols;
 use commuter_scan::schema::Target as TargetInfo;
 use commuter_tests_format::{TestCase, TestSuite};
@@ -118,8 +118,9 @@ impl Target for LinuxKernel {
         }
     }
 
-    /// A clocksource other than the TSC, or debug symbols of another build: the kernel's
-    /// results may then not be its own.
+    /// A clocksource other than the TSC, per-CPU caches the guest could not empty, or debug
+    /// symbols of another build: the kernel's results may then not be its own, or not the
+    /// test's.
     fn platform_warnings(&self, platform: &Platform, symbols: Option<&Symbols>) -> Vec<String> {
         let mut warnings = Vec::new();
         if platform.clocksource != linux::CLOCKSOURCE {
@@ -129,6 +130,7 @@ impl Target for LinuxKernel {
                 linux::CLOCKSOURCE
             ));
         }
+        warnings.extend(settle_warnings(platform));
         let banner = symbols.and_then(Symbols::linux_banner);
         if let Some(b) = banner.filter(|b| *b != platform.version) {
             warnings.push(format!(
@@ -196,4 +198,63 @@ fn translate_test(t: &TestCase) -> Result<Test, String> {
     PosixTest::from_case(t)
         .and_then(|posix| plan_test(&posix))
         .map_err(|e| e.to_string())
+}
+
+/// What the guest could not settle before each traced run (see the guest's `settle` module):
+/// those sites then depend on the tests that ran before in the boot.
+pub(crate) fn settle_warnings(platform: &Platform) -> Vec<String> {
+    let Some(settled) = &platform.settled else {
+        return vec![
+            "the guest is older than this driver and does not empty the kernel's per-CPU caches before each test: rebuild it (./scripts/setup)".into(),
+        ];
+    };
+    SettleStep::ALL
+        .into_iter()
+        .filter(|step| !settled.contains(step))
+        .map(|step| {
+            format!(
+                "the guest could not settle the kernel by {} (it needs {}): {}, so sites there depend on the tests before (see `commuter doctor`)",
+                step.how(),
+                step.needs(),
+                match step {
+                    SettleStep::Lru => "pages wait in per-CPU batches before they join the LRU lists",
+                    SettleStep::Vmstat => "per-CPU page counters are folded into shared ones when they overflow",
+                }
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(settled: Option<Vec<SettleStep>>) -> Platform {
+        Platform {
+            version: "Linux version 6.12".into(),
+            clocksource: linux::CLOCKSOURCE.into(),
+            settled,
+        }
+    }
+
+    #[test]
+    fn a_guest_that_settles_everything_draws_no_warning() {
+        assert!(settle_warnings(&platform(Some(SettleStep::ALL.to_vec()))).is_empty());
+    }
+
+    #[test]
+    fn each_missing_step_is_named_with_the_option_it_needs() {
+        let w = settle_warnings(&platform(Some(vec![SettleStep::Vmstat])));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("MADV_COLD"), "{w:?}");
+        assert!(w[0].contains("Linux 5.4"), "{w:?}");
+        assert_eq!(settle_warnings(&platform(Some(vec![]))).len(), 2);
+    }
+
+    #[test]
+    fn an_older_guest_is_told_to_be_rebuilt() {
+        let w = settle_warnings(&platform(None));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("./scripts/setup"), "{w:?}");
+    }
 }

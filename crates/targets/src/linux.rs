@@ -358,6 +358,7 @@ fn log_guest_timing(t: &Timing) {
         calls = s(t.calls_ns),
         teardown = s(t.teardown_ns),
         report = s(t.report_ns),
+        settle = s(t.settle_ns),
         "guest time (seconds)"
     );
 }

@@ -8,6 +8,7 @@
 
 mod calls;
 mod runner;
+mod settle;
 mod shared;
 mod state;
 mod sys;
@@ -50,14 +51,15 @@ fn run() -> Result<(), String> {
     std::env::set_current_dir(WORK_DIR).map_err(|e| format!("chdir {WORK_DIR}: {e}"))?;
     // The monotonic clock starts with the kernel.
     let boot_ns = sys::monotonic_ns().unwrap_or(0);
+    let settle = settle::Settle::probe();
     emit(&GuestLine::Start {
         version: PLAN_VERSION,
         report: REPORT_VERSION,
         tests: plan.tests.len(),
-        platform: Some(platform()),
+        platform: Some(platform(&settle)),
     });
     let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;
-    let mut runner = Runner::new(shared, plan)?;
+    let mut runner = Runner::new(shared, plan, settle)?;
     for (i, t) in plan.tests.iter().enumerate() {
         runner.run_test(i, t);
     }
@@ -83,9 +85,10 @@ fn mount_all() -> Result<(), String> {
     Ok(())
 }
 
-/// The running kernel and its clocksource; an unreadable file leaves its field empty (the
-/// driver then says it could not tell), since the tests can still run.
-fn platform() -> Platform {
+/// The running kernel, its clocksource and the caches the guest can settle; an unreadable file
+/// leaves its field empty (the driver then says it could not tell), since the tests can still
+/// run.
+fn platform(settle: &settle::Settle) -> Platform {
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .map(|s| s.trim().to_string())
@@ -97,6 +100,7 @@ fn platform() -> Platform {
             || read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             CLOCKSOURCE_SETTLE,
         ),
+        settled: Some(settle.steps()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! allocations) stay out.
 
 use crate::calls::{self, marker};
+use crate::settle::Settle;
 use crate::shared::{GO, MAX_PIPES, RawResult, SETUP, Shared, TEARDOWN, TIMEOUT_MS, encode};
 use crate::{state, sys, worker};
 use commuter_guest::plan::{self, PROCS, Plan, Test};
@@ -20,12 +21,18 @@ pub struct Runner {
     generation: u32,
     /// Sequence number of the last command sent to the test processes.
     sequence: u32,
+    /// Empties the kernel's per-CPU caches before each traced run.
+    settle: Settle,
     /// Where the time went so far (reported in the done line).
     pub timing: Timing,
 }
 
 impl Runner {
-    pub fn new(shared: &'static Shared, plan: &'static Plan) -> Result<Runner, String> {
+    pub fn new(
+        shared: &'static Shared,
+        plan: &'static Plan,
+        settle: Settle,
+    ) -> Result<Runner, String> {
         // SAFETY: plain syscall.
         shared
             .coordinator
@@ -36,6 +43,7 @@ impl Runner {
             processes: Vec::new(),
             generation: 0,
             sequence: 0,
+            settle,
             timing: Timing::default(),
         };
         runner.start_processes()?;
@@ -127,6 +135,14 @@ impl Runner {
         let ready = self.set_up(fs);
         self.timing.processes_ns += elapsed_ns(start);
         ready?;
+        if marked {
+            // After every process set up (its pages are in the batches to drain) and right
+            // before the calls.
+            let start = Instant::now();
+            let settled = self.settle.run();
+            self.timing.settle_ns += elapsed_ns(start);
+            settled?;
+        }
         let result = self.drive(index, test, marked);
         if result.is_err() {
             self.restart_processes()?;

@@ -10,7 +10,7 @@
 
 use crate::calls::{Prepared, marker};
 use crate::shared::{GO, PREPARE, RawResult, SETUP, Shared, TEARDOWN, decode, encode};
-use crate::{calls, state, sys};
+use crate::{calls, settle, state, sys};
 use commuter_guest::plan::{FdTarget, MAX_CALLS, MAX_PAGES, Op, Plan};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -149,6 +149,12 @@ fn call_thread(p: Process, slot: usize, mut seen: u32) {
                 match Prepared::new(&test.calls[slot].op) {
                     Ok(call) => prepared = Some((generation, call)),
                     Err(e) => sh.set_error(p.index, &format!("call {slot}: {e}")),
+                }
+                // Last thing before arriving: preparing may have faulted pages in.
+                if sh.marked.load(Ordering::Acquire) != 0
+                    && let Err(e) = settle::drain_this_cpu()
+                {
+                    sh.set_error(p.index, &format!("call {slot}: {e}"));
                 }
                 sh.arrive();
             }
