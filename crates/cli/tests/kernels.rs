@@ -20,7 +20,7 @@ mod common;
 use common::commuter;
 
 use commuter_scan::ConflictsFile;
-use commuter_scan::schema::{Location, Status, What};
+use commuter_scan::schema::{Location, Status, TestConflicts, What};
 use commuter_testgen::{TestSuite, parse_suite};
 
 /// A supported kernel: its series name and the image and debug image `scripts/setup` installs.
@@ -195,6 +195,16 @@ fn platform_sharing(loc: &Location) -> Option<String> {
         .find(|n| PLATFORM.iter().any(|p| n.contains(p)))
 }
 
+/// Every call of `t` returned what the model expects.
+fn assert_model_results(series: &str, t: &TestConflicts) {
+    assert!(
+        t.mismatches.is_empty(),
+        "{series} {}: {:?}",
+        t.id,
+        t.mismatches
+    );
+}
+
 /// The functions (inlined ones too) and symbols of every code site that touched `loc`.
 fn functions(loc: &Location) -> impl Iterator<Item = String> + '_ {
     loc.a.sites.iter().chain(&loc.b.sites).flat_map(|s| {
@@ -251,12 +261,7 @@ fn four_pairs_hold_on_every_kernel() {
         let sizes = symbol_sizes(&k.vmlinux);
         let (mut same, mut different) = (0, 0);
         for t in &file.tests {
-            assert!(
-                t.mismatches.is_empty(),
-                "{series} {}: {:?}",
-                t.id,
-                t.mismatches
-            );
+            assert_model_results(series, t);
             assert_ne!(
                 t.status,
                 Status::Unknown,
@@ -308,20 +313,7 @@ fn four_pairs_hold_on_every_kernel() {
 fn a_platform_clock_is_caught() {
     // The HPET, which Debian's 6.1 picks under TCG unless told otherwise: reading it takes a
     // shared lock word, and the check above must see it.
-    let dir = temp_dir("hpet");
-    let out = commuter(
-        &[
-            "testgen",
-            "-m",
-            "posix",
-            "-f",
-            "stat/stat",
-            "-o",
-            "tests.json",
-        ],
-        &dir,
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let dir = common::posix_suite("kernels", "hpet", "stat/stat");
     let file = run_on(
         &kernel("6.1"),
         "hpet",
@@ -348,23 +340,9 @@ fn a_platform_clock_is_caught() {
 /// CPU's count near its threshold. The probe runs after 0, 3, 10 and 31 other tests.
 #[test]
 fn a_test_shares_the_same_memory_whatever_ran_before() {
-    let dir = temp_dir("settle");
-    let out = commuter(
-        &[
-            "testgen",
-            "-m",
-            "posix",
-            "-f",
-            "munmap/munmap",
-            "-o",
-            "all.json",
-        ],
-        &dir,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let mut suite: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("all.json")).expect("all.json"))
-            .expect("valid JSON");
+    let dir = common::posix_suite("kernels", "settle", "munmap/munmap");
+    let path = dir.join("tests.json");
+    let mut suite = common::json(&path);
     let tests = suite["call_sets"][0]["tests"]
         .as_array()
         .expect("munmap/munmap tests")
@@ -382,19 +360,13 @@ fn a_test_shares_the_same_memory_whatever_ran_before() {
         order.push(copy);
     }
     suite["call_sets"][0]["tests"] = order.into();
-    let path = dir.join("tests.json");
     std::fs::write(&path, suite.to_string()).expect("write tests.json");
     for k in kernels() {
         let series = k.series;
         let file = run_on(&k, "settle", &path, &["--vms", "1"]);
         let mut probes = 0;
         for t in &file.tests {
-            assert!(
-                t.mismatches.is_empty(),
-                "{series} {}: {:?}",
-                t.id,
-                t.mismatches
-            );
+            assert_model_results(series, t);
             let folds: Vec<String> = t
                 .shared
                 .iter()
