@@ -8,8 +8,8 @@
 //!   end of its symbol;
 //! - the platform check can fail: with the HPET as clocksource, 6.1 shows conflicts in
 //!   `read_hpet` that it flags;
-//! - a test shares the same memory whatever ran before it in the boot (the guest empties the
-//!   kernel's per-CPU caches before each traced run).
+//! - a test shares the same memory whatever ran before it in the boot (the guest drains the
+//!   kernel's per-CPU LRU batches before each traced run).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -331,13 +331,12 @@ fn a_platform_clock_is_caught() {
     );
 }
 
-/// The guest empties the kernel's per-CPU caches before every traced run, so a test shares
-/// the same memory whatever ran before it in the boot. The probe unmaps a populated anonymous
-/// page in each of two processes: both pages are freed and taken off the LRU list of the one
-/// memory cgroup, shared, but only if they had joined the list; left alone they may still wait
-/// in a per-CPU batch, depending on how many pages the tests before allocated. And no test may
-/// fold a per-CPU page counter into the shared one, which happens when the tests before left a
-/// CPU's count near its threshold. The probe runs after 0, 3, 10 and 31 other tests.
+/// The guest drains every CPU's LRU batches before every traced run, so a test shares the
+/// same memory whatever ran before it in the boot. The probe unmaps a populated anonymous page
+/// in each of two processes: both pages are freed and taken off the LRU list of the one memory
+/// cgroup, shared, but only if they had joined the list; left alone they may still wait in a
+/// per-CPU batch, depending on how many pages the tests before allocated. The probe runs after
+/// 0, 3, 10 and 31 other tests.
 #[test]
 fn a_test_shares_the_same_memory_whatever_ran_before() {
     let dir = common::posix_suite("kernels", "settle", "munmap/munmap");
@@ -367,17 +366,6 @@ fn a_test_shares_the_same_memory_whatever_ran_before() {
         let mut probes = 0;
         for t in &file.tests {
             assert_model_results(series, t);
-            let folds: Vec<String> = t
-                .shared
-                .iter()
-                .flat_map(functions)
-                .filter(|f| f.ends_with("_page_state_add"))
-                .collect();
-            assert!(
-                folds.is_empty(),
-                "{series} {} folded a per-CPU counter: {folds:?}",
-                t.id
-            );
             if t.id.starts_with("probe_after_") {
                 probes += 1;
                 let lru = t

@@ -136,7 +136,7 @@ pub struct Platform {
     pub clocksource: String,
     /// The per-CPU caches the guest empties before each traced run (report version 5; `None`
     /// from older guests). A step missing leaves some sites to chance: whether a test's calls
-    /// fold a shared counter or touch a shared LRU list then depends on the tests before it.
+    /// touch a shared LRU list then depends on the tests before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled: Option<Vec<SettleStep>>,
 }
@@ -148,20 +148,16 @@ pub enum SettleStep {
     /// Every CPU's batches of pages waiting to join the LRU lists, drained by a thread on that
     /// CPU (`madvise(MADV_COLD)` drains the calling CPU's batches first).
     Lru,
-    /// Every CPU's page-state counter differences, folded into the shared counters
-    /// (a write to `/proc/sys/vm/stat_refresh`).
-    Vmstat,
 }
 
 impl SettleStep {
-    /// Every step, in the order the guest takes them.
-    pub const ALL: [SettleStep; 2] = [SettleStep::Lru, SettleStep::Vmstat];
+    /// Every step the guest takes.
+    pub const ALL: [SettleStep; 1] = [SettleStep::Lru];
 
     /// How the guest takes the step.
     pub fn how(self) -> &'static str {
         match self {
             SettleStep::Lru => "madvise(MADV_COLD) on each CPU",
-            SettleStep::Vmstat => "a write to /proc/sys/vm/stat_refresh",
         }
     }
 
@@ -169,7 +165,13 @@ impl SettleStep {
     pub fn needs(self) -> &'static str {
         match self {
             SettleStep::Lru => "Linux 5.4 or later",
-            SettleStep::Vmstat => "CONFIG_PROC_SYSCTL",
+        }
+    }
+
+    /// What depends on the tests before when the step is missing.
+    pub fn otherwise(self) -> &'static str {
+        match self {
+            SettleStep::Lru => "pages wait in per-CPU batches before they join the LRU lists",
         }
     }
 }
@@ -354,7 +356,7 @@ mod tests {
         }
         let v5 = "@@commuter {\"event\":\"start\",\"version\":1,\"report\":5,\"tests\":3,\
                   \"platform\":{\"version\":\"Linux\",\"clocksource\":\"tsc\",\
-                  \"settled\":[\"lru\",\"vmstat\"]}}";
+                  \"settled\":[\"lru\"]}}";
         match GuestLine::parse(v5).unwrap().unwrap() {
             GuestLine::Start {
                 platform: Some(p), ..

@@ -171,8 +171,7 @@ fn examine_run(run: &LinuxRun, symbols: Option<&Symbols>, slab: bool) -> Vec<Che
         "settle",
         unsettled.is_empty(),
         if unsettled.is_empty() {
-            "the guest empties the kernel's per-CPU LRU batches and page counters before each test"
-                .to_string()
+            "the guest drains every CPU's LRU batches before each test".to_string()
         } else {
             unsettled.join("; ")
         },

@@ -216,10 +216,7 @@ pub(crate) fn settle_warnings(platform: &Platform) -> Vec<String> {
                 "the guest could not settle the kernel by {} (it needs {}): {}, so sites there depend on the tests before (see `commuter doctor`)",
                 step.how(),
                 step.needs(),
-                match step {
-                    SettleStep::Lru => "pages wait in per-CPU batches before they join the LRU lists",
-                    SettleStep::Vmstat => "per-CPU page counters are folded into shared ones when they overflow",
-                }
+                step.otherwise()
             )
         })
         .collect()
@@ -243,12 +240,11 @@ mod tests {
     }
 
     #[test]
-    fn each_missing_step_is_named_with_the_option_it_needs() {
-        let w = settle_warnings(&platform(Some(vec![SettleStep::Vmstat])));
+    fn a_missing_step_is_named_with_what_it_needs() {
+        let w = settle_warnings(&platform(Some(vec![])));
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("MADV_COLD"), "{w:?}");
         assert!(w[0].contains("Linux 5.4"), "{w:?}");
-        assert_eq!(settle_warnings(&platform(Some(vec![]))).len(), 2);
     }
 
     #[test]

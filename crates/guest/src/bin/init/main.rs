@@ -16,7 +16,7 @@ mod tracemode;
 mod worker;
 
 use commuter_guest::plan::{PLAN_VERSION, Plan};
-use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION};
+use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION, SettleStep};
 use runner::{Runner, emit};
 use std::time::{Duration, Instant};
 
@@ -51,15 +51,15 @@ fn run() -> Result<(), String> {
     std::env::set_current_dir(WORK_DIR).map_err(|e| format!("chdir {WORK_DIR}: {e}"))?;
     // The monotonic clock starts with the kernel.
     let boot_ns = sys::monotonic_ns().unwrap_or(0);
-    let settle = settle::Settle::probe();
+    let steps = settle::probe();
     emit(&GuestLine::Start {
         version: PLAN_VERSION,
         report: REPORT_VERSION,
         tests: plan.tests.len(),
-        platform: Some(platform(&settle)),
+        platform: Some(platform(steps)),
     });
     let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;
-    let mut runner = Runner::new(shared, plan, settle)?;
+    let mut runner = Runner::new(shared, plan)?;
     for (i, t) in plan.tests.iter().enumerate() {
         runner.run_test(i, t);
     }
@@ -88,7 +88,7 @@ fn mount_all() -> Result<(), String> {
 /// The running kernel, its clocksource and the caches the guest can settle; an unreadable file
 /// leaves its field empty (the driver then says it could not tell), since the tests can still
 /// run.
-fn platform(settle: &settle::Settle) -> Platform {
+fn platform(steps: Vec<SettleStep>) -> Platform {
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .map(|s| s.trim().to_string())
@@ -100,7 +100,7 @@ fn platform(settle: &settle::Settle) -> Platform {
             || read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             CLOCKSOURCE_SETTLE,
         ),
-        settled: Some(settle.steps()),
+        settled: Some(steps),
     }
 }
 

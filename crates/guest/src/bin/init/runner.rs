@@ -4,9 +4,8 @@
 //! allocations) stay out.
 
 use crate::calls::{self, marker};
-use crate::settle::Settle;
 use crate::shared::{GO, MAX_PIPES, RawResult, SETUP, Shared, TEARDOWN, TIMEOUT_MS, encode};
-use crate::{state, sys, worker};
+use crate::{settle, state, sys, worker};
 use commuter_guest::plan::{self, PROCS, Plan, Test};
 use commuter_guest::report::{self, Actual, GuestLine, StatActual, Timing};
 use std::sync::atomic::Ordering;
@@ -21,18 +20,12 @@ pub struct Runner {
     generation: u32,
     /// Sequence number of the last command sent to the test processes.
     sequence: u32,
-    /// Empties the kernel's per-CPU caches before each traced run.
-    settle: Settle,
     /// Where the time went so far (reported in the done line).
     pub timing: Timing,
 }
 
 impl Runner {
-    pub fn new(
-        shared: &'static Shared,
-        plan: &'static Plan,
-        settle: Settle,
-    ) -> Result<Runner, String> {
+    pub fn new(shared: &'static Shared, plan: &'static Plan) -> Result<Runner, String> {
         // SAFETY: plain syscall.
         shared
             .coordinator
@@ -43,7 +36,6 @@ impl Runner {
             processes: Vec::new(),
             generation: 0,
             sequence: 0,
-            settle,
             timing: Timing::default(),
         };
         runner.start_processes()?;
@@ -136,10 +128,10 @@ impl Runner {
         self.timing.processes_ns += elapsed_ns(start);
         ready?;
         if marked {
-            // After every process set up (its pages are in the batches to drain) and right
-            // before the calls.
+            // After every process set up (its pages are in CPU 0's batches) and right before
+            // the calls; the call threads drained their CPUs when they prepared.
             let start = Instant::now();
-            let settled = self.settle.run();
+            let settled = settle::drain_this_cpu();
             self.timing.settle_ns += elapsed_ns(start);
             settled?;
         }
