@@ -14,7 +14,7 @@
 //!
 //! Per-CPU page counters (`vmstat`) are left alone, measured: folding them before every run
 //! (`/proc/sys/vm/stat_refresh`) runs a work item on every CPU, which wakes the halted call
-//! CPUs through the host and made a run of the whole suite 45% longer (on 2 cores, 2 VMs); it
+//! CPUs through the host and made a run of the whole suite 46% longer (on 2 cores, 2 VMs); it
 //! also lets a clock tick pass between setup and calls more often (more atime updates) and
 //! trims the per-CPU page lists (more trips to the zone lock). What it removes is a counter
 //! fold inside about ten tests of 16,024, which moves between tests from run to run.
