@@ -13,9 +13,8 @@
 //! the start line) had no `elapsed_ns`; version 2 added it; version 3 added the start line's
 //! `platform` (the running kernel and its clocksource, which decide whether a run's conflicts
 //! are the kernel's own: see [`Platform`]); version 4 the done line's `timing` (where the
-//! guest's time went: see [`Timing`]); version 5 the platform's `settled` (which of the
-//! kernel's per-CPU caches the guest empties before each traced run: see [`SettleStep`]) and
-//! the timing's `settle_ns`.
+//! guest's time went: see [`Timing`]); version 5 the platform's `lru_drained` (whether the
+//! guest drains every CPU's LRU batches before each traced run) and the timing's `settle_ns`.
 
 use crate::plan::{Expect, Ret};
 use serde::{Deserialize, Serialize};
@@ -101,7 +100,8 @@ pub struct Timing {
     pub teardown_ns: u64,
     /// Checking results and printing them on the console.
     pub report_ns: u64,
-    /// Emptying the kernel's per-CPU caches before each traced run (report version 5).
+    /// Draining CPU 0's LRU batches before each traced run (report version 5; the call CPUs
+    /// drain theirs while their calls are prepared, in `processes_ns`).
     #[serde(default)]
     pub settle_ns: u64,
 }
@@ -134,46 +134,12 @@ pub struct Platform {
     /// through anything but the TSC writes or locks shared memory on some kernels (HPET), which
     /// would show up as conflicts of every test.
     pub clocksource: String,
-    /// The per-CPU caches the guest empties before each traced run (report version 5; `None`
-    /// from older guests). A step missing leaves some sites to chance: whether a test's calls
-    /// touch a shared LRU list then depends on the tests before it.
+    /// Whether the guest drains every CPU's batches of pages waiting to join the LRU lists
+    /// before each traced run, with `madvise(MADV_COLD)` (Linux 5.4 and later) on each CPU
+    /// (report version 5; `None` from older guests). Without it, whether a test's calls touch
+    /// a shared LRU list depends on the tests before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settled: Option<Vec<SettleStep>>,
-}
-
-/// A per-CPU cache of the kernel that the guest empties before each traced run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SettleStep {
-    /// Every CPU's batches of pages waiting to join the LRU lists, drained by a thread on that
-    /// CPU (`madvise(MADV_COLD)` drains the calling CPU's batches first).
-    Lru,
-}
-
-impl SettleStep {
-    /// Every step the guest takes.
-    pub const ALL: [SettleStep; 1] = [SettleStep::Lru];
-
-    /// How the guest takes the step.
-    pub fn how(self) -> &'static str {
-        match self {
-            SettleStep::Lru => "madvise(MADV_COLD) on each CPU",
-        }
-    }
-
-    /// What the kernel needs for it.
-    pub fn needs(self) -> &'static str {
-        match self {
-            SettleStep::Lru => "Linux 5.4 or later",
-        }
-    }
-
-    /// What depends on the tests before when the step is missing.
-    pub fn otherwise(self) -> &'static str {
-        match self {
-            SettleStep::Lru => "pages wait in per-CPU batches before they join the LRU lists",
-        }
-    }
+    pub lru_drained: Option<bool>,
 }
 
 /// What a call did.
@@ -350,17 +316,17 @@ mod tests {
                 platform: Some(p), ..
             } => {
                 assert_eq!(p.clocksource, "tsc");
-                assert_eq!(p.settled, None, "a version 3 guest settles nothing");
+                assert_eq!(p.lru_drained, None, "a version 3 guest drains nothing");
             }
             other => panic!("not a start line with a platform: {other:?}"),
         }
         let v5 = "@@commuter {\"event\":\"start\",\"version\":1,\"report\":5,\"tests\":3,\
                   \"platform\":{\"version\":\"Linux\",\"clocksource\":\"tsc\",\
-                  \"settled\":[\"lru\"]}}";
+                  \"lru_drained\":true}}";
         match GuestLine::parse(v5).unwrap().unwrap() {
             GuestLine::Start {
                 platform: Some(p), ..
-            } => assert_eq!(p.settled, Some(SettleStep::ALL.to_vec())),
+            } => assert_eq!(p.lru_drained, Some(true)),
             other => panic!("not a start line with a platform: {other:?}"),
         }
         let done = "@@commuter {\"event\":\"done\",\"tests\":3,\"timing\":{\"boot_ns\":1,\

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use commuter_guest::plan::{MAX_CALLS, PLAN_VERSION, Plan, Test};
-use commuter_guest::report::{Platform, SettleStep};
+use commuter_guest::report::Platform;
 use commuter_scan::Symbols;
 use commuter_scan::schema::Target as TargetInfo;
 use commuter_tests_format::{TestCase, TestSuite};
@@ -130,7 +130,7 @@ impl Target for LinuxKernel {
                 linux::CLOCKSOURCE
             ));
         }
-        warnings.extend(settle_warnings(platform));
+        warnings.extend(settle_warning(platform));
         let banner = symbols.and_then(Symbols::linux_banner);
         if let Some(b) = banner.filter(|b| *b != platform.version) {
             warnings.push(format!(
@@ -200,57 +200,47 @@ fn translate_test(t: &TestCase) -> Result<Test, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What the guest could not settle before each traced run (see the guest's `settle` module):
-/// those sites then depend on the tests that ran before in the boot.
-pub(crate) fn settle_warnings(platform: &Platform) -> Vec<String> {
-    let Some(settled) = &platform.settled else {
-        return vec![
-            "the guest is older than this driver and does not empty the kernel's per-CPU caches before each test: rebuild it (./scripts/setup)".into(),
-        ];
-    };
-    SettleStep::ALL
-        .into_iter()
-        .filter(|step| !settled.contains(step))
-        .map(|step| {
-            format!(
-                "the guest could not settle the kernel by {} (it needs {}): {}, so sites there depend on the tests before (see `commuter doctor`)",
-                step.how(),
-                step.needs(),
-                step.otherwise()
-            )
-        })
-        .collect()
+/// Why a test's LRU sharing may depend on the tests before it in the boot: the guest could not
+/// drain the LRU batches before each traced run (see the guest's `settle` module).
+pub(crate) fn settle_warning(platform: &Platform) -> Option<String> {
+    match platform.lru_drained {
+        Some(true) => None,
+        Some(false) => Some(
+            "the guest could not drain the kernel's per-CPU LRU batches (madvise(MADV_COLD) on each CPU needs Linux 5.4 or later): pages wait there before they join the LRU lists, so sites there depend on the tests before (see `commuter doctor`)".into(),
+        ),
+        None => Some(
+            "the guest is older than this driver and does not drain the kernel's per-CPU LRU batches before each test: rebuild it (./scripts/setup)".into(),
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn platform(settled: Option<Vec<SettleStep>>) -> Platform {
+    fn platform(lru_drained: Option<bool>) -> Platform {
         Platform {
             version: "Linux version 6.12".into(),
             clocksource: linux::CLOCKSOURCE.into(),
-            settled,
+            lru_drained,
         }
     }
 
     #[test]
-    fn a_guest_that_settles_everything_draws_no_warning() {
-        assert!(settle_warnings(&platform(Some(SettleStep::ALL.to_vec()))).is_empty());
+    fn a_guest_that_drains_draws_no_warning() {
+        assert_eq!(settle_warning(&platform(Some(true))), None);
     }
 
     #[test]
-    fn a_missing_step_is_named_with_what_it_needs() {
-        let w = settle_warnings(&platform(Some(vec![])));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("MADV_COLD"), "{w:?}");
-        assert!(w[0].contains("Linux 5.4"), "{w:?}");
+    fn a_kernel_that_refuses_the_drain_is_named_with_what_it_needs() {
+        let w = settle_warning(&platform(Some(false))).expect("a warning");
+        assert!(w.contains("MADV_COLD"), "{w}");
+        assert!(w.contains("Linux 5.4"), "{w}");
     }
 
     #[test]
     fn an_older_guest_is_told_to_be_rebuilt() {
-        let w = settle_warnings(&platform(None));
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("./scripts/setup"), "{w:?}");
+        let w = settle_warning(&platform(None)).expect("a warning");
+        assert!(w.contains("./scripts/setup"), "{w}");
     }
 }

@@ -16,7 +16,7 @@ mod tracemode;
 mod worker;
 
 use commuter_guest::plan::{PLAN_VERSION, Plan};
-use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION, SettleStep};
+use commuter_guest::report::{GuestLine, Platform, REPORT_VERSION};
 use runner::{Runner, emit};
 use std::time::{Duration, Instant};
 
@@ -51,12 +51,12 @@ fn run() -> Result<(), String> {
     std::env::set_current_dir(WORK_DIR).map_err(|e| format!("chdir {WORK_DIR}: {e}"))?;
     // The monotonic clock starts with the kernel.
     let boot_ns = sys::monotonic_ns().unwrap_or(0);
-    let steps = settle::probe();
+    let lru_drained = settle::probe();
     emit(&GuestLine::Start {
         version: PLAN_VERSION,
         report: REPORT_VERSION,
         tests: plan.tests.len(),
-        platform: Some(platform(steps)),
+        platform: Some(platform(lru_drained)),
     });
     let shared = shared::Shared::map().map_err(|e| format!("map the shared page: {e}"))?;
     let mut runner = Runner::new(shared, plan)?;
@@ -85,10 +85,10 @@ fn mount_all() -> Result<(), String> {
     Ok(())
 }
 
-/// The running kernel, its clocksource and the caches the guest can settle; an unreadable file
-/// leaves its field empty (the driver then says it could not tell), since the tests can still
-/// run.
-fn platform(steps: Vec<SettleStep>) -> Platform {
+/// The running kernel, its clocksource and whether the guest can drain LRU batches; an
+/// unreadable file leaves its field empty (the driver then says it could not tell), since the
+/// tests can still run.
+fn platform(lru_drained: bool) -> Platform {
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .map(|s| s.trim().to_string())
@@ -100,7 +100,7 @@ fn platform(steps: Vec<SettleStep>) -> Platform {
             || read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             CLOCKSOURCE_SETTLE,
         ),
-        settled: Some(steps),
+        lru_drained: Some(lru_drained),
     }
 }
 

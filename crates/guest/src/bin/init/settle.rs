@@ -19,7 +19,6 @@
 //! trims the per-CPU page lists (more trips to the zone lock). What it removes is a counter
 //! fold inside about ten tests of 16,024, which moves between tests from run to run.
 
-use commuter_guest::report::SettleStep;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -32,16 +31,11 @@ static LRU: AtomicBool = AtomicBool::new(false);
 const PAGE: usize = 4096;
 
 /// Finds out, once at start and before the test processes fork, whether this kernel can drain
-/// LRU batches; returns the steps that work, for the start line (the driver warns about the
-/// others).
-pub fn probe() -> Vec<SettleStep> {
+/// LRU batches, for the start line (the driver warns if not).
+pub fn probe() -> bool {
     let lru = map_scratch().and_then(|()| drain_local_lru()).is_ok();
     LRU.store(lru, Ordering::Release);
-    if lru {
-        vec![SettleStep::Lru]
-    } else {
-        Vec::new()
-    }
+    lru
 }
 
 /// Drains the LRU batches of the CPU the caller runs on, if the kernel can.
