@@ -146,13 +146,13 @@ fn four_pairs() -> &'static (PathBuf, TestSuite) {
     static DIR: OnceLock<common::TestDir> = OnceLock::new();
     static SUITE: OnceLock<(PathBuf, TestSuite)> = OnceLock::new();
     SUITE.get_or_init(|| {
-        let dir = DIR.get_or_init(|| temp_dir("suite"));
-        let spec = "stat/stat,open/open,close/close,mmap/munmap";
-        let out = commuter(
-            &["testgen", "-m", "posix", "-f", spec, "-o", "tests.json"],
-            dir,
-        );
-        assert!(out.status.success(), "{}", text(&out));
+        let dir = DIR.get_or_init(|| {
+            common::posix_suite(
+                "kernels",
+                "suite",
+                "stat/stat,open/open,close/close,mmap/munmap",
+            )
+        });
         let path = dir.join("tests.json");
         let bytes = std::fs::read(&path).expect("tests.json");
         let suite = parse_suite("tests.json", &bytes).expect("a valid suite");
