@@ -100,6 +100,9 @@ pub struct Path<R> {
     pub constraints: Vec<Constraint>,
     /// Internal choices (`internal_*` values) made on this path.
     pub internals: Vec<Dynamic>,
+    /// Terms the model declared part of the situation ([`situation_term`]), beyond those its
+    /// branch constraints mention.
+    pub situation_terms: Vec<Dynamic>,
     /// Solver answers of `unknown` met on this path (the side was treated as feasible).
     pub unknowns: Vec<String>,
     /// A model of the path condition, when one is known.
@@ -199,6 +202,7 @@ struct Executor {
     model: Option<ZModel>,
     constraints: Vec<Constraint>,
     internals: Vec<Dynamic>,
+    situation_terms: Vec<Dynamic>,
     unknowns: Vec<String>,
     pending: Vec<Pending>,
     fresh_counter: u32,
@@ -276,7 +280,7 @@ impl Executor {
                 return check;
             };
             let timed_out = self.out_of_time(started);
-            gave_up[way as usize] = !reason.contains("canceled");
+            gave_up[way as usize] = !out_of_budget(&reason);
             first_reason.get_or_insert(reason);
             if timed_out {
                 break;
@@ -589,6 +593,16 @@ pub fn assume(c: &crate::Bool) {
     }
 }
 
+/// Declare `term` part of the current path's situation, as if a branch had looked at it:
+/// test generation then tells situations apart by its equalities with the other terms of
+/// its kind that the path's branches mention. For objects a call works on without branching
+/// on them: the pipe an fd is an end of (a call that only fails on it still touches its open
+/// file), the inode `fstat` reads.
+pub fn situation_term(term: &impl crate::Value) {
+    let leaves = term.leaves();
+    with_executor("situation_term", |e| e.situation_terms.extend(leaves));
+}
+
 /// Run `f` (model code) with its preconditions as branches: an [`assume`] inside it splits
 /// the path into the side where the precondition holds (`f` goes on) and the side where it
 /// fails (`f` stops there and this returns `None`), instead of dropping the failing inputs.
@@ -739,6 +753,7 @@ fn run_once<R>(
         model: start.model,
         constraints: Vec::new(),
         internals: Vec::new(),
+        situation_terms: Vec::new(),
         unknowns: Vec::new(),
         pending: Vec::new(),
         fresh_counter: 0,
@@ -763,6 +778,7 @@ fn run_once<R>(
                 decisions: ex.prefix,
                 constraints: ex.constraints,
                 internals: ex.internals,
+                situation_terms: ex.situation_terms,
                 unknowns: ex.unknowns,
                 model: ex.model,
                 value,
@@ -864,4 +880,11 @@ pub fn with_fresh_context<T: Send + Sync>(f: impl FnOnce() -> T + Send + Sync) -
     let result = z3::with_z3_config(&cfg, f);
     crate::value::new_context_generation();
     result
+}
+
+/// Whether Z3's reason for `unknown` is the budget or the timeout running out (asking another
+/// way may still decide), not a way that gave up for good ("incomplete quantifiers"). The
+/// incremental solver says "canceled", a new one "max. resource limit exceeded".
+fn out_of_budget(reason: &str) -> bool {
+    reason.contains("canceled") || reason.contains("resource limit")
 }

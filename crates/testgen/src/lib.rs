@@ -284,8 +284,8 @@ fn build_test(
     Ok((setup, calls, expected))
 }
 
-/// Every subterm of the path's branch constraints (not of its assumptions): the facts and
-/// terms a test's class is made of. Terms are collected after simplification that resolves
+/// Every subterm of the path's branch constraints (not of its assumptions) and of the terms
+/// the model declared part of the situation: the facts and terms a test's class is made of. Terms are collected after simplification that resolves
 /// reads of just-written keys, so a map's initial contents count only where a branch can
 /// still see them, and a fact or value no branch mentions (whether an fd the path never
 /// inspects is a pipe, a name no call looks up) takes a canonical value without making
@@ -317,6 +317,9 @@ fn branch_terms(path: &Path<PathOutcome>) -> StableHashSet<Dynamic> {
     let mut seen = StableHashSet::default();
     for f in &formulas {
         collect_subterms(f, &mut seen);
+    }
+    for t in &path.situation_terms {
+        collect_subterms(t, &mut seen);
     }
     seen
 }

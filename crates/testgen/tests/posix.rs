@@ -197,6 +197,8 @@ fn no_two_tests_of_one_path_share_a_class() {
         "lseek/lseek",
         "open/unlink",
         "mmap/memread",
+        "close/read",
+        "mprotect/mprotect",
     ] {
         let cs = call_set(functions);
         assert!(!cs.tests.is_empty(), "{functions}");
@@ -370,4 +372,179 @@ fn mprotect_covers_a_changed_and_an_unchanged_protection() {
         .filter_map(|t| Some(mapping(t, 0)?["writable"] == *arg(t, 0, "writable")))
         .collect();
     assert_eq!(unchanged.into_iter().collect::<Vec<_>>(), [false, true]);
+}
+
+/// The pipe end fd `fd` of process `proc` is in the test's setup: (pipe, write end).
+fn pipe_fd(t: &TestCase, proc: &Json, fd: &Json) -> Option<(i64, bool)> {
+    let p = proc.as_u64()? as usize;
+    let f = t.setup["procs"][p]["fds"]
+        .as_array()?
+        .iter()
+        .find(|f| &f["fd"] == fd)?;
+    Some((f["pipe"]["pipe"].as_i64()?, f["pipe"]["write"].as_bool()?))
+}
+
+/// Every pipe end fd of the test's setup: (process, fd, pipe, write end).
+fn pipe_fds(t: &TestCase) -> Vec<(usize, i64, i64, bool)> {
+    let procs = t.setup["procs"].as_array().into_iter().flatten();
+    procs
+        .enumerate()
+        .flat_map(|(p, proc)| {
+            let fds = proc["fds"].as_array().into_iter().flatten();
+            fds.filter_map(move |f| {
+                let end = &f["pipe"];
+                Some((
+                    p,
+                    f["fd"].as_i64()?,
+                    end["pipe"].as_i64()?,
+                    end["write"].as_bool()?,
+                ))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn closing_a_pipe_end_covers_a_shared_end_a_released_end_and_a_freed_pipe() {
+    let cs = call_set("close/close");
+    let situations: BTreeSet<&str> = cs
+        .tests
+        .iter()
+        .filter_map(|t| {
+            let (proc, fd) = (arg(t, 0, "proc"), arg(t, 0, "fd"));
+            let (pipe, write) = pipe_fd(t, proc, fd)?;
+            let others: Vec<bool> = pipe_fds(t)
+                .into_iter()
+                .filter(|&(p, f, q, _)| {
+                    q == pipe && !(Some(p as u64) == proc.as_u64() && Some(f) == fd.as_i64())
+                })
+                .map(|(_, _, _, w)| w)
+                .collect();
+            Some(if others.contains(&write) {
+                "another fd holds the end"
+            } else if others.contains(&!write) {
+                "the end is released"
+            } else {
+                "the pipe is freed"
+            })
+        })
+        .collect();
+    assert_eq!(
+        situations.into_iter().collect::<Vec<_>>(),
+        [
+            "another fd holds the end",
+            "the end is released",
+            "the pipe is freed"
+        ]
+    );
+}
+
+#[test]
+fn a_pipe_end_closed_in_one_process_is_read_in_the_other() {
+    // One open file shared by two processes: Linux drops its count in close, and read uses it.
+    let cs = call_set("close/read");
+    let shared = cs.tests.iter().any(|t| {
+        let a = pipe_fd(t, arg(t, 0, "proc"), arg(t, 0, "fd"));
+        let b = pipe_fd(t, arg(t, 1, "proc"), arg(t, 1, "fd"));
+        a.is_some() && a == b && arg(t, 0, "proc") != arg(t, 1, "proc")
+    });
+    assert!(
+        shared,
+        "close/read: no test reads the pipe end the other process closes"
+    );
+}
+
+#[test]
+fn fstat_covers_the_inode_rename_moves() {
+    let cs = call_set("rename/fstat");
+    let moved_and_read = cs.tests.iter().any(|t| {
+        let names = t.setup["names"].as_array();
+        let moved = names
+            .into_iter()
+            .flatten()
+            .find(|n| n["name"] == *arg(t, 0, "src"))
+            .and_then(|n| n["inode"].as_i64());
+        let read = file_fd(t, arg(t, 1, "proc"), arg(t, 1, "fd")).map(|(i, _)| i);
+        moved.is_some() && moved == read
+    });
+    assert!(
+        moved_and_read,
+        "rename/fstat: no test reads the inode rename moves"
+    );
+}
+
+/// The setup's mappings of process `p`, by page.
+fn maps_of(t: &TestCase, p: usize) -> BTreeMap<i64, &Json> {
+    let maps = t.setup["procs"][p]["maps"].as_array().into_iter().flatten();
+    maps.filter_map(|m| Some((m["page"].as_i64()?, m)))
+        .collect()
+}
+
+/// Two pages a setup maps next to each other are one mapping to the kernel only if mapped
+/// alike: both anonymous, with one protection.
+fn alike(a: &Json, b: &Json) -> bool {
+    a.get("anon").is_some() && b.get("anon").is_some() && a["writable"] == b["writable"]
+}
+
+#[test]
+fn setups_map_adjacent_pages_only_where_the_model_has_one_mapping() {
+    for functions in ["mprotect/mprotect", "munmap/memwrite", "mmap/mprotect"] {
+        let cs = call_set(functions);
+        for t in &cs.tests {
+            for p in 0..2 {
+                let maps = maps_of(t, p);
+                for (page, m) in &maps {
+                    if let Some(next) = maps.get(&(page + 1)) {
+                        assert!(
+                            alike(m, next),
+                            "{}: pages {page} and {} differ",
+                            t.id,
+                            page + 1
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn mprotect_covers_pages_of_one_mapping_and_a_page_split_off_its_mapping() {
+    let cs = call_set("mprotect/mprotect");
+    let page = |t: &TestCase, slot| arg(t, slot, "page").as_i64();
+    let one_mapping = cs.tests.iter().any(|t| {
+        let same_proc = arg(t, 0, "proc") == arg(t, 1, "proc");
+        let (Some(a), Some(b)) = (page(t, 0), page(t, 1)) else {
+            return false;
+        };
+        let p = arg(t, 0, "proc").as_u64().unwrap_or(0) as usize;
+        let maps = maps_of(t, p);
+        same_proc
+            && (a - b).abs() == 1
+            && maps
+                .get(&a)
+                .zip(maps.get(&b))
+                .is_some_and(|(x, y)| alike(x, y))
+    });
+    assert!(
+        one_mapping,
+        "mprotect/mprotect: no test changes two pages of one mapping"
+    );
+    let split = cs.tests.iter().any(|t| {
+        let Some(a) = page(t, 0) else { return false };
+        let p = arg(t, 0, "proc").as_u64().unwrap_or(0) as usize;
+        let maps = maps_of(t, p);
+        let named = [page(t, 0), page(t, 1)];
+        let changes = maps
+            .get(&a)
+            .is_some_and(|m| m["writable"] != *arg(t, 0, "writable"));
+        let neighbour = [a - 1, a + 1]
+            .into_iter()
+            .any(|n| !named.contains(&Some(n)) && maps.get(&n).is_some_and(|m| alike(m, maps[&a])));
+        changes && neighbour
+    });
+    assert!(
+        split,
+        "mprotect/mprotect: no test splits a page off a mapping of more pages"
+    );
 }

@@ -16,17 +16,19 @@
 //!   the path touches.
 //! * Fresh inode / fresh pipe: an internal choice, with "no directory entry / no fd of either
 //!   process refers to it" (in the state at the time of the call) as ledger facts.
-//! * Whether some fd of either process is an end of a pipe, or whether some fd or mapping of
-//!   either process refers to an inode: a branch on a fresh boolean; the "yes" side names a
-//!   witness fd or page (a Skolem constant, touched like any other key), the "no" side is a
-//!   ledger fact.
+//! * Whether some fd of either process is an end of a pipe, whether some fd or mapping of
+//!   either process refers to an inode, or whether a page's region holds another page: a
+//!   branch on a fresh boolean; the "yes" side names a witness fd or page (a Skolem constant,
+//!   touched like any other key), the "no" side is a ledger fact.
+//! * A region for a new mapping: a fresh constant, no other page's (a new VMA; its value is
+//!   never observable, so it need not be an internal choice).
 
 use std::rc::Rc;
 
 use commuter_engine::{Bool, Int, SymEq, Value, assume, fresh_name, fresh_value};
 
 use super::ledger;
-use super::state::{Inum, PROCESSES, PipeId, PosixState, Va};
+use super::state::{Inum, PROCESSES, PipeId, PosixState, Region, Va};
 
 /// How many of the lowest free fds of each initial table the model names.
 pub const FREE_FDS: usize = 4;
@@ -192,8 +194,8 @@ pub fn fresh_pipe(s: &PosixState) -> PipeId {
 /// The name prefix of the witness fds of [`pipe_end_open`] (test generation creates them).
 pub const PIPE_END_WITNESS: &str = "pipe_end_open";
 
-/// Whether an fd of either process is an end of `pipe` (its write end when `writer`).
-pub fn pipe_end_open(s: &PosixState, pipe: &PipeId, writer: bool) -> bool {
+/// Whether an fd of either process is an end of `pipe` (its write end where `writer` holds).
+pub fn pipe_end_open(s: &PosixState, pipe: &PipeId, writer: &Bool) -> bool {
     let tag = fresh_name(PIPE_END_WITNESS);
     let open: Bool = fresh_value(&tag);
     if open.branch() {
@@ -207,10 +209,67 @@ pub fn pipe_end_open(s: &PosixState, pipe: &PipeId, writer: bool) -> bool {
         for p in 0..PROCESSES {
             let fds = s.proc(p).fd_map.clone();
             let target = pipe.clone();
+            let writer = writer.clone();
             ledger::for_all_fds(p, move |k| {
-                !(fds.contains(k) & fds.get(k).is_end_of(&target, writer))
+                !(fds.contains(k) & fds.get(k).is_end_of(&target, &writer))
             });
         }
+        false
+    }
+}
+
+/// Pages of one region are mapped alike: both anonymous, with the same protection (Linux keeps
+/// adjacent pages in one VMA exactly then: the setups map them adjacent, before any call). A
+/// file page is alone in its region: merging file pages needs consecutive offsets of one file,
+/// which no branch asks for.
+pub fn assume_vma_layout(s: &PosixState) {
+    for p in 0..PROCESSES {
+        let map = s.proc(p).va_map.clone();
+        ledger::for_all_va_pairs(p, move |u, v| {
+            let together = !u.sym_eq(v)
+                & map.contains(u)
+                & map.contains(v)
+                & map.get(u).region.sym_eq(&map.get(v).region);
+            let (a, b) = (map.get(u), map.get(v));
+            together.implies(&(a.anon.clone() & b.anon.clone() & a.writable.iff(&b.writable)))
+        });
+    }
+}
+
+/// A region for a new mapping of process `p`: no page of the current map is in it.
+pub fn fresh_region(s: &PosixState, p: usize) -> Region {
+    let region: Region = fresh_value(&fresh_name("new_region"));
+    let map = s.proc(p).va_map.clone();
+    let target = region.clone();
+    ledger::for_all_vas(p, move |k| {
+        !(map.contains(k) & map.get(k).region.sym_eq(&target))
+    });
+    region
+}
+
+/// The name prefix of the witnesses of [`region_shared`] (test generation creates them),
+/// followed by the process: `region_shared_p0#3`.
+pub const REGION_WITNESS: &str = "region_shared_p";
+
+/// Whether another page of process `p` is in the region of its mapped page `va`: then the
+/// implementation splits that mapping to unmap or change `va` alone (Linux: `__split_vma`).
+pub fn region_shared(s: &PosixState, p: usize, va: &Va) -> bool {
+    let region = s.va_get(p, va).region;
+    let tag = fresh_name(&format!("{REGION_WITNESS}{p}"));
+    let shared: Bool = fresh_value(&tag);
+    if shared.branch() {
+        let witness: Va = fresh_value(&format!("{tag}.va"));
+        let other = !witness.sym_eq(va)
+            & s.va_contains(p, &witness)
+            & s.va_get(p, &witness).region.sym_eq(&region);
+        assume(&other);
+        true
+    } else {
+        let map = s.proc(p).va_map.clone();
+        let (page, target) = (va.clone(), region);
+        ledger::for_all_vas(p, move |k| {
+            !(!k.sym_eq(&page) & map.contains(k) & map.get(k).region.sym_eq(&target))
+        });
         false
     }
 }

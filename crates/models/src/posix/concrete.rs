@@ -94,10 +94,48 @@ fn fd(cx: &mut Concretizer, p: usize, fd: &Int) -> Result<i32, PoolExhausted> {
     Ok(FIRST_FD + i32::try_from(label).unwrap_or(i32::MAX - FIRST_FD))
 }
 
-fn page(cx: &mut Concretizer, p: usize, va: &Va) -> Result<u32, PoolExhausted> {
-    let label = cx.label(&format!("va{p}"), va)?;
-    // The pool holds PAGES_PER_PROCESS (8) pages per process.
-    Ok(u32::try_from(label).unwrap_or(u32::MAX))
+/// Page slots per group of pages: a group (the pages of one region, or one unmapped page)
+/// starts at `REGION_SLOTS * (label of its first page)`, its pages adjacent from there. No
+/// group reaches the next one's slots (a process has at most 8 pages), so pages of different
+/// regions are never adjacent: the kernel cannot merge what the model keeps apart.
+const REGION_SLOTS: usize = PAGES_PER_PROCESS;
+
+/// The page of process `p` that `va` names, laid out by region: the pages of one region (the
+/// initial state's) adjacent, so the kernel keeps them in one mapping, every other page apart.
+fn page(cx: &mut Concretizer, s: &PosixState, p: usize, va: &Va) -> Result<u32, PoolExhausted> {
+    let namespace = format!("va{p}");
+    let label = cx.label(&namespace, va)?;
+    let slot = match region(cx, s, p, va)? {
+        None => REGION_SLOTS * label,
+        Some(mine) => {
+            let mut first = label;
+            let mut position = 0;
+            for (j, other) in known::<Va>(cx, &namespace).iter().enumerate().take(label) {
+                if region(cx, s, p, other)? == Some(mine) {
+                    first = first.min(j);
+                    position += 1;
+                }
+            }
+            REGION_SLOTS * first + position
+        }
+    };
+    // The pool holds PAGES_PER_PROCESS (8) pages per process: slots stay below 64.
+    Ok(u32::try_from(slot).unwrap_or(u32::MAX))
+}
+
+/// The label of the region holding process `p`'s page `va` in the initial state, if mapped.
+fn region(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    p: usize,
+    va: &Va,
+) -> Result<Option<usize>, PoolExhausted> {
+    let map = &s.proc(p).va_map;
+    if !cx.bool(&map.contains(va)) {
+        return Ok(None);
+    }
+    cx.label(&format!("region{p}"), &map.get(va).region)
+        .map(Some)
 }
 
 fn bytes(cx: &mut Concretizer, pages: &Int) -> i64 {
@@ -264,21 +302,21 @@ fn concrete_call(
             let proc = process(cx, &a.pid);
             Ok(PosixCall::Munmap {
                 proc,
-                page: page(cx, proc, &a.va)?,
+                page: page(cx, s, proc, &a.va)?,
             })
         }),
         "memread" => with!(VaArgs, |a| {
             let proc = process(cx, &a.pid);
             Ok(PosixCall::Memread {
                 proc,
-                page: page(cx, proc, &a.va)?,
+                page: page(cx, s, proc, &a.va)?,
             })
         }),
         "mprotect" => with!(MprotectArgs, |a| {
             let proc = process(cx, &a.pid);
             Ok(PosixCall::Mprotect {
                 proc,
-                page: page(cx, proc, &a.va)?,
+                page: page(cx, s, proc, &a.va)?,
                 writable: flag(cx, &a.writable),
             })
         }),
@@ -286,7 +324,7 @@ fn concrete_call(
             let proc = process(cx, &a.pid);
             Ok(PosixCall::Memwrite {
                 proc,
-                page: page(cx, proc, &a.va)?,
+                page: page(cx, s, proc, &a.va)?,
                 data: data(cx, &a.data)?,
             })
         }),
@@ -306,7 +344,7 @@ fn mmap_args(
     let anon = cx.bool(&a.anon);
     let fixed = cx.bool(&a.fixed);
     let writable = flag(cx, &a.writable);
-    let page = if fixed { page(cx, proc, &a.va)? } else { 0 };
+    let page = if fixed { page(cx, s, proc, &a.va)? } else { 0 };
     let (fd, off) = if anon {
         (None, None)
     } else {
@@ -465,6 +503,7 @@ pub fn concrete_state(s: &PosixState, cx: &mut Concretizer) -> Result<Json, Pool
 fn concrete_setup(s: &PosixState, cx: &mut Concretizer) -> Result<Setup, PoolExhausted> {
     label_pipe_end_witnesses(cx)?;
     label_inode_ref_witnesses(cx)?;
+    label_region_witnesses(cx)?;
     let names = names(s, cx)?;
     let procs = (0..PROCESSES)
         .map(|p| -> Result<Proc, PoolExhausted> {
@@ -530,6 +569,21 @@ fn label_inode_ref_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> 
             }
         } else if let Some(va) = witness_field(cx, &tag, "va") {
             cx.label(&format!("va{p}"), &Va::from_key_ast(va))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the path says "another page shares this page's region", the model named a witness
+/// page (`alloc::region_shared`, in the process its name ends with): the setup must map it, or
+/// Linux would have nothing to split.
+fn label_region_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
+    for p in 0..PROCESSES {
+        let prefix = format!("{}{p}", super::alloc::REGION_WITNESS);
+        for tag in witness_tags(cx, &prefix, "va") {
+            if let Some(va) = witness_field(cx, &tag, "va") {
+                cx.label(&format!("va{p}"), &Va::from_key_ast(va))?;
+            }
         }
     }
     Ok(())
@@ -620,7 +674,7 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
         if !cx.bool(&map.contains(&va)) {
             continue;
         }
-        let index = page(cx, p, &va)?;
+        let index = page(cx, s, p, &va)?;
         let vma = map.get(&va);
         let writable = cx.bool(&vma.writable);
         let backing = if cx.bool(&vma.anon) {

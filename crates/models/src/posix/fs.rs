@@ -1,10 +1,10 @@
 //! File-system calls: names, inodes and file descriptors of files.
 
-use commuter_engine::{Bool, Int, SymEq, Symbolic, assume};
+use commuter_engine::{Bool, Int, SymEq, Symbolic, assume, situation_term};
 
 use super::alloc::{any_free_fd, fresh_inode, inode_referenced, lowest_free_fd};
 use super::ledger;
-use super::pipe::{pipe_read, pipe_write};
+use super::pipe::{closed_pipe_end, pipe_read, pipe_write};
 use super::state::errno::*;
 use super::state::{DataVal, Errno, Fd, FileName, Inode, Inum, PAGE, Pages, PosixState, proc_of};
 
@@ -173,6 +173,7 @@ fn create(s: &mut PosixState, name: &FileName) -> Inum {
 
 /// Add `delta` to the link count of `inum`; its ctime becomes a fresh time.
 fn relink(s: &mut PosixState, inum: &Inum, delta: i64) {
+    touched_inode(inum);
     let mut inode = s.i_map.get(inum);
     inode.ctime = PosixState::fresh_time();
     inode.nlink = inode.nlink + delta;
@@ -216,16 +217,14 @@ fn drop_link(s: &mut PosixState, inum: &Inum) {
     relink(s, inum, -1);
 }
 
-/// A reference to the file `inum` is gone, where `file` holds (a closed fd may have been a pipe
-/// end instead). If the file has no links left, whether that was its last reference
-/// is a situation of its own, though no call can tell: the file system frees the inode there
-/// (Linux: `__dentry_kill`, `dentry_unlink_inode`, `iput_final`). One branch for "a file with no
-/// links", so a pipe end is one situation.
-pub(super) fn dropped_reference(s: &PosixState, file: &Bool, inum: &Inum) {
+/// A reference to the file `inum` is gone. If the file has no links left, whether that was its
+/// last reference is a situation of its own, though no call can tell: the file system frees
+/// the inode there (Linux: `__dentry_kill`, `dentry_unlink_inode`, `iput_final`).
+pub(super) fn dropped_reference(s: &PosixState, inum: &Inum) {
     let nlink = s.i_map.get(inum).nlink;
     // An unnamed file's count is never negative (a named one's is bounded by its names).
-    assume(&(!file | nlink.ge(0)));
-    if (file.clone() & nlink.eq(0)).branch() {
+    assume(&nlink.ge(0));
+    if nlink.eq(0).branch() {
         let _freed = !inode_referenced(s, inum);
     }
 }
@@ -266,6 +265,12 @@ pub fn rename(s: &mut PosixState, a: &RenameArgs) -> Result<(), Errno> {
     let moved = s.dir_get(&a.src);
     s.dir_insert(&a.dst, &moved);
     s.dir_remove(&a.src);
+    // Linux changes the moved inode's ctime (`simple_rename_timestamp`), which POSIX allows and
+    // the reference model leaves out; a call reading the inode shares it.
+    touched_inode(&moved);
+    let mut inode = s.i_map.get(&moved);
+    inode.ctime = PosixState::fresh_time();
+    s.i_map.set(&moved, &inode);
     Ok(())
 }
 
@@ -274,6 +279,7 @@ pub fn stat(s: &mut PosixState, a: &NameArgs) -> Result<StatResult, Errno> {
         return Err(ENOENT);
     }
     let inum = s.dir_get(&a.name);
+    touched_inode(&inum);
     Ok(stat_of(&inum, &s.i_map.get(&inum)))
 }
 
@@ -289,10 +295,18 @@ pub fn open_fd(s: &PosixState, p: usize, fd: &Int) -> Result<Fd, Errno> {
 /// `Ok(None)` is a pipe ("is a FIFO"); a file gives the fields of `stat`.
 pub fn fstat(s: &mut PosixState, a: &FdArgs) -> Result<Option<StatResult>, Errno> {
     let f = open_fd(s, proc_of(&a.pid), &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return Ok(None);
     }
+    touched_inode(&f.inum);
     Ok(Some(stat_of(&f.inum, &s.i_map.get(&f.inum))))
+}
+
+/// A call reads or writes the inode `inum` whatever its branches look at: whether another
+/// call's inode is the same one is part of the situation (`fstat` reads the times `rename`
+/// or `link` just wrote; a file `link` counts may be mapped by `mmap`).
+pub(super) fn touched_inode(inum: &Inum) {
+    situation_term(inum);
 }
 
 /// On a pipe Linux answers `ESPIPE` (as POSIX says; measured on the stock kernel by the Linux
@@ -306,7 +320,7 @@ pub fn lseek(s: &mut PosixState, a: &LseekArgs) -> Result<Int, Errno> {
     if !Bool::any(whence.iter().map(|w| (*w).clone())).branch() {
         return Err(EINVAL);
     }
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return Err(ESPIPE);
     }
     let base = if a.whence_set.branch() {
@@ -329,14 +343,18 @@ pub fn close(s: &mut PosixState, a: &FdArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
     let f = open_fd(s, p, &a.fd)?;
     s.fd_remove(p, &a.fd);
-    dropped_reference(s, &!&f.ispipe, &f.inum);
+    if f.is_pipe_end() {
+        closed_pipe_end(s, &f);
+    } else {
+        dropped_reference(s, &f.inum);
+    }
     Ok(())
 }
 
 pub fn read(s: &mut PosixState, a: &FdArgs) -> ReadResult {
     let p = proc_of(&a.pid);
     let mut f = open_fd(s, p, &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return pipe_read(s, &f);
     }
     let data = read_page(s, &f.inum, &f.off)?;
@@ -350,7 +368,7 @@ pub fn read(s: &mut PosixState, a: &FdArgs) -> ReadResult {
 /// Pipes cannot seek: `ESPIPE`; a negative offset is `EINVAL` (Linux).
 pub fn pread(s: &mut PosixState, a: &PreadArgs) -> ReadResult {
     let f = open_fd(s, proc_of(&a.pid), &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return Err(ESPIPE);
     }
     if a.off.lt(0).branch() {
@@ -374,7 +392,7 @@ fn read_page(s: &mut PosixState, inum: &Inum, off: &Int) -> ReadResult {
 pub fn write(s: &mut PosixState, a: &WriteArgs) -> Result<i64, Errno> {
     let p = proc_of(&a.pid);
     let mut f = open_fd(s, p, &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return pipe_write(s, &f, &a.data);
     }
     write_page(s, &f.inum, &f.off, &a.data);
@@ -385,7 +403,7 @@ pub fn write(s: &mut PosixState, a: &WriteArgs) -> Result<i64, Errno> {
 
 pub fn pwrite(s: &mut PosixState, a: &PwriteArgs) -> Result<i64, Errno> {
     let f = open_fd(s, proc_of(&a.pid), &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return Err(ESPIPE);
     }
     if a.off.lt(0).branch() {
@@ -419,7 +437,7 @@ pub fn sync(s: &mut PosixState, _: &()) {
 /// Linux answers `EINVAL` for `fsync` on a pipe.
 pub fn fsync(s: &mut PosixState, a: &FdArgs) -> Result<(), Errno> {
     let f = open_fd(s, proc_of(&a.pid), &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         return Err(EINVAL);
     }
     let inode = s.i_map.get(&f.inum);

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use commuter_engine::z3::ast::Dynamic;
-use commuter_engine::{Bool, Int, Key, StableHashSet, assume, exploring};
+use commuter_engine::{Bool, Int, Key, StableHashSet, assume, exploring, invariant};
 
 use super::state::{FileName, PROCESSES, Va};
 
@@ -66,12 +66,16 @@ impl<K: Key> Facts<K> {
 /// A fact about every touched key of a map at once (e.g. counting the names of an inode).
 pub type SetFact<K> = Rc<dyn Fn(&[K]) -> Bool>;
 
+/// A fact about every two touched keys of a map (e.g. pages of one region are alike).
+pub type PairFact<K> = Rc<dyn Fn(&K, &K) -> Bool>;
+
 #[derive(Default)]
 struct Ledger {
     names: Facts<FileName>,
     name_sets: Vec<SetFact<FileName>>,
     fds: [Facts<Int>; PROCESSES],
     vas: [Facts<Va>; PROCESSES],
+    va_pairs: [Vec<PairFact<Va>>; PROCESSES],
     /// The lowest free fds of each process's initial table, ascending.
     free_fds: [Vec<Int>; PROCESSES],
     /// Whether an fd is open in each process's initial table (to name more free fds).
@@ -126,7 +130,23 @@ pub fn touch_fd(p: usize, fd: &Int) {
 
 /// A key of process `p`'s memory map that the path reads or writes.
 pub fn touch_va(p: usize, va: &Va) {
-    touch_in(|l| &mut l.vas[p], va);
+    if !exploring() {
+        return;
+    }
+    let touched = LEDGER.with(|l| {
+        let mut l = l.borrow_mut();
+        let facts = l.vas[p].touch(va)?;
+        Some((facts, l.va_pairs[p].clone(), l.vas[p].keys.clone()))
+    });
+    let Some((facts, pair_facts, keys)) = touched else {
+        return;
+    };
+    assume_at(&facts, std::slice::from_ref(va));
+    for fact in pair_facts {
+        for k in &keys {
+            invariant(&fact(va, k));
+        }
+    }
 }
 
 /// Record `k` in the map `facts` picks; assume the map's facts at it if it is new.
@@ -172,6 +192,24 @@ pub fn for_all_fds(p: usize, fact: impl Fn(&Int) -> Bool + 'static) {
 /// Assume `fact` at every key of process `p`'s memory map.
 pub fn for_all_vas(p: usize, fact: impl Fn(&Va) -> Bool + 'static) {
     add_in(|l| &mut l.vas[p], Rc::new(fact));
+}
+
+/// Assume the symmetric `fact` of every two touched keys of process `p`'s memory map, now and
+/// whenever a key is added, as an invariant of the model's states (left out of displayed
+/// conditions). Exact for facts that an untouched key can always be made to satisfy (an
+/// untouched page can be unmapped).
+pub fn for_all_va_pairs(p: usize, fact: impl Fn(&Va, &Va) -> Bool + 'static) {
+    let fact: PairFact<Va> = Rc::new(fact);
+    let keys = LEDGER.with(|l| {
+        let mut l = l.borrow_mut();
+        l.va_pairs[p].push(fact.clone());
+        l.vas[p].keys.clone()
+    });
+    for u in &keys {
+        for v in &keys {
+            invariant(&fact(u, v));
+        }
+    }
 }
 
 /// Record the lowest free fds of process `p`'s initial table.

@@ -127,6 +127,7 @@ impl Model for PosixModel {
         let s = PosixState::fresh("s");
         if commuter_engine::exploring() {
             alloc::name_initial_free_fds(&s);
+            alloc::assume_vma_layout(&s);
             fs::assume_link_counts(&s);
         }
         s

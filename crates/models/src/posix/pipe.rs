@@ -1,6 +1,6 @@
 //! Pipes: `pipe`, and `read`/`write` on pipe ends.
 
-use commuter_engine::{Int, Symbolic};
+use commuter_engine::{Bool, Int, Symbolic};
 
 use super::alloc::{fresh_pipe, lowest_free_fd, pipe_end_open};
 use super::fs::ReadResult;
@@ -44,7 +44,7 @@ pub fn pipe_read(s: &mut PosixState, f: &Fd) -> ReadResult {
     }
     let mut pipe = s.pipes.get(&f.pipeid);
     if pipe.data.is_empty().branch() {
-        if pipe_end_open(s, &f.pipeid, true) {
+        if pipe_end_open(s, &f.pipeid, &Bool::lit(true)) {
             return Err(EAGAIN);
         }
         return Ok(None);
@@ -60,11 +60,25 @@ pub fn pipe_write(s: &mut PosixState, f: &Fd, data: &DataVal) -> Result<i64, Err
     if (!&f.pipewriter).branch() {
         return Err(EBADF);
     }
-    if !pipe_end_open(s, &f.pipeid, false) {
+    if !pipe_end_open(s, &f.pipeid, &Bool::lit(false)) {
         return Err(EPIPE);
     }
     let mut pipe = s.pipes.get(&f.pipeid);
     pipe.data.push(data);
     s.pipes.set(&f.pipeid, &pipe);
     Ok(PAGE)
+}
+
+/// The pipe end `f` was closed. Every fd of one end of a pipe shares that end's open file
+/// (pipes are opened once; fds of an end come from `dup` and `fork`), so whether another fd
+/// still holds the end is a situation of its own, though no call can tell: Linux only drops
+/// the file's count there, and releases the end when it was the last (`pipe_release`). Whether
+/// the other end is gone too is another: then the pipe is freed (`put_pipe_info`). Which end
+/// closed is no branch of its own (the same code, on the readers' or the writers' count); it
+/// is a situation where the conditions relate it to another fd.
+pub fn closed_pipe_end(s: &PosixState, f: &Fd) {
+    if pipe_end_open(s, &f.pipeid, &f.pipewriter) {
+        return;
+    }
+    let _freed = !pipe_end_open(s, &f.pipeid, &!&f.pipewriter);
 }

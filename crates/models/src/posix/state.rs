@@ -8,6 +8,7 @@
 
 use commuter_engine::{
     Bool, Int, PartialMap, SmallList, SymEq, Symbolic, TotalMap, Value, assume, fresh_value,
+    situation_term,
 };
 
 use super::ledger;
@@ -41,6 +42,13 @@ commuter_engine::uninterpreted!(
     /// A pipe.
     pub PipeId
 );
+/// The implementation's mapping (Linux's VMA) that holds a page: pages of one region are
+/// adjacent and mapped alike (`alloc::assume_vma_layout`), so the kernel keeps them in one
+/// VMA. Not observable through the interface; it decides what a call splits and shares. Only
+/// equality between regions matters. (An integer rather than a sort of its own: a new sort
+/// moved Z3's term ids enough to send one quantified query of `open/open/open`, which never
+/// meets a region, into a loop.)
+pub type Region = Int;
 
 /// Bytes in one data value: `read`/`write` move one page at a time (the shared schema's value).
 pub const PAGE: i64 = commuter_posix_format::PAGE as i64;
@@ -128,14 +136,23 @@ impl Fd {
         }
     }
 
-    /// True for an fd that is an end of `pipe` (its write end when `writer`).
-    pub fn is_end_of(&self, pipe: &PipeId, writer: bool) -> Bool {
-        let end = if writer {
-            self.pipewriter.clone()
-        } else {
-            !&self.pipewriter
-        };
-        self.ispipe.clone() & self.pipeid.sym_eq(pipe) & end
+    /// True for an fd that is an end of `pipe`: its write end where `writer` holds, else its
+    /// read end.
+    pub fn is_end_of(&self, pipe: &PipeId, writer: &Bool) -> Bool {
+        self.ispipe.clone() & self.pipeid.sym_eq(pipe) & self.pipewriter.iff(writer)
+    }
+
+    /// Branches on whether the fd is a pipe end. If it is, which pipe is part of the situation,
+    /// whether or not a branch reads it: every fd of one end shares the end's open file (pipes
+    /// are opened once; more fds of an end come from `dup` and `fork`), which a call on one fd
+    /// touches (its reference count) even where it only fails (`pread`: `ESPIPE`), so another
+    /// call's fd may be the same end or not.
+    pub fn is_pipe_end(&self) -> bool {
+        let pipe = self.ispipe.branch();
+        if pipe {
+            situation_term(&self.pipeid);
+        }
+        pipe
     }
 
     /// True for a file fd of inode `inum`.
@@ -144,7 +161,8 @@ impl Fd {
     }
 }
 
-/// A memory mapping: anonymous (`anondata`) or of a file (`inum`, page offset `off`).
+/// A memory mapping: anonymous (`anondata`) or of a file (`inum`, page offset `off`), in the
+/// implementation's mapping `region`.
 #[derive(Clone, Debug, Symbolic, Value)]
 #[symbolic(eq = vma_eq)]
 pub struct Vma {
@@ -153,6 +171,7 @@ pub struct Vma {
     pub anondata: DataVal,
     pub inum: Inum,
     pub off: Int,
+    pub region: Region,
 }
 
 impl Vma {
@@ -162,7 +181,7 @@ impl Vma {
     }
 }
 
-/// Only the fields of the mapping's kind are observable.
+/// Only the fields of the mapping's kind are observable (not its region: the layout).
 fn vma_eq(a: &Vma, b: &Vma) -> Bool {
     let anon = a.anondata.sym_eq(&b.anondata);
     let file = a.inum.sym_eq(&b.inum) & a.off.eq(&b.off);

@@ -1,8 +1,9 @@
 //! Virtual memory: `mmap`, `munmap`, `mprotect`, and memory accesses.
 
-use commuter_engine::{Bool, Int, Symbolic, Value, assume};
+use commuter_engine::{Bool, Int, Symbolic, Value, assume, situation_term};
 
-use super::fs::{dropped_reference, open_fd};
+use super::alloc::{fresh_region, region_shared};
+use super::fs::{dropped_reference, open_fd, touched_inode};
 use super::state::errno::*;
 use super::state::{DataVal, Errno, PosixState, Va, Vma, proc_of, unused, zero_page};
 
@@ -43,10 +44,13 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
     let p = proc_of(&a.pid);
     let va = if a.fixed.branch() {
         // `MAP_FIXED` over a mapped page first unmaps it (Linux, and the paper's "creates or
-        // replaces"): replacing is a situation of its own. Only presence: how the replaced page
-        // was mapped multiplies mmap/mmap's paths tenfold (measured) for the same unmapping
-        // that munmap's situations already cover.
-        let _replaces = s.va_contains(p, &a.va).branch();
+        // replaces"): replacing is a situation of its own. Only presence and the region (is it
+        // another call's): how the replaced page was mapped multiplies mmap/mmap's paths
+        // tenfold (measured), and whether its region holds other pages doubles the sets with
+        // mmap, for the same unmapping and split that munmap's situations already cover.
+        if s.va_contains(p, &a.va).branch() {
+            touched_region(s, p, &a.va);
+        }
         a.va.clone()
     } else {
         let va = Va::internal("va");
@@ -60,6 +64,7 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
             anondata: zero_page(),
             inum: unused("inum"),
             off: Int::lit(0),
+            region: fresh_region(s, p),
         }
     } else {
         file_vma(s, p, a)?
@@ -73,43 +78,70 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
 /// that is not writable, with `EACCES` (measured on the stock kernel), as the model does.
 fn file_vma(s: &PosixState, p: usize, a: &MmapArgs) -> Result<Vma, Errno> {
     let f = open_fd(s, p, &a.fd)?;
-    if f.ispipe.branch() {
+    if f.is_pipe_end() {
         if f.pipewriter.branch() || a.writable.branch() {
             return Err(EACCES);
         }
         return Err(ENODEV);
     }
     assume(&a.off.ge(0));
+    // The mapping takes a reference to the file and to its page at `off` (the page cache's,
+    // shared with every other mapping of it), whether or not a branch compares them.
+    touched_inode(&f.inum);
+    situation_term(&a.off);
     Ok(Vma {
         anon: Bool::lit(false),
         writable: a.writable.clone(),
         anondata: unused("anondata"),
         inum: f.inum,
         off: a.off.clone(),
+        region: fresh_region(s, p),
     })
+}
+
+/// Process `p`'s mapped page `va` leaves its region: it is about to be unmapped or changed
+/// alone. Which region holds
+/// it is part of the situation (another call's page may share it: the VMA, its lock, its
+/// `anon_vma`), and whether the region holds other pages is a situation of its own: then the
+/// implementation splits the mapping first (Linux: `__split_vma`, `vm_area_dup`, the maple
+/// tree's stores). A file page is always alone in its region (`alloc::assume_vma_layout`), so
+/// only anonymous pages take that branch.
+fn leaves_region(s: &PosixState, p: usize, va: &Va) {
+    touched_region(s, p, va);
+    let _split = region_shared(s, p, va);
+}
+
+/// A call works on the mapping holding process `p`'s page `va`: whether another call's page is
+/// in the same one is part of the situation. (Where `va` is unmapped the term names no
+/// mapping; test generation reads a region only for a mapped page, so it makes no class.)
+fn touched_region(s: &PosixState, p: usize, va: &Va) {
+    situation_term(&s.va_get(p, va).region);
 }
 
 /// Removes the mapping, whether or not one is there. Whether the page was mapped, and how, is a
 /// situation of its own: an implementation finds nothing, or tears down an anonymous page or a
-/// file page, read-only or writable (dirty tracking); the result is the same. Unmapping a file
-/// drops a reference to it (`dropped_reference`: the last one frees an unlinked file).
+/// file page, read-only or writable (dirty tracking), alone in its mapping or split off it;
+/// the result is the same. Unmapping a file drops a reference to it (`dropped_reference`: the
+/// last one frees an unlinked file).
 pub fn munmap(s: &mut PosixState, a: &VaArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
     if s.va_contains(p, &a.va).branch() {
         let vma = s.va_get(p, &a.va);
         let anon = vma.anon.branch();
         let _writable = vma.writable.branch();
+        leaves_region(s, p, &a.va);
         s.va_remove(p, &a.va);
         if !anon {
-            dropped_reference(s, &Bool::lit(true), &vma.inum);
+            dropped_reference(s, &vma.inum);
         }
     }
     Ok(())
 }
 
 /// Linux leaves a mapping whose protection does not change alone (`mprotect_fixup`: no split,
-/// no merge, no page table walk): a situation of its own, with the same result. (Whether the
-/// page is anonymous matters less there, and as a branch it multiplied the tests of every set
+/// no merge, no page table walk): a situation of its own, with the same result. A change splits
+/// the page off its region where that holds other pages. (Whether the page is anonymous
+/// matters less otherwise, and as a branch of its own it multiplied the tests of every set
 /// with `mprotect` by four: measured.)
 pub fn mprotect(s: &mut PosixState, a: &MprotectArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
@@ -117,8 +149,15 @@ pub fn mprotect(s: &mut PosixState, a: &MprotectArgs) -> Result<(), Errno> {
         return Err(ENOMEM);
     }
     let mut vma = s.va_get(p, &a.va);
-    let _unchanged = vma.writable.iff(&a.writable).branch();
+    if vma.writable.iff(&a.writable).branch() {
+        touched_region(s, p, &a.va);
+        return Ok(());
+    }
+    // The page leaves its region, which no longer maps it alike (a split, where the region
+    // holds other pages).
+    leaves_region(s, p, &a.va);
     vma.writable = a.writable.clone();
+    vma.region = fresh_region(s, p);
     s.va_insert(p, &a.va, &vma);
     Ok(())
 }
@@ -129,6 +168,7 @@ pub fn memread(s: &mut PosixState, a: &VaArgs) -> Result<DataVal, Errno> {
     if (!s.va_contains(p, &a.va)).branch() {
         return Err(SIGSEGV);
     }
+    touched_region(s, p, &a.va);
     let vma = s.va_get(p, &a.va);
     if vma.anon.branch() {
         return Ok(vma.anondata);
@@ -144,6 +184,8 @@ pub fn memread(s: &mut PosixState, a: &VaArgs) -> Result<DataVal, Errno> {
 /// update.
 pub fn memwrite(s: &mut PosixState, a: &MemwriteArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
+    // A write to a read-only page faults on its mapping too (its lock, the access check).
+    touched_region(s, p, &a.va);
     if (!s.va_contains(p, &a.va) | !&s.va_get(p, &a.va).writable).branch() {
         return Err(SIGSEGV);
     }
