@@ -487,25 +487,48 @@ fn alike(a: &Json, b: &Json) -> bool {
 }
 
 #[test]
-fn setups_map_adjacent_pages_only_where_the_model_has_one_mapping() {
-    for functions in ["mprotect/mprotect", "munmap/memwrite", "mmap/mprotect"] {
+fn setups_lay_out_pages_as_the_model_maps_them() {
+    // Two calls' pages in one region are in one run of pages mapped alike (one mapping to the
+    // kernel); in two regions and mapped alike, they are not adjacent (the kernel would merge
+    // them).
+    let mut one_mapping = 0;
+    for functions in ["mprotect/mprotect", "munmap/memwrite", "munmap/mprotect"] {
         let cs = call_set(functions);
         for t in &cs.tests {
-            for p in 0..2 {
-                let maps = maps_of(t, p);
-                for (page, m) in &maps {
-                    if let Some(next) = maps.get(&(page + 1)) {
-                        assert!(
-                            alike(m, next),
-                            "{}: pages {page} and {} differ",
-                            t.id,
-                            page + 1
-                        );
-                    }
-                }
+            let p = arg(t, 0, "proc").as_u64().unwrap_or(0) as usize;
+            let (Some(a), Some(b)) = (arg(t, 0, "page").as_i64(), arg(t, 1, "page").as_i64())
+            else {
+                continue;
+            };
+            let maps = maps_of(t, p);
+            let (Some(ma), Some(mb)) = (maps.get(&a), maps.get(&b)) else {
+                continue;
+            };
+            if arg(t, 0, "proc") != arg(t, 1, "proc") || a == b {
+                continue;
+            }
+            let regions = format!("s.proc{p}.va_map[a.va].region == s.proc{p}.va_map[b.va].region");
+            let same = t.class.iter().any(|l| *l == regions);
+            let apart = t
+                .class
+                .iter()
+                .any(|l| *l == regions.replace(" == ", " != "));
+            if same {
+                one_mapping += 1;
+                let run = (a.min(b)..=a.max(b)).all(|q| maps.get(&q).is_some_and(|m| alike(m, ma)));
+                assert!(run, "{}: one mapping, pages {a} and {b} apart", t.id);
+            }
+            if apart && alike(ma, mb) {
+                assert_ne!(
+                    (a - b).abs(),
+                    1,
+                    "{}: two mappings, pages {a} and {b}",
+                    t.id
+                );
             }
         }
     }
+    assert!(one_mapping > 0, "no test has two calls on one mapping");
 }
 
 #[test]

@@ -94,33 +94,113 @@ fn fd(cx: &mut Concretizer, p: usize, fd: &Int) -> Result<i32, PoolExhausted> {
     Ok(FIRST_FD + i32::try_from(label).unwrap_or(i32::MAX - FIRST_FD))
 }
 
-/// Page slots per group of pages: a group (the pages of one region, or one unmapped page)
-/// starts at `REGION_SLOTS * (label of its first page)`, its pages adjacent from there. No
-/// group reaches the next one's slots (a process has at most 8 pages), so pages of different
-/// regions are never adjacent: the kernel cannot merge what the model keeps apart.
-const REGION_SLOTS: usize = PAGES_PER_PROCESS;
-
-/// The page of process `p` that `va` names, laid out by region: the pages of one region (the
-/// initial state's) adjacent, so the kernel keeps them in one mapping, every other page apart.
+/// The page of process `p` that `va` names. Pages are laid out in the order test generation
+/// meets them, each next to the one before, as the kernel would keep them apart or together
+/// exactly as the model does: a page of the region of the page just placed goes right after
+/// it (one mapping to the kernel), and a gap goes before a page the kernel would merge with the
+/// one before though the model has them in two regions (anonymous pages mapped alike, or
+/// consecutive pages of one file). Other neighbours stay adjacent, as in every setup before
+/// regions (a fixed mapping next to a mapped page is a merge the model does not branch on).
 fn page(cx: &mut Concretizer, s: &PosixState, p: usize, va: &Va) -> Result<u32, PoolExhausted> {
     let namespace = format!("va{p}");
     let label = cx.label(&namespace, va)?;
-    let slot = match region(cx, s, p, va)? {
-        None => REGION_SLOTS * label,
-        Some(mine) => {
-            let mut first = label;
-            let mut position = 0;
-            for (j, other) in known::<Va>(cx, &namespace).iter().enumerate().take(label) {
-                if region(cx, s, p, other)? == Some(mine) {
-                    first = first.min(j);
-                    position += 1;
-                }
-            }
-            REGION_SLOTS * first + position
+    label_region_mates(cx, s, p, va)?;
+    let mut slot = 0;
+    let mut previous: Option<Placed> = None;
+    let mut last_of_region: Vec<(usize, u32)> = Vec::new();
+    for other in known::<Va>(cx, &namespace).iter().take(label + 1) {
+        let placed = placed(cx, s, p, other)?;
+        let mate = placed
+            .as_ref()
+            .and_then(|m| last_of_region.iter().find(|(r, _)| *r == m.region))
+            .is_some_and(|&(_, last)| last + 1 == slot);
+        if !mate
+            && previous
+                .as_ref()
+                .zip(placed.as_ref())
+                .is_some_and(|(a, b)| a.merges_with(b))
+        {
+            slot += 1;
         }
+        if let Some(m) = &placed {
+            last_of_region.retain(|(r, _)| *r != m.region);
+            last_of_region.push((m.region, slot));
+        }
+        previous = placed;
+        slot += 1;
+    }
+    // The pool holds PAGES_PER_PROCESS (8) pages per process, gaps included below 16.
+    Ok(slot - 1)
+}
+
+/// What the kernel merges a mapped page by, as labels: its region, and how it is mapped.
+struct Placed {
+    region: usize,
+    writable: bool,
+    /// `None` for an anonymous page, else the file's inode and the page's offset in it.
+    file: Option<(usize, i64)>,
+}
+
+impl Placed {
+    /// Whether the kernel would merge `next`, mapped right after this page, into its mapping
+    /// (though they are in different regions).
+    fn merges_with(&self, next: &Placed) -> bool {
+        let alike = match (self.file, next.file) {
+            (None, None) => true,
+            (Some((inode, off)), Some((next_inode, next_off))) => {
+                inode == next_inode && off + PAGE == next_off
+            }
+            _ => false,
+        };
+        alike && self.writable == next.writable && self.region != next.region
+    }
+}
+
+/// How process `p`'s page `va` is mapped in the initial state, if it is.
+fn placed(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    p: usize,
+    va: &Va,
+) -> Result<Option<Placed>, PoolExhausted> {
+    let Some(region) = region(cx, s, p, va)? else {
+        return Ok(None);
     };
-    // The pool holds PAGES_PER_PROCESS (8) pages per process: slots stay below 64.
-    Ok(u32::try_from(slot).unwrap_or(u32::MAX))
+    let vma = s.proc(p).va_map.get(va);
+    let writable = cx.bool(&vma.writable);
+    let file = if cx.bool(&vma.anon) {
+        None
+    } else {
+        let ino = inode(cx, &vma.inum)?;
+        Some((ino, cx.int_in(&offsets_of(ino), &vma.off)? * PAGE))
+    };
+    Ok(Some(Placed {
+        region,
+        writable,
+        file,
+    }))
+}
+
+/// Meets the witness pages of `va`'s region (`alloc::region_shared`) right after `va`, so that
+/// they are laid out next to it.
+fn label_region_mates(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    p: usize,
+    va: &Va,
+) -> Result<(), PoolExhausted> {
+    let Some(mine) = region(cx, s, p, va)? else {
+        return Ok(());
+    };
+    let prefix = format!("{}{p}", super::alloc::REGION_WITNESS);
+    for tag in witness_tags(cx, &prefix, "va") {
+        if let Some(witness) = witness_field(cx, &tag, "va").map(Va::from_key_ast)
+            && region(cx, s, p, &witness)? == Some(mine)
+        {
+            cx.label(&format!("va{p}"), &witness)?;
+        }
+    }
+    Ok(())
 }
 
 /// The label of the region holding process `p`'s page `va` in the initial state, if mapped.
