@@ -508,11 +508,8 @@ fn setups_lay_out_pages_as_the_model_maps_them() {
                 continue;
             }
             let regions = format!("s.proc{p}.va_map[a.va].region == s.proc{p}.va_map[b.va].region");
-            let same = t.class.iter().any(|l| *l == regions);
-            let apart = t
-                .class
-                .iter()
-                .any(|l| *l == regions.replace(" == ", " != "));
+            let same = t.class.contains(&regions);
+            let apart = t.class.contains(&regions.replace(" == ", " != "));
             if same {
                 one_mapping += 1;
                 let run = (a.min(b)..=a.max(b)).all(|q| maps.get(&q).is_some_and(|m| alike(m, ma)));
