@@ -46,8 +46,9 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
         // `MAP_FIXED` over a mapped page first unmaps it (Linux, and the paper's "creates or
         // replaces"): replacing is a situation of its own. Only presence and the region (is it
         // another call's): how the replaced page was mapped multiplies mmap/mmap's paths
-        // tenfold (measured), and whether its region holds other pages doubles the sets with
-        // mmap, for the same unmapping and split that munmap's situations already cover.
+        // tenfold (measured), and whether its region holds other pages took mmap/mmap from
+        // 1,489 tests to 2,516 (measured), for the same unmapping and split that munmap's
+        // situations already cover.
         if s.va_contains(p, &a.va).branch() {
             touched_region(s, p, &a.va);
         }
