@@ -285,11 +285,11 @@ fn build_test(
 }
 
 /// Every subterm of the path's branch constraints (not of its assumptions) and of the terms
-/// the model declared part of the situation: the facts and terms a test's class is made of. Terms are collected after simplification that resolves
-/// reads of just-written keys, so a map's initial contents count only where a branch can
-/// still see them, and a fact or value no branch mentions (whether an fd the path never
-/// inspects is a pipe, a name no call looks up) takes a canonical value without making
-/// classes of its own.
+/// the model declared part of the situation: the facts and terms a test's class is made of.
+/// Branch terms are collected after simplification that resolves reads of just-written keys,
+/// so a map's initial contents count only where a branch can still see them, and a fact or
+/// value neither mentions (whether an fd the path never inspects is a pipe, a name no call
+/// looks up) takes a canonical value without making classes of its own.
 fn branch_terms(path: &Path<PathOutcome>) -> StableHashSet<Dynamic> {
     let mut params = Params::new();
     params.set_bool("blast_select_store", true);
