@@ -53,6 +53,11 @@ const SMALL_INTS: [i64; 17] = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4, -5, -6
 /// The decisions live in a scope of their own on the enumeration's solver, asserted once each
 /// as they are made ([`Canonical::open`] pushes it, [`Canonical::close`] pops it): a check
 /// never re-asserts them, and the solver keeps what it learnt from one check to the next.
+///
+/// A decision against the model in use comes with a model of every decision so far (the check
+/// that proved it possible found one): the build goes on in that model, since every value it
+/// read before is pinned by a decision the new model keeps. Only after a read no decision pins
+/// (an integer outside the small ones) is the build stale and started again.
 pub struct Canonical {
     decided: Vec<(ZBool, bool)>,
     /// A decision contradicted the model in use: build the test again from a new model.
@@ -96,39 +101,71 @@ impl Canonical {
     }
 
     /// Decide `atom`, which is `in_model` in the model in use; `prefer` wins where the
-    /// decisions so far allow it.
-    fn decide(&mut self, solver: &Solver, atom: &ZBool, in_model: bool, prefer: bool) {
+    /// decisions so far allow it. Returns the decision, and where it goes against the model in
+    /// use and `may_switch`, a model of every decision to go on with.
+    fn decide(
+        &mut self,
+        solver: &Solver,
+        atom: &ZBool,
+        in_model: bool,
+        prefer: bool,
+        may_switch: bool,
+    ) -> (bool, Option<ZModel>) {
         if self.stale {
             // The model in use contradicts a decision: what it says decides nothing more.
-            return;
+            return (in_model, None);
         }
         if let Some((_, v)) = self.decided.iter().find(|(a, _)| a == atom) {
             self.stale |= *v != in_model;
-            return;
+            return (*v, None);
         }
         if in_model == prefer {
             self.record(solver, atom, prefer);
-            return;
+            return (prefer, None);
         }
         // The model disagrees: the preferred value wins if the decisions so far allow it.
         solver.push();
         solver.assert(if prefer { atom.clone() } else { atom.not() });
         let possible = solver.check() == SatResult::Sat;
+        let switched = if possible && may_switch {
+            solver.get_model()
+        } else {
+            None
+        };
         solver.pop(1);
         self.record(solver, atom, if possible { prefer } else { in_model });
-        self.stale |= possible;
+        self.stale |= possible && switched.is_none();
+        (if possible { prefer } else { in_model }, switched)
     }
 }
 
 /// Evaluates values in a model of the path condition and records the test's isomorphism class.
 pub struct Concretizer<'m> {
-    model: &'m ZModel,
+    model: InUse<'m>,
+    /// A value read so far is the model's, not pinned by a decision (see [`Canonical`]).
+    unpinned: bool,
     facts: Vec<(ZBool, bool)>,
     namespaces: BTreeMap<String, Namespace>,
     pool: &'m dyn Fn(&str) -> Pool,
     /// While set, nothing read counts for the class (see [`Concretizer::quietly`]).
     quiet: bool,
     canonical: Option<(&'m mut Canonical, &'m Solver)>,
+}
+
+/// The model a build reads: the one it started from, or one a decision switched to.
+enum InUse<'m> {
+    First(&'m ZModel),
+    Switched(ZModel),
+}
+
+impl std::ops::Deref for InUse<'_> {
+    type Target = ZModel;
+    fn deref(&self) -> &ZModel {
+        match self {
+            InUse::First(m) => m,
+            InUse::Switched(m) => m,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -143,7 +180,8 @@ impl<'m> Concretizer<'m> {
     /// `pool(namespace)` says how the model treats each namespace.
     pub fn new(model: &'m ZModel, pool: &'m dyn Fn(&str) -> Pool) -> Self {
         Concretizer {
-            model,
+            model: InUse::First(model),
+            unpinned: false,
             facts: Vec::new(),
             namespaces: BTreeMap::new(),
             pool,
@@ -166,10 +204,30 @@ impl<'m> Concretizer<'m> {
         }
     }
 
-    fn decide(&mut self, atom: &ZBool, in_model: bool, prefer: bool) {
-        if let Some((c, solver)) = self.canonical.as_mut() {
-            c.decide(solver, atom, in_model, prefer);
+    /// Decide `atom` canonically (see [`Canonical`]); the value the build goes on with.
+    fn decide(&mut self, atom: &ZBool, in_model: bool, prefer: bool) -> bool {
+        let may_switch = !self.unpinned;
+        let Some((c, solver)) = self.canonical.as_mut() else {
+            return in_model;
+        };
+        let (value, switched) = c.decide(solver, atom, in_model, prefer, may_switch);
+        if let Some(model) = switched {
+            self.switch_to(model);
         }
+        value
+    }
+
+    /// Go on in `model`, which keeps every decision: the values met so far are re-read in it
+    /// (their equalities are decided, so each namespace keeps its classes).
+    fn switch_to(&mut self, model: ZModel) {
+        for ns in self.namespaces.values_mut() {
+            for (value, terms) in &mut ns.classes {
+                if let Some((term, _)) = terms.first() {
+                    *value = model.eval(term, true).unwrap_or_else(|| term.clone());
+                }
+            }
+        }
+        self.model = InUse::Switched(model);
     }
 
     /// Whether a fact read so far contradicts a canonical decision (see [`Canonical`]).
@@ -199,10 +257,11 @@ impl<'m> Concretizer<'m> {
         if b.0.as_bool().is_none() {
             // Quiet facts are decided too (they do not count for the class): otherwise the
             // value a test shows would be whatever the solver's model says.
-            self.decide(&b.0, v, false);
+            let v = self.decide(&b.0, v, false);
             if !self.quiet {
                 self.facts.push((b.0.clone(), v));
             }
+            return v;
         }
         v
     }
@@ -216,7 +275,7 @@ impl<'m> Concretizer<'m> {
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
         if b.0.as_bool().is_none() {
-            self.decide(&b.0, in_model, prefer);
+            return self.decide(&b.0, in_model, prefer);
         }
         in_model
     }
@@ -227,14 +286,17 @@ impl<'m> Concretizer<'m> {
     /// has it).
     pub fn int(&mut self, i: &Int) -> i64 {
         if i.as_const().is_none() && self.canonical.is_some() {
+            let mut pinned = false;
             for candidate in SMALL_INTS {
                 let in_model = self.model_int(i) == candidate;
                 let atom = i.eq(candidate).0;
                 self.decide(&atom, in_model, true);
                 if self.is_decided(&atom) {
+                    pinned = true;
                     break;
                 }
             }
+            self.unpinned |= !pinned;
         }
         self.model_int(i)
     }
@@ -258,48 +320,38 @@ impl<'m> Concretizer<'m> {
     /// the equality pattern, not the value, is part of the class.
     pub fn label<K: Key>(&mut self, namespace: &str, v: &K) -> Result<usize, PoolExhausted> {
         let term = v.key_ast();
-        let value = self.model.eval(&term, true).unwrap_or_else(|| term.clone());
         let pool = (self.pool)(namespace);
-        let ns = self
-            .namespaces
-            .entry(namespace.to_string())
-            .or_insert_with(|| Namespace {
-                enumerated: pool.enumerated,
-                classes: Vec::new(),
-            });
-        let index = match ns.classes.iter().position(|(val, _)| *val == value) {
-            Some(i) => i,
-            None => {
-                ns.classes.push((value, Vec::new()));
-                ns.classes.len() - 1
-            }
-        };
         let counts = !self.quiet;
-        // Decide "equal to the k-th value met" in order, up to the class the term joins: a
-        // new value where the namespace counts for classes (more situations), an old one
-        // where it does not (fewer pool values: data pages). Quiet reads (expected results)
-        // are decided as well, and every value met is a candidate, quiet or not: a page no
-        // branch reads equals the data a result returned only where a decision says so, not
-        // where one solver model happened to put it.
-        let prefer_equal = !ns.enumerated;
-        let reps: Vec<(usize, Dynamic)> = ns.classes[..=index]
-            .iter()
-            .enumerate()
-            .filter_map(|(k, (_, terms))| terms.first().map(|(t, _)| (k, t.clone())))
-            .collect();
-        let met = ns.classes[index].1.iter().any(|(t, _)| *t == term);
-        if !met {
-            for (k, rep) in &reps {
-                self.decide(&Ast::eq(&term, rep), *k == index, prefer_equal);
-                if *k == index {
-                    break;
-                }
+        let (index, value) = loop {
+            let value = self.model.eval(&term, true).unwrap_or_else(|| term.clone());
+            let ns = self
+                .namespaces
+                .entry(namespace.to_string())
+                .or_insert_with(|| Namespace {
+                    enumerated: pool.enumerated,
+                    classes: Vec::new(),
+                });
+            let index = ns
+                .classes
+                .iter()
+                .position(|(val, _)| *val == value)
+                .unwrap_or(ns.classes.len());
+            let met = ns
+                .classes
+                .get(index)
+                .is_some_and(|(_, terms)| terms.iter().any(|(t, _)| *t == term));
+            if met || !self.decide_class(namespace, &term, index) {
+                break (index, value);
             }
-        }
+            // A decision switched the model: find the term's class again in the new one.
+        };
         let ns = self
             .namespaces
             .get_mut(namespace)
             .expect("namespace inserted above");
+        if index == ns.classes.len() {
+            ns.classes.push((value, Vec::new()));
+        }
         let terms = &mut ns.classes[index].1;
         match terms.iter_mut().find(|(t, _)| *t == term) {
             Some(entry) => entry.1 |= counts,
@@ -314,6 +366,35 @@ impl<'m> Concretizer<'m> {
             });
         }
         Ok(index)
+    }
+
+    /// Decide "equal to the k-th value met" in order, up to `index`, the class the model puts
+    /// `term` in: a new value where the namespace counts for classes (more situations), an
+    /// old one where it does not (fewer pool values: data pages). Quiet reads (expected
+    /// results) are decided as well, and every value met is a candidate, quiet or not: a page
+    /// no branch reads equals the data a result returned only where a decision says so, not
+    /// where one solver model happened to put it. Whether a decision switched the model.
+    fn decide_class(&mut self, namespace: &str, term: &Dynamic, index: usize) -> bool {
+        let ns = &self.namespaces[namespace];
+        let prefer_equal = !ns.enumerated;
+        let reps: Vec<(usize, Dynamic)> = ns
+            .classes
+            .iter()
+            .take(index + 1)
+            .enumerate()
+            .filter_map(|(k, (_, terms))| terms.first().map(|(t, _)| (k, t.clone())))
+            .collect();
+        for (k, rep) in &reps {
+            let in_model = *k == index;
+            let equal = self.decide(&Ast::eq(term, rep), in_model, prefer_equal);
+            if equal != in_model && !self.is_stale() {
+                return true;
+            }
+            if in_model {
+                break;
+            }
+        }
+        false
     }
 
     /// An integer whose equality pattern within `namespace` matters but whose value is kept
