@@ -470,9 +470,11 @@ fn check_proc(p: &Proc, s: &Setup) -> Result<(), String> {
     }
     for m in &p.maps {
         check_page(m.page)?;
-        m.check()?;
-        if let Backing::File { inode, .. } = m.backing {
+        if let Backing::File { inode, off } = m.backing {
             check_index("inode", inode, s.inodes.len())?;
+            if off % PAGE != 0 {
+                return Err(format!("mapping offset {off} is not page aligned"));
+            }
         }
     }
     Ok(())

@@ -52,7 +52,6 @@ fn map(page: u32, backing: Backing, writable: bool) -> Map {
         page,
         backing,
         writable,
-        populated: true,
     }
 }
 

@@ -45,7 +45,6 @@ fn proc_mapping(backing: Backing) -> Proc {
             page: 0,
             backing,
             writable: true,
-            populated: true,
         }],
     }
 }

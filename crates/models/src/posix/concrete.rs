@@ -757,8 +757,6 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
         let index = page(cx, s, p, &va)?;
         let vma = map.get(&va);
         let writable = cx.bool(&vma.writable);
-        // Before the data: an untouched anonymous page holds zeros.
-        let populated = !cx.bool(&vma.unpopulated());
         let backing = if cx.bool(&vma.anon) {
             Backing::Anon {
                 data: data(cx, &vma.anondata)?,
@@ -774,7 +772,6 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
             page: index,
             backing,
             writable,
-            populated,
         });
     }
     Ok(out)

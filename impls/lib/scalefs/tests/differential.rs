@@ -82,7 +82,6 @@ fn setup() -> impl Strategy<Value = Setup> {
                                         }
                                     },
                                     writable,
-                                    populated: true,
                                 })
                                 .collect(),
                         })
