@@ -137,7 +137,8 @@ fn page(cx: &mut Concretizer, s: &PosixState, p: usize, va: &Va) -> Result<u32, 
 struct Placed {
     region: usize,
     writable: bool,
-    /// `None` for an anonymous page, else the file's inode and the page's offset in it.
+    /// `None` for an anonymous page, else the file's inode and the page's offset in it, in
+    /// pages.
     file: Option<(usize, i64)>,
 }
 
@@ -148,7 +149,7 @@ impl Placed {
         let alike = match (self.file, next.file) {
             (None, None) => true,
             (Some((inode, off)), Some((next_inode, next_off))) => {
-                inode == next_inode && off + PAGE == next_off
+                inode == next_inode && off + 1 == next_off
             }
             _ => false,
         };
@@ -172,7 +173,7 @@ fn placed(
         None
     } else {
         let ino = inode(cx, &vma.inum)?;
-        Some((ino, cx.int_in(&offsets_of(ino), &vma.off)? * PAGE))
+        Some((ino, cx.int_in(&offsets_of(ino), &vma.off)?))
     };
     Ok(Some(Placed {
         region,
@@ -755,23 +756,23 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
             continue;
         }
         let index = page(cx, s, p, &va)?;
-        let vma = map.get(&va);
-        let writable = cx.bool(&vma.writable);
-        let backing = if cx.bool(&vma.anon) {
-            Backing::Anon {
-                data: data(cx, &vma.anondata)?,
-            }
-        } else {
-            let ino = inode(cx, &vma.inum)?;
-            Backing::File {
-                inode: ino,
-                off: setup_offset(cx.int_in(&offsets_of(ino), &vma.off)?),
-            }
+        // How the page is mapped was read (and decided) to lay it out.
+        let Some(placed) = placed(cx, s, p, &va)? else {
+            continue;
+        };
+        let backing = match placed.file {
+            None => Backing::Anon {
+                data: data(cx, &map.get(&va).anondata)?,
+            },
+            Some((inode, off)) => Backing::File {
+                inode,
+                off: setup_offset(off),
+            },
         };
         out.push(Map {
             page: index,
             backing,
-            writable,
+            writable: placed.writable,
         });
     }
     Ok(out)
