@@ -491,7 +491,7 @@ fn setups_lay_out_pages_as_the_model_maps_them() {
     // Two calls' pages in one region are in one run of pages mapped alike (one mapping to the
     // kernel); in two regions and mapped alike, they are not adjacent (the kernel would merge
     // them).
-    let mut one_mapping = 0;
+    let (mut one_mapping, mut two_mappings) = (0, 0);
     for functions in ["mprotect/mprotect", "munmap/memwrite", "munmap/mprotect"] {
         let cs = call_set(functions);
         for t in &cs.tests {
@@ -516,6 +516,7 @@ fn setups_lay_out_pages_as_the_model_maps_them() {
                 assert!(run, "{}: one mapping, pages {a} and {b} apart", t.id);
             }
             if apart && alike(ma, mb) {
+                two_mappings += 1;
                 assert_ne!(
                     (a - b).abs(),
                     1,
@@ -525,7 +526,12 @@ fn setups_lay_out_pages_as_the_model_maps_them() {
             }
         }
     }
+    // Both checks ran (the class lines they look for are still printed this way).
     assert!(one_mapping > 0, "no test has two calls on one mapping");
+    assert!(
+        two_mappings > 0,
+        "no test has two calls on two mappings mapped alike"
+    );
 }
 
 #[test]
