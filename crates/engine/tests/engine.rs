@@ -351,3 +351,53 @@ fn quiet_reads_are_decided_whatever_model_comes_first() {
         }
     });
 }
+
+/// A canonical decision against the model in use goes on in the model its check found (every
+/// value read before is pinned), unless a value read before is the model's own (an integer
+/// outside the small ones): then the build is stale and starts over from a model of the
+/// decisions.
+#[test]
+fn a_build_goes_on_in_the_deciding_model_unless_a_read_is_unpinned() {
+    use commuter_engine::z3::{Model, SatResult, Solver};
+    use commuter_engine::{Canonical, Concretizer, Pool};
+    with_fresh_context(|| {
+        let (big, flag) = (Int::fresh("big"), Bool::fresh("flag"));
+        // The path's solver: `big` is large, `flag` free; the first model has `flag` true.
+        let path = Solver::new();
+        path.assert(&big.ge(101).0);
+        assert_eq!(path.check(), SatResult::Sat);
+        let first = || -> Model {
+            let s = Solver::new();
+            s.assert(&big.ge(101).0);
+            s.assert(&flag.0);
+            assert_eq!(s.check(), SatResult::Sat);
+            s.get_model().expect("a model")
+        };
+        let pool = |_: &str| Pool::default();
+
+        // Only `flag` read: decided false against the model, and the build goes on.
+        let model = first();
+        let mut canonical = Canonical::open(&path);
+        let mut cx = Concretizer::canonical(&model, &pool, &mut canonical, &path);
+        assert!(!cx.bool(&flag), "the preferred value wins");
+        assert!(!cx.is_stale(), "the build goes on in the deciding model");
+        drop(cx);
+        canonical.close(&path);
+
+        // `big` read first (no decision pins it), then `flag`: the build starts over.
+        let model = first();
+        let mut canonical = Canonical::open(&path);
+        let mut cx = Concretizer::canonical(&model, &pool, &mut canonical, &path);
+        assert!(cx.int(&big) > 100);
+        cx.bool(&flag);
+        assert!(cx.is_stale(), "an unpinned read makes the build stale");
+        drop(cx);
+        let again = canonical.model(&path).expect("the decisions are possible");
+        let mut cx = Concretizer::canonical(&again, &pool, &mut canonical, &path);
+        assert!(cx.int(&big) > 100);
+        assert!(!cx.bool(&flag));
+        assert!(!cx.is_stale(), "the rebuild agrees with every decision");
+        drop(cx);
+        canonical.close(&path);
+    });
+}
