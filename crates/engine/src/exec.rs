@@ -464,7 +464,7 @@ impl Executor {
         let bound = &self.internals[from..];
         let primed: Vec<Dynamic> = bound
             .iter()
-            .map(|v| Dynamic::new_const(format!("{v}'"), &v.get_sort()))
+            .map(|v| Dynamic::new_const(format!("{}'", v.decl().name()), &v.get_sort()))
             .collect();
         let pairs: Vec<(&Dynamic, &Dynamic)> = bound.iter().zip(primed.iter()).collect();
         let mut parts: Vec<ZBool> = self
@@ -704,6 +704,20 @@ fn outcome(solver: &Solver) -> Check {
 /// Z3's budget for one attempt at a check ([`Executor::check`]), in its resource units: a
 /// count of internal steps, the same on every machine and in every run, unlike a timeout.
 const CHECK_BUDGET: u32 = 2_000_000;
+
+/// Z3's budget for a query that shapes output without deciding a path: is a conjunct of a
+/// printed condition implied by the others, may a test's value take its canonical choice. Z3's
+/// timeout does not stop every loop (one such query, quantified, sat 15 minutes in E-matching
+/// once the engine's terms changed) where a budget, counted in steps, does, at the same step in
+/// every run. Every caller reads `unknown` as the answer that changes nothing: the conjunct
+/// stays, the value keeps the model's choice.
+const SIDE_BUDGET: u32 = 20 * CHECK_BUDGET;
+
+/// A solver for side queries (see [`SIDE_BUDGET`]): printing conditions and choosing tests'
+/// values.
+pub fn side_solver() -> Solver {
+    new_solver(None, Some(SIDE_BUDGET))
+}
 
 /// The two ways of asking Z3 ([`Executor::check`]).
 #[derive(Clone, Copy)]

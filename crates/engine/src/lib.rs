@@ -29,7 +29,7 @@ pub use exec::{
     Constraint, ConstraintKind, Exploration, ExploreOptions, ExploreStats, Path, ScopedSolver,
     assume, branch_exists_internals, branch_exists_internals_since, current_thread, explore,
     explore_from, exploring, fresh_name, internals_mark, invariant, may_hold,
-    preconditions_as_branches, set_current_thread, situation_term, with_fresh_context,
+    preconditions_as_branches, set_current_thread, side_solver, situation_term, with_fresh_context,
 };
 pub use model::{AnyState, Call, CallInfo, CallResult, DynModel, Instance, Model};
 pub use pretty::{Condition, ConditionPrinter, render};

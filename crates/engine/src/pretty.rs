@@ -3,9 +3,9 @@
 //! (`s.root_dir.contains(a.name) && a.name != b.name`), never Z3 internals.
 
 use z3::ast::{Ast, Bool as ZBool, Dynamic, Int as ZInt};
-use z3::{AstKind, DeclKind, Goal, Params, SatResult, Solver, Tactic};
+use z3::{AstKind, DeclKind, Goal, Params, SatResult, Tactic};
 
-use crate::exec::{Constraint, ConstraintKind};
+use crate::exec::{Constraint, ConstraintKind, side_solver};
 
 /// Simplifies path conditions for display.
 pub struct ConditionPrinter {
@@ -219,7 +219,7 @@ impl ConditionPrinter {
         // state (paths without internal values suffice to show it).
         let raw: Vec<&ZBool> = conditions.iter().filter_map(|c| c.raw.as_ref()).collect();
         if !raw.is_empty() {
-            let solver = Solver::new();
+            let solver = side_solver();
             for a in &assumptions {
                 solver.assert(a);
             }
@@ -335,7 +335,7 @@ fn invariants(constraints: &[Constraint]) -> Vec<ZBool> {
 }
 
 fn satisfiable(formulas: &[ZBool], assumptions: &[&ZBool]) -> bool {
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(*a);
     }
@@ -446,7 +446,7 @@ fn split_and(f: &ZBool) -> Vec<ZBool> {
 
 /// Greedily drop each conjunct implied by the assumptions and the conjuncts kept so far.
 fn drop_implied(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(*a);
     }
@@ -472,7 +472,7 @@ fn drop_implied(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
 /// Replace atoms inside a conjunct that the rest of the condition decides by `true`/`false`
 /// (`(n == -1) != (n == 0)` given `n >= 0` becomes `n == 0`).
 fn fix_decided_atoms(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(*a);
     }
@@ -514,7 +514,7 @@ fn fix_decided_atoms(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
 /// the condition makes them equivalent: `(if x == y { n - 1 } else { m }) == m - 1` given
 /// `n == m` reads `x == y`.
 fn collapse_to_atoms(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(*a);
     }
@@ -599,7 +599,7 @@ fn collect_atoms(d: &Dynamic, out: &mut Vec<ZBool>) {
 
 /// In each disjunctive conjunct, drop the disjuncts that contradict the rest of the condition.
 fn drop_impossible_disjuncts(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(*a);
     }
@@ -638,7 +638,7 @@ fn drop_impossible_disjuncts(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
 /// assignments the rest of the condition allows: one product becomes separate conjuncts
 /// (`p && !q`), several a disjunction of conjunctions.
 fn minimize_boolean(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(*a);
     }
@@ -947,7 +947,7 @@ fn minimize_cases(cases: &mut Vec<Case>, assumptions: &[ZBool]) {
     }
     // Canonical order first: the greedy passes then do not depend on term ids.
     cases.sort_by_cached_key(Case::render);
-    let solver = Solver::new();
+    let solver = side_solver();
     for a in assumptions {
         solver.assert(a);
     }

@@ -22,7 +22,7 @@ use commuter_engine::z3::ast::{Ast, Dynamic};
 use commuter_engine::z3::{AstKind, Goal, Params, SatResult, Solver, Tactic};
 use commuter_engine::{
     Canonical, Class, Concretizer, ConstraintKind, DynModel, Path, PoolExhausted, ScopedSolver,
-    StableHashMap, StableHashSet,
+    StableHashMap, StableHashSet, side_solver,
 };
 
 pub use commuter_tests_format::{
@@ -97,7 +97,7 @@ pub fn testgen(
 fn generate(x: &ExploredCallSet, opts: &TestgenOptions) -> CallSetTests {
     // One solver for the call set: a path keeps the scopes of the prefix it shares with the
     // path before (paths come in decision order), and Z3 what it learnt there.
-    let mut solver = ScopedSolver::new(Solver::new());
+    let mut solver = ScopedSolver::new(side_solver());
     let mut out = CallSetTests {
         calls: x.calls.to_vec(),
         paths: x.paths.len(),
