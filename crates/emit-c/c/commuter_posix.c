@@ -89,6 +89,7 @@ struct ct_map {
 	int inode;
 	long long off;
 	int writable;
+	int populated;
 };
 
 struct ct_proc {
@@ -336,7 +337,8 @@ static struct ct_map *ct_new_map(struct ct *t, int proc, unsigned page)
 	return &p->maps[p->nmaps++];
 }
 
-void ct_setup_map_anon(struct ct *t, int proc, unsigned page, int data, int writable)
+void ct_setup_map_anon(struct ct *t, int proc, unsigned page, int data, int writable,
+		       int populated)
 {
 	struct ct_map *m = ct_new_map(t, proc, page);
 	if (!m)
@@ -344,10 +346,11 @@ void ct_setup_map_anon(struct ct *t, int proc, unsigned page, int data, int writ
 	m->anon = 1;
 	m->data = data;
 	m->writable = writable;
+	m->populated = populated;
 }
 
 void ct_setup_map_file(struct ct *t, int proc, unsigned page, int inode, long long off,
-		       int writable)
+		       int writable, int populated)
 {
 	struct ct_map *m = ct_new_map(t, proc, page);
 	if (!m)
@@ -360,6 +363,7 @@ void ct_setup_map_file(struct ct *t, int proc, unsigned page, int inode, long lo
 	m->inode = inode;
 	m->off = off;
 	m->writable = writable;
+	m->populated = populated;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -468,6 +472,7 @@ static void ct_broken(int res, const char *what, int err)
 
 static void ct_proc_setup(struct ct *t, struct ct_proc *p)
 {
+	struct stat st;
 	char path[64];
 	int i, fd;
 	for (i = 0; i < p->nfds; i++) {
@@ -495,7 +500,8 @@ static void ct_proc_setup(struct ct *t, struct ct_proc *p)
 			/* Filled while writable, then given its protection. */
 			if (ct_mmap_anonymous(addr, ct_prot(1), MAP_FIXED) == MAP_FAILED)
 				ct_broken(p->res, "map an anonymous setup page", errno);
-			memset(addr, m->data, CT_PAGE);
+			if (m->populated)
+				memset(addr, m->data, CT_PAGE);
 			if (mprotect(addr, CT_PAGE, ct_prot(m->writable)) != 0)
 				ct_broken(p->res, "protect an anonymous setup page", errno);
 		} else {
@@ -506,6 +512,10 @@ static void ct_proc_setup(struct ct *t, struct ct_proc *p)
 			if (mmap(addr, CT_PAGE, ct_prot(m->writable), MAP_SHARED | MAP_FIXED, fd,
 				 (off_t)m->off) == MAP_FAILED)
 				ct_broken(p->res, "map a file setup page", errno);
+			/* Fault a populated page in (only inside the file: past its end a touch is
+			 * SIGBUS). */
+			if (m->populated && fstat(fd, &st) == 0 && m->off < st.st_size)
+				(void)*(volatile unsigned char *)addr;
 			close(fd);
 		}
 	}

@@ -85,9 +85,12 @@ void ct_setup_name(struct ct *t, const char *name, int inode);
 void ct_setup_pipe(struct ct *t, int pipe, const unsigned char *data, size_t chunks);
 void ct_setup_fd_file(struct ct *t, int proc, int fd, int inode, long long off);
 void ct_setup_fd_pipe(struct ct *t, int proc, int fd, int pipe, int write_end);
-void ct_setup_map_anon(struct ct *t, int proc, unsigned page, int data, int writable);
+/* `populated`: the setup touches the page (writes it, or reads it inside its file) so that it
+ * is in the page tables when the calls start; 0 leaves it to the first call that touches it. */
+void ct_setup_map_anon(struct ct *t, int proc, unsigned page, int data, int writable,
+		       int populated);
 void ct_setup_map_file(struct ct *t, int proc, unsigned page, int inode, long long off,
-		       int writable);
+		       int writable, int populated);
 /* Builds the state with `procs` processes; on failure the test is an error and the calls
  * that follow do nothing. */
 void ct_start(struct ct *t, int procs);

@@ -146,13 +146,9 @@ fn validate(s: &Setup) -> Result<(), String> {
         }
         for m in &proc.maps {
             page(m.page)?;
+            m.check().map_err(|e| format!("process {p}: {e}"))?;
             if let Backing::File { inode, off } = m.backing {
                 index("inode", inode, s.inodes.len())?;
-                if off % PAGE != 0 {
-                    return Err(format!(
-                        "process {p}: mapping offset {off} is not page aligned"
-                    ));
-                }
                 offset(off)?;
             }
         }
@@ -249,14 +245,18 @@ fn emit_setup(out: &mut String, s: &Setup) {
         for m in &proc.maps {
             let w = prot_flag(m.writable);
             let _ = match m.backing {
-                Backing::Anon { data } => {
-                    writeln!(out, "\tct_setup_map_anon(t, {p}, {}, {data}, {w});", m.page)
-                }
+                Backing::Anon { data } => writeln!(
+                    out,
+                    "\tct_setup_map_anon(t, {p}, {}, {data}, {w}, {});",
+                    m.page,
+                    u8::from(m.populated)
+                ),
                 Backing::File { inode, off } => writeln!(
                     out,
-                    "\tct_setup_map_file(t, {p}, {}, {inode}, {}, {w});",
+                    "\tct_setup_map_file(t, {p}, {}, {inode}, {}, {w}, {});",
                     m.page,
-                    c::long_long(off as i64)
+                    c::long_long(off as i64),
+                    u8::from(m.populated)
                 ),
             };
         }

@@ -253,15 +253,15 @@ impl Executor {
     /// preprocessing but may be slow where the incremental one had learnt what it needed (a
     /// query of the models crate's `O_ANYFD` test). So the question goes to each within
     /// [`CHECK_BUDGET`] (a deterministic count, so the same attempt decides in every run),
-    /// then to each without one, until one decides or the timeout passes; still unknown: the
-    /// first attempt's reason. Which queries need which way depends on term ids, so any change
-    /// in what the engine builds can move them.
+    /// then to each within [`FALLBACK_BUDGET`], until one decides or the timeout passes; still
+    /// unknown: the first attempt's reason. Which queries need which way depends on term ids,
+    /// so any change in what the engine builds can move them.
     fn check(&mut self, extra: &ZBool) -> Check {
         let attempts = [
             (Way::Incremental, Some(CHECK_BUDGET)),
             (Way::OneShot, Some(CHECK_BUDGET)),
-            (Way::Incremental, None),
-            (Way::OneShot, None),
+            (Way::Incremental, Some(FALLBACK_BUDGET)),
+            (Way::OneShot, Some(FALLBACK_BUDGET)),
         ];
         let mut first_reason = None;
         // A way that gave up for good (not for want of budget) is not asked again.
@@ -705,13 +705,19 @@ fn outcome(solver: &Solver) -> Check {
 /// count of internal steps, the same on every machine and in every run, unlike a timeout.
 const CHECK_BUDGET: u32 = 2_000_000;
 
+/// The budget of the second round of attempts: large enough for every query the first round
+/// leaves (the whole POSIX model decides with it, tests unchanged), and finite because Z3's
+/// timeout does not stop every loop: without it, one quantified query of `open/open/open`
+/// grew to 15 GiB inside the quantifier instantiation and crashed Z3, the timeout long past.
+const FALLBACK_BUDGET: u32 = 20 * CHECK_BUDGET;
+
 /// Z3's budget for a query that shapes output without deciding a path: is a conjunct of a
 /// printed condition implied by the others, may a test's value take its canonical choice. Z3's
 /// timeout does not stop every loop (one such query, quantified, sat 15 minutes in E-matching
 /// once the engine's terms changed) where a budget, counted in steps, does, at the same step in
 /// every run. Every caller reads `unknown` as the answer that changes nothing: the conjunct
 /// stays, the value keeps the model's choice.
-const SIDE_BUDGET: u32 = 20 * CHECK_BUDGET;
+const SIDE_BUDGET: u32 = FALLBACK_BUDGET;
 
 /// A solver for side queries (see [`SIDE_BUDGET`]): printing conditions and choosing tests'
 /// values.

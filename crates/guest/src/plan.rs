@@ -470,11 +470,9 @@ fn check_proc(p: &Proc, s: &Setup) -> Result<(), String> {
     }
     for m in &p.maps {
         check_page(m.page)?;
-        if let Backing::File { inode, off } = m.backing {
+        m.check()?;
+        if let Backing::File { inode, .. } = m.backing {
             check_index("inode", inode, s.inodes.len())?;
-            if off % PAGE != 0 {
-                return Err(format!("mapping offset {off} is not page aligned"));
-            }
         }
     }
     Ok(())

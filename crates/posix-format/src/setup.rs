@@ -119,6 +119,35 @@ pub struct Map {
     pub backing: Backing,
     /// Whether the page is writable.
     pub writable: bool,
+    /// Whether the setup touches the page after mapping it, so that it is in the page tables
+    /// when the calls start (an anonymous page is written, a file page inside its file read).
+    /// An untouched page is left for the first call that touches it; an untouched anonymous
+    /// page holds zeros. Suites from before the field touched every page they could.
+    #[serde(default = "touched_by_default")]
+    pub populated: bool,
+}
+
+fn touched_by_default() -> bool {
+    true
+}
+
+impl Map {
+    /// What a setup can make of the mapping alone: a page-aligned file offset, and zeros in an
+    /// anonymous page it does not touch (the page is the kernel's zero page until written).
+    pub fn check(&self) -> Result<(), String> {
+        match self.backing {
+            Backing::File { off, .. } if off % crate::PAGE != 0 => Err(format!(
+                "page {}: mapping offset {off} is not page aligned",
+                self.page
+            )),
+            Backing::Anon { data } if !self.populated && data != 0 => Err(format!(
+                "page {}: an unpopulated anonymous page holds zeros, not data {data} \
+                 (set \"populated\": true, or data 0)",
+                self.page
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What backs a mapping.

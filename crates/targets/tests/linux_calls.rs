@@ -52,6 +52,7 @@ fn map(page: u32, backing: Backing, writable: bool) -> Map {
         page,
         backing,
         writable,
+        populated: true,
     }
 }
 

@@ -45,6 +45,7 @@ fn proc_mapping(backing: Backing) -> Proc {
             page: 0,
             backing,
             writable: true,
+            populated: true,
         }],
     }
 }

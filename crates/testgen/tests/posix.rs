@@ -574,3 +574,72 @@ fn mprotect_covers_pages_of_one_mapping_and_a_page_split_off_its_mapping() {
         "mprotect/mprotect: no test splits a page off a mapping of more pages"
     );
 }
+
+/// Whether the setup touches the page call `slot` names (`None`: the page is not mapped).
+fn populated(t: &TestCase, slot: usize) -> Option<bool> {
+    mapping(t, slot).map(|m| m["populated"] != Json::Bool(false))
+}
+
+#[test]
+fn page_calls_cover_touched_and_untouched_pages() {
+    // A first touch faults the page in (and may allocate page tables), a teardown walks its
+    // entry: munmap/memread has a test where neither page was touched, the case where the
+    // read allocates the page-table levels the unmap walks.
+    let cs = call_set("munmap/memread");
+    let combos: BTreeSet<(bool, bool)> = cs
+        .tests
+        .iter()
+        .filter_map(|t| Some((populated(t, 0)?, populated(t, 1)?)))
+        .collect();
+    assert_eq!(
+        combos.into_iter().collect::<Vec<_>>(),
+        [(false, false), (false, true), (true, false), (true, true)],
+        "munmap/memread: touched and untouched pages"
+    );
+    // Untouched anonymous pages hold zeros (the kernel's zero page), and no file page past its
+    // file's end counts as touched.
+    for t in &cs.tests {
+        for p in 0..2 {
+            for m in t.setup["procs"][p]["maps"].as_array().into_iter().flatten() {
+                let touched = m["populated"] != Json::Bool(false);
+                if let Some(data) = m["anon"]["data"].as_u64() {
+                    assert!(
+                        touched || data == 0,
+                        "{}: untouched page holds {data}",
+                        t.id
+                    );
+                } else if touched {
+                    let inode = m["file"]["inode"].as_i64().expect("file mapping");
+                    let off = m["file"]["off"].as_i64().expect("file offset");
+                    assert!(
+                        off < length_in_bytes(t, inode),
+                        "{}: a page past its file's end is touched",
+                        t.id
+                    );
+                }
+            }
+        }
+    }
+    // A page no call touches (a neighbour in the same mapping) is set up as every setup had
+    // it: touched.
+    let cs = call_set("munmap/munmap");
+    let mut neighbours = 0;
+    for t in &cs.tests {
+        for p in 0..2 {
+            let named: Vec<&Json> = (0..2)
+                .filter(|&slot| arg(t, slot, "proc").as_u64() == Some(p as u64))
+                .map(|slot| arg(t, slot, "page"))
+                .collect();
+            for m in t.setup["procs"][p]["maps"].as_array().into_iter().flatten() {
+                if !named.contains(&&m["page"]) {
+                    neighbours += 1;
+                    assert_ne!(m["populated"], Json::Bool(false), "{}: {m}", t.id);
+                }
+            }
+        }
+    }
+    assert!(
+        neighbours > 0,
+        "munmap/munmap: no test maps a page no call names"
+    );
+}

@@ -25,10 +25,10 @@
 
 use std::rc::Rc;
 
-use commuter_engine::{Bool, Int, SymEq, Value, assume, fresh_name, fresh_value};
+use commuter_engine::{Bool, Int, Key, SymEq, TotalMap, Value, assume, fresh_name, fresh_value};
 
 use super::ledger;
-use super::state::{Inum, PROCESSES, PipeId, PosixState, Region, Va};
+use super::state::{Inode, Inum, PROCESSES, PipeId, PosixState, Region, Va, Vma, zero_page};
 
 /// How many of the lowest free fds of each initial table the model names.
 pub const FREE_FDS: usize = 4;
@@ -221,11 +221,16 @@ pub fn pipe_end_open(s: &PosixState, pipe: &PipeId, writer: &Bool) -> bool {
 /// Pages of one region are mapped alike: both anonymous, with the same protection (Linux keeps
 /// adjacent pages in one VMA exactly then: the setups map them adjacent, before any call). A
 /// file page is alone in its region: merging file pages needs consecutive offsets of one file,
-/// which no branch asks for.
+/// which no branch asks for. And of each page alone ([`page_as_set_up`]): what an untouched
+/// page can hold.
 pub fn assume_vma_layout(s: &PosixState) {
     for p in 0..PROCESSES {
         let map = s.proc(p).va_map.clone();
+        let inodes = s.i_map.clone();
         ledger::for_all_va_pairs(p, move |u, v| {
+            if u.key_ast() == v.key_ast() {
+                return page_as_set_up(&map.get(u), &inodes);
+            }
             let together = !u.sym_eq(v)
                 & map.contains(u)
                 & map.contains(v)
@@ -234,6 +239,16 @@ pub fn assume_vma_layout(s: &PosixState) {
             together.implies(&(a.anon.clone() & b.anon.clone() & a.writable.iff(&b.writable)))
         });
     }
+}
+
+/// A page a setup maps and has not touched holds zeros if anonymous (the kernel's zero page
+/// until written); a file page past the end of its file cannot have been touched (a touch
+/// raises `SIGBUS`). Facts of the initial state only: later truncation leaves a populated
+/// page's entry to the implementation, which the model does not follow.
+fn page_as_set_up(vma: &Vma, inodes: &TotalMap<Inum, Inode>) -> Bool {
+    let anon_zero = vma.anon.clone() & vma.unpopulated();
+    let past_end = !&vma.anon & vma.off.ge(inodes.get(&vma.inum).data.len());
+    anon_zero.implies(&vma.anondata.sym_eq(&zero_page())) & past_end.implies(&vma.unpopulated())
 }
 
 /// A region for a new mapping of process `p`: no page of the current map is in it.

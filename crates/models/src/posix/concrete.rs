@@ -760,9 +760,12 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
         let Some(placed) = placed(cx, s, p, &va)? else {
             continue;
         };
+        let vma = map.get(&va);
+        // Before the data: an untouched anonymous page holds zeros.
+        let populated = !cx.bool(&vma.unpopulated());
         let backing = match placed.file {
             None => Backing::Anon {
-                data: data(cx, &map.get(&va).anondata)?,
+                data: data(cx, &vma.anondata)?,
             },
             Some((inode, off)) => Backing::File {
                 inode,
@@ -773,6 +776,7 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
             page: index,
             backing,
             writable: placed.writable,
+            populated,
         });
     }
     Ok(out)

@@ -162,7 +162,7 @@ impl Fd {
 }
 
 /// A memory mapping: anonymous (`anondata`) or of a file (`inum`, page offset `off`), in the
-/// implementation's mapping `region`.
+/// implementation's mapping `region`; `populated` once touched since it was mapped.
 #[derive(Clone, Debug, Symbolic, Value)]
 #[symbolic(eq = vma_eq)]
 pub struct Vma {
@@ -172,6 +172,11 @@ pub struct Vma {
     pub inum: Inum,
     pub off: Int,
     pub region: Region,
+    /// Whether the page has been touched since it was mapped, so that the implementation has
+    /// it in its page tables (Linux: a present page-table entry). The first touch faults it
+    /// in, allocating page-table levels on the way (shared by every page under them); tearing
+    /// a page down or changing its protection walks its entry. Not observable.
+    pub populated: Bool,
 }
 
 impl Vma {
@@ -179,9 +184,17 @@ impl Vma {
     pub fn is_file_of(&self, inum: &Inum) -> Bool {
         !&self.anon & self.inum.sym_eq(inum)
     }
+
+    /// Whether the page is still untouched since it was mapped. Test generation reads (and
+    /// calls declare) this side of [`Vma::populated`]: a fact no call declares is decided
+    /// false, and setups have always touched their pages.
+    pub fn unpopulated(&self) -> Bool {
+        !&self.populated
+    }
 }
 
-/// Only the fields of the mapping's kind are observable (not its region: the layout).
+/// Only the fields of the mapping's kind are observable (not its region, the layout, nor
+/// whether it is populated).
 fn vma_eq(a: &Vma, b: &Vma) -> Bool {
     let anon = a.anondata.sym_eq(&b.anondata);
     let file = a.inum.sym_eq(&b.inum) & a.off.eq(&b.off);

@@ -66,6 +66,7 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
             inum: unused("inum"),
             off: Int::lit(0),
             region: fresh_region(s, p),
+            populated: Bool::lit(false),
         }
     } else {
         file_vma(s, p, a)?
@@ -97,6 +98,7 @@ fn file_vma(s: &PosixState, p: usize, a: &MmapArgs) -> Result<Vma, Errno> {
         inum: f.inum,
         off: a.off.clone(),
         region: fresh_region(s, p),
+        populated: Bool::lit(false),
     })
 }
 
@@ -110,6 +112,14 @@ fn file_vma(s: &PosixState, p: usize, a: &MmapArgs) -> Result<Vma, Errno> {
 fn leaves_region(s: &PosixState, p: usize, va: &Va) {
     touched_region(s, p, va);
     let _split = region_shared(s, p, va);
+}
+
+/// A call reaches process `p`'s mapped page `va` through the page tables: whether the page has
+/// been touched since it was mapped is part of the situation (a first touch faults it in and
+/// may allocate the page-table levels above it; a teardown or protection change walks its
+/// entry), with no result of its own.
+fn touched_entry(s: &PosixState, p: usize, va: &Va) {
+    situation_term(&s.va_get(p, va).unpopulated());
 }
 
 /// A call works on the mapping holding process `p`'s page `va`: whether another call's page is
@@ -131,6 +141,7 @@ pub fn munmap(s: &mut PosixState, a: &VaArgs) -> Result<(), Errno> {
         let anon = vma.anon.branch();
         let _writable = vma.writable.branch();
         leaves_region(s, p, &a.va);
+        touched_entry(s, p, &a.va);
         s.va_remove(p, &a.va);
         if !anon {
             dropped_reference(s, &vma.inum);
@@ -157,6 +168,7 @@ pub fn mprotect(s: &mut PosixState, a: &MprotectArgs) -> Result<(), Errno> {
     // The page leaves its region, which no longer maps it alike (a split, where the region
     // holds other pages).
     leaves_region(s, p, &a.va);
+    touched_entry(s, p, &a.va);
     vma.writable = a.writable.clone();
     vma.region = fresh_region(s, p);
     s.va_insert(p, &a.va, &vma);
@@ -170,6 +182,7 @@ pub fn memread(s: &mut PosixState, a: &VaArgs) -> Result<DataVal, Errno> {
         return Err(SIGSEGV);
     }
     touched_region(s, p, &a.va);
+    touched_entry(s, p, &a.va);
     let vma = s.va_get(p, &a.va);
     if vma.anon.branch() {
         return Ok(vma.anondata);
@@ -190,9 +203,11 @@ pub fn memwrite(s: &mut PosixState, a: &MemwriteArgs) -> Result<(), Errno> {
     if (!s.va_contains(p, &a.va) | !&s.va_get(p, &a.va).writable).branch() {
         return Err(SIGSEGV);
     }
+    touched_entry(s, p, &a.va);
     let mut vma = s.va_get(p, &a.va);
     if vma.anon.branch() {
         vma.anondata = a.data.clone();
+        vma.populated = Bool::lit(true);
         s.va_insert(p, &a.va, &vma);
         return Ok(());
     }

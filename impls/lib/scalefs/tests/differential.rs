@@ -82,6 +82,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                                         }
                                     },
                                     writable,
+                                    populated: true,
                                 })
                                 .collect(),
                         })

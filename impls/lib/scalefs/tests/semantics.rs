@@ -61,11 +61,13 @@ fn setup() -> Setup {
                             off: PAGE,
                         },
                         writable: true,
+                        populated: true,
                     },
                     Map {
                         page: 1,
                         backing: SB::Anon { data: 3 },
                         writable: false,
+                        populated: true,
                     },
                 ],
             },

@@ -134,7 +134,8 @@ pub fn setup_proc(
         sys::dup2(from, f.fd).map_err(ctx(|| format!("dup2 to fd {}", f.fd)))?;
     }
     for m in &proc.maps {
-        map_page(m.page, &m.backing, m.writable).map_err(ctx(|| format!("map page {}", m.page)))?;
+        map_page(m.page, &m.backing, m.writable, m.populated)
+            .map_err(ctx(|| format!("map page {}", m.page)))?;
     }
     let mut keep: Vec<i32> = proc.fds.iter().map(|f| f.fd).collect();
     keep.sort_unstable();
@@ -154,7 +155,10 @@ fn open_at(inode: usize, off: u64) -> io::Result<i32> {
     Ok(f.into_raw_fd())
 }
 
-fn map_page(page: u32, backing: &Backing, writable: bool) -> io::Result<()> {
+/// Maps one setup page; a populated page is touched (written, or read inside its file) so
+/// that it is in the page tables when the calls start, an unpopulated one is left for the
+/// first call that touches it.
+fn map_page(page: u32, backing: &Backing, writable: bool, populated: bool) -> io::Result<()> {
     let addr = page_addr(page) as *mut libc::c_void;
     let len = PAGE as usize;
     let fixed = libc::MAP_FIXED;
@@ -164,7 +168,9 @@ fn map_page(page: u32, backing: &Backing, writable: bool) -> io::Result<()> {
             // SAFETY: maps one page inside the test window, then writes its first byte.
             unsafe {
                 check_map(libc::mmap(addr, len, prot(true), flags, -1, 0))?;
-                std::ptr::write_volatile(addr.cast::<u8>(), data);
+                if populated {
+                    std::ptr::write_volatile(addr.cast::<u8>(), data);
+                }
                 sys::check(libc::mprotect(addr, len, prot(writable)).into())?;
             }
         }
@@ -187,7 +193,7 @@ fn map_page(page: u32, backing: &Backing, writable: bool) -> io::Result<()> {
             }
             // Fault the page in now (when inside the file) so that a traced memread measures
             // the access, not the first-touch fault.
-            if off < f.metadata()?.len() {
+            if populated && off < f.metadata()?.len() {
                 // SAFETY: the page is mapped and backed by the file.
                 unsafe { std::ptr::read_volatile(addr.cast::<u8>()) };
             }
