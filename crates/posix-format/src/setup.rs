@@ -122,13 +122,18 @@ pub struct Map {
     /// Whether the setup touches the page after mapping it, so that it is in the page tables
     /// when the calls start (an anonymous page is written, a file page inside its file read).
     /// An untouched page is left for the first call that touches it; an untouched anonymous
-    /// page holds zeros. Suites from before the field touched every page they could.
-    #[serde(default = "touched_by_default")]
+    /// page holds zeros. Written only where false: suites from before the field touched every
+    /// page they could.
+    #[serde(default = "touched_by_default", skip_serializing_if = "is_touched")]
     pub populated: bool,
 }
 
 fn touched_by_default() -> bool {
     true
+}
+
+fn is_touched(populated: &bool) -> bool {
+    *populated
 }
 
 impl Map {

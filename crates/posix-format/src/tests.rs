@@ -222,7 +222,9 @@ fn the_json_shape_of_a_setup_is_pinned() {
         "procs": [{"fds": [{"fd": 10, "file": {"inode": 0, "off": 4096}},
                            {"fd": 11, "pipe": {"pipe": 0, "write": true}}],
                    "maps": [{"page": 0, "writable": true, "anon": {"data": 3}},
-                            {"page": 1, "writable": false, "file": {"inode": 1, "off": 0}}]},
+                            {"page": 1, "writable": false, "file": {"inode": 1, "off": 0}},
+                            {"page": 2, "writable": true, "anon": {"data": 0},
+                             "populated": false}]},
                   {"fds": [], "maps": []}]
     });
     let setup = Setup::from_json(&json).expect("parses");
@@ -239,7 +241,26 @@ fn the_json_shape_of_a_setup_is_pinned() {
         setup.procs[0].maps[1].backing,
         Backing::File { inode: 1, off: 0 }
     );
+    let populated: Vec<bool> = setup.procs[0].maps.iter().map(|m| m.populated).collect();
+    assert_eq!(populated, [true, true, false]);
     assert_eq!(setup.to_json().expect("serialises"), json);
+}
+
+#[test]
+fn an_untouched_anonymous_page_holds_zeros() {
+    let map = |data, populated| Map {
+        page: 4,
+        backing: Backing::Anon { data },
+        writable: true,
+        populated,
+    };
+    assert_eq!(map(3, true).check(), Ok(()));
+    assert_eq!(map(0, false).check(), Ok(()));
+    let e = map(3, false).check().unwrap_err();
+    assert!(
+        e.contains("page 4") && e.contains("\"populated\": true"),
+        "{e}"
+    );
 }
 
 #[test]

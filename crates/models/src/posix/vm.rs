@@ -207,6 +207,7 @@ pub fn memwrite(s: &mut PosixState, a: &MemwriteArgs) -> Result<(), Errno> {
     let mut vma = s.va_get(p, &a.va);
     if vma.anon.branch() {
         vma.anondata = a.data.clone();
+        // Only a page's initial state makes situations; the write is stored here anyway.
         vma.populated = Bool::lit(true);
         s.va_insert(p, &a.va, &vma);
         return Ok(());
