@@ -419,7 +419,7 @@ impl Executor {
     }
 
     fn branch(&mut self, c: &ZBool) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified_bool(c);
         if let Some(b) = c.as_bool() {
             self.stats.constant_branches += 1;
             return b;
@@ -431,7 +431,7 @@ impl Executor {
     /// Branch on "some choice of this path's internal values (those registered from index
     /// `from` on) makes `c` hold".
     fn branch_exists_internals(&mut self, c: &ZBool, from: usize) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified_bool(c);
         if let Some(b) = c.as_bool() {
             self.stats.constant_branches += 1;
             return b;
@@ -479,7 +479,7 @@ impl Executor {
     }
 
     fn assume(&mut self, c: &ZBool, kind: ConstraintKind) {
-        let c = c.simplify();
+        let c = crate::value::simplified_bool(c);
         if let Some(b) = c.as_bool() {
             if !b {
                 panic::panic_any(Infeasible);
@@ -504,7 +504,7 @@ impl Executor {
     /// A precondition inside [`preconditions_as_branches`]: branch on it (once per formula:
     /// one that already holds on the path holds again); whether it holds on this path.
     fn precondition(&mut self, c: &ZBool) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified_bool(c);
         if let Some(b) = c.as_bool() {
             return b;
         }
@@ -519,7 +519,7 @@ impl Executor {
     }
 
     fn may_hold(&mut self, c: &ZBool) -> bool {
-        let c = c.simplify();
+        let c = crate::value::simplified_bool(c);
         if let Some(b) = c.as_bool() {
             return b;
         }

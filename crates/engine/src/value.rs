@@ -151,7 +151,7 @@ impl Bool {
     }
     /// The constant value, if the condition simplifies to one.
     pub fn as_const(&self) -> Option<bool> {
-        self.0.simplify().as_bool()
+        simplified_bool(&self.0).as_bool()
     }
 }
 
@@ -317,7 +317,7 @@ impl Int {
     }
     /// The constant value, if the term simplifies to one.
     pub fn as_const(&self) -> Option<i64> {
-        self.0.simplify().as_i64()
+        simplified_int(&self.0).as_i64()
     }
 }
 
@@ -386,6 +386,56 @@ thread_local! {
 /// Called whenever the thread switches Z3 context: cached sorts belong to the old one.
 pub(crate) fn new_context_generation() {
     CONTEXT_GENERATION.with(|g| g.set(g.get() + 1));
+    // Let go of the old context's terms now, not when the thread next simplifies.
+    SIMPLIFIED.with(|cell| *cell.borrow_mut() = SimplifyCache::default());
+}
+
+/// Z3's simplification of terms met in the current context. Exploration replays every path
+/// from the start, so the model builds (and the executor simplifies) the same terms again and
+/// again: Z3 hash-conses them, so a term met before is found by its identity.
+#[derive(Default)]
+struct SimplifyCache {
+    generation: u64,
+    bools: StableHashMap<ZBool, ZBool>,
+    ints: StableHashMap<ZInt, ZInt>,
+}
+
+thread_local! {
+    static SIMPLIFIED: RefCell<SimplifyCache> = RefCell::new(SimplifyCache::default());
+}
+
+fn with_simplify_cache<T>(f: impl FnOnce(&mut SimplifyCache) -> T) -> T {
+    SIMPLIFIED.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        let generation = CONTEXT_GENERATION.with(|g| g.get());
+        if cache.generation != generation {
+            *cache = SimplifyCache {
+                generation,
+                ..SimplifyCache::default()
+            };
+        }
+        f(&mut cache)
+    })
+}
+
+/// `b.simplify()`, computed once per term and context.
+pub(crate) fn simplified_bool(b: &ZBool) -> ZBool {
+    with_simplify_cache(|c| {
+        c.bools
+            .entry(b.clone())
+            .or_insert_with(|| b.simplify())
+            .clone()
+    })
+}
+
+/// `i.simplify()`, computed once per term and context.
+fn simplified_int(i: &ZInt) -> ZInt {
+    with_simplify_cache(|c| {
+        c.ints
+            .entry(i.clone())
+            .or_insert_with(|| i.simplify())
+            .clone()
+    })
 }
 
 #[derive(Default)]
