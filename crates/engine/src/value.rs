@@ -374,53 +374,60 @@ impl Neg for Int {
 // ------------------------------------------------------------------ uninterpreted sorts
 
 thread_local! {
-    /// Sorts and datatypes made in the current Z3 context, by Rust type. A new context
-    /// (see [`crate::with_fresh_context`]) invalidates the cache.
-    static SORTS: RefCell<SortCache> = RefCell::new(SortCache::default());
-}
-
-thread_local! {
     static CONTEXT_GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Called whenever the thread switches Z3 context: cached sorts belong to the old one.
+/// Called whenever the thread switches Z3 context: cached sorts and terms belong to the old one.
 pub(crate) fn new_context_generation() {
     CONTEXT_GENERATION.with(|g| g.set(g.get() + 1));
     // Let go of the old context's terms now, not when the thread next simplifies.
-    SIMPLIFIED.with(|cell| *cell.borrow_mut() = SimplifyCache::default());
+    SIMPLIFIED.with(|cell| *cell.borrow_mut() = ContextCache::default());
+}
+
+/// A thread's cache of what it made in its current Z3 context: emptied when the context changes
+/// (see [`crate::with_fresh_context`]).
+#[derive(Default)]
+struct ContextCache<C> {
+    generation: u64,
+    cache: C,
+}
+
+fn with_context_cache<C: Default, T>(
+    key: &'static std::thread::LocalKey<RefCell<ContextCache<C>>>,
+    f: impl FnOnce(&mut C) -> T,
+) -> T {
+    key.with(|cell| {
+        let mut c = cell.borrow_mut();
+        let generation = CONTEXT_GENERATION.with(|g| g.get());
+        if c.generation != generation {
+            *c = ContextCache {
+                generation,
+                cache: C::default(),
+            };
+        }
+        f(&mut c.cache)
+    })
 }
 
 /// Z3's simplification of terms met in the current context. Exploration replays every path
 /// from the start, so the model builds (and the executor simplifies) the same terms again and
 /// again: Z3 hash-conses them, so a term met before is found by its identity.
 #[derive(Default)]
-struct SimplifyCache {
-    generation: u64,
+struct Simplified {
     bools: StableHashMap<ZBool, ZBool>,
     ints: StableHashMap<ZInt, ZInt>,
 }
 
 thread_local! {
-    static SIMPLIFIED: RefCell<SimplifyCache> = RefCell::new(SimplifyCache::default());
-}
-
-fn with_simplify_cache<T>(f: impl FnOnce(&mut SimplifyCache) -> T) -> T {
-    SIMPLIFIED.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        let generation = CONTEXT_GENERATION.with(|g| g.get());
-        if cache.generation != generation {
-            *cache = SimplifyCache {
-                generation,
-                ..SimplifyCache::default()
-            };
-        }
-        f(&mut cache)
-    })
+    static SIMPLIFIED: RefCell<ContextCache<Simplified>> = RefCell::new(ContextCache::default());
+    /// Sorts and datatypes made in the current Z3 context, by Rust type.
+    static SORTS: RefCell<ContextCache<StableHashMap<TypeId, Sort>>> =
+        RefCell::new(ContextCache::default());
 }
 
 /// `b.simplify()`, computed once per term and context.
 pub(crate) fn simplified_bool(b: &ZBool) -> ZBool {
-    with_simplify_cache(|c| {
+    with_context_cache(&SIMPLIFIED, |c| {
         c.bools
             .entry(b.clone())
             .or_insert_with(|| b.simplify())
@@ -430,7 +437,7 @@ pub(crate) fn simplified_bool(b: &ZBool) -> ZBool {
 
 /// `i.simplify()`, computed once per term and context.
 fn simplified_int(i: &ZInt) -> ZInt {
-    with_simplify_cache(|c| {
+    with_context_cache(&SIMPLIFIED, |c| {
         c.ints
             .entry(i.clone())
             .or_insert_with(|| i.simplify())
@@ -438,30 +445,10 @@ fn simplified_int(i: &ZInt) -> ZInt {
     })
 }
 
-#[derive(Default)]
-struct SortCache {
-    generation: u64,
-    sorts: StableHashMap<TypeId, Sort>,
-}
-
-fn with_sort_cache<T>(f: impl FnOnce(&mut SortCache) -> T) -> T {
-    SORTS.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        let generation = CONTEXT_GENERATION.with(|g| g.get());
-        if cache.generation != generation {
-            *cache = SortCache {
-                generation,
-                ..SortCache::default()
-            };
-        }
-        f(&mut cache)
-    })
-}
-
 /// The uninterpreted sort for Rust type `T`, named `name` (cached per context).
 pub fn uninterpreted_sort<T: 'static>(name: &str) -> Sort {
-    with_sort_cache(|c| {
-        c.sorts
+    with_context_cache(&SORTS, |sorts| {
+        sorts
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Sort::uninterpreted(z3::Symbol::String(name.to_string())))
             .clone()
