@@ -253,34 +253,45 @@ impl Executor {
     /// preprocessing but may be slow where the incremental one had learnt what it needed (a
     /// query of the models crate's `O_ANYFD` test). So the question goes to each within
     /// [`CHECK_BUDGET`] (a deterministic count, so the same attempt decides in every run),
-    /// then to each within [`FALLBACK_BUDGET`], until one decides or the timeout passes; still
-    /// unknown: the first attempt's reason. Which queries need which way depends on term ids,
-    /// so any change in what the engine builds can move them.
+    /// then to each within [`FALLBACK_BUDGET`], then to one-shot solvers whose search starts
+    /// from other random seeds, until one decides or the timeout passes; still unknown: the
+    /// first attempt's reason. Which queries are hard for which way depends on term ids, so
+    /// any change in what the engine builds moves them; the reseeded attempts are what keeps
+    /// such a change from turning a decided query into an unknown (a quantified query of the
+    /// `O_ANYFD` test, once terms were simplified once per context, went undecided by both
+    /// ways for 60 s; seed 1 decides it in a fraction of a second, seed 2 in two). Each
+    /// attempt is deterministic, so the same one decides in every run.
     fn check(&mut self, extra: &ZBool) -> Check {
         let attempts = [
             (Way::Incremental, Some(CHECK_BUDGET)),
             (Way::OneShot, Some(CHECK_BUDGET)),
             (Way::Incremental, Some(FALLBACK_BUDGET)),
             (Way::OneShot, Some(FALLBACK_BUDGET)),
+            (Way::Reseeded(1), Some(FALLBACK_BUDGET)),
+            (Way::Reseeded(2), Some(FALLBACK_BUDGET)),
+            (Way::Reseeded(3), Some(FALLBACK_BUDGET)),
         ];
         let mut first_reason = None;
         // A way that gave up for good (not for want of budget) is not asked again.
         let mut gave_up = [false; 2];
         for (way, budget) in attempts {
-            if gave_up[way as usize] {
+            if way.index().is_some_and(|i| gave_up[i]) {
                 continue;
             }
             let started = Instant::now();
             let check = match way {
                 Way::Incremental => self.check_incremental(extra, budget),
-                Way::OneShot => self.check_one_shot(extra, budget),
+                Way::OneShot => self.check_one_shot(extra, budget, 0),
+                Way::Reseeded(seed) => self.check_one_shot(extra, budget, seed),
             };
             self.stats.solver_checks += 1;
             let Check::Unknown(reason) = check else {
                 return check;
             };
             let timed_out = self.out_of_time(started);
-            gave_up[way as usize] = !out_of_budget(&reason);
+            if let Some(i) = way.index() {
+                gave_up[i] = !out_of_budget(&reason);
+            }
             first_reason.get_or_insert(reason);
             if timed_out {
                 break;
@@ -307,8 +318,13 @@ impl Executor {
     }
 
     /// The query on a new solver that holds only the path's constraints and `extra`.
-    fn check_one_shot(&mut self, extra: &ZBool, budget: Option<u32>) -> Check {
+    fn check_one_shot(&mut self, extra: &ZBool, budget: Option<u32>, seed: u32) -> Check {
         let solver = new_solver(self.solver_timeout, budget);
+        if seed != 0 {
+            let mut p = Params::new();
+            p.set_u32("random_seed", seed);
+            solver.set_params(&p);
+        }
         for c in &self.constraints {
             solver.assert(&c.formula);
         }
@@ -728,8 +744,21 @@ pub fn side_solver() -> Solver {
 /// The two ways of asking Z3 ([`Executor::check`]).
 #[derive(Clone, Copy)]
 enum Way {
-    Incremental = 0,
-    OneShot = 1,
+    Incremental,
+    OneShot,
+    /// A one-shot solver whose search starts from another random seed.
+    Reseeded(u32),
+}
+
+impl Way {
+    /// The index of a way whose giving up for good is remembered.
+    fn index(self) -> Option<usize> {
+        match self {
+            Way::Incremental => Some(0),
+            Way::OneShot => Some(1),
+            Way::Reseeded(_) => None,
+        }
+    }
 }
 
 /// A solver whose every check stops after `timeout` and, with `rlimit`, after that many of
