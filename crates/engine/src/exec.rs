@@ -263,34 +263,33 @@ impl Executor {
     /// attempt is deterministic, so the same one decides in every run.
     fn check(&mut self, extra: &ZBool) -> Check {
         let attempts = [
-            (Way::Incremental, Some(CHECK_BUDGET)),
-            (Way::OneShot, Some(CHECK_BUDGET)),
-            (Way::Incremental, Some(FALLBACK_BUDGET)),
-            (Way::OneShot, Some(FALLBACK_BUDGET)),
-            (Way::Reseeded(1), Some(FALLBACK_BUDGET)),
-            (Way::Reseeded(2), Some(FALLBACK_BUDGET)),
-            (Way::Reseeded(3), Some(FALLBACK_BUDGET)),
+            (Way::Incremental, CHECK_BUDGET),
+            (Way::OneShot(0), CHECK_BUDGET),
+            (Way::Incremental, FALLBACK_BUDGET),
+            (Way::OneShot(0), FALLBACK_BUDGET),
+            (Way::OneShot(1), FALLBACK_BUDGET),
+            (Way::OneShot(2), FALLBACK_BUDGET),
+            (Way::OneShot(3), FALLBACK_BUDGET),
         ];
         let mut first_reason = None;
         // A way that gave up for good (not for want of budget) is not asked again.
-        let mut gave_up = [false; 2];
+        let mut gave_up: Vec<Way> = Vec::new();
         for (way, budget) in attempts {
-            if way.index().is_some_and(|i| gave_up[i]) {
+            if gave_up.contains(&way) {
                 continue;
             }
             let started = Instant::now();
             let check = match way {
                 Way::Incremental => self.check_incremental(extra, budget),
-                Way::OneShot => self.check_one_shot(extra, budget, 0),
-                Way::Reseeded(seed) => self.check_one_shot(extra, budget, seed),
+                Way::OneShot(seed) => self.check_one_shot(extra, budget, seed),
             };
             self.stats.solver_checks += 1;
             let Check::Unknown(reason) = check else {
                 return check;
             };
             let timed_out = self.out_of_time(started);
-            if let Some(i) = way.index() {
-                gave_up[i] = !out_of_budget(&reason);
+            if !out_of_budget(&reason) {
+                gave_up.push(way);
             }
             first_reason.get_or_insert(reason);
             if timed_out {
@@ -302,23 +301,24 @@ impl Executor {
 
     /// The query on the path's solver, in a scope of its own. That solver carries
     /// [`CHECK_BUDGET`] (see [`explore_from`]); another budget is set for this check only.
-    fn check_incremental(&mut self, extra: &ZBool, budget: Option<u32>) -> Check {
+    fn check_incremental(&mut self, extra: &ZBool, budget: u32) -> Check {
         let solver = self.solver.current();
-        if budget != Some(CHECK_BUDGET) {
+        if budget != CHECK_BUDGET {
             solver.set_params(&limits(self.solver_timeout, budget));
         }
         solver.push();
         solver.assert(extra);
         let check = outcome(solver);
         solver.pop(1);
-        if budget != Some(CHECK_BUDGET) {
-            solver.set_params(&limits(self.solver_timeout, Some(CHECK_BUDGET)));
+        if budget != CHECK_BUDGET {
+            solver.set_params(&limits(self.solver_timeout, CHECK_BUDGET));
         }
         check
     }
 
-    /// The query on a new solver that holds only the path's constraints and `extra`.
-    fn check_one_shot(&mut self, extra: &ZBool, budget: Option<u32>, seed: u32) -> Check {
+    /// The query on a new solver that holds only the path's constraints and `extra`, its
+    /// search started from random `seed` (0: Z3's default).
+    fn check_one_shot(&mut self, extra: &ZBool, budget: u32, seed: u32) -> Check {
         let solver = new_solver(self.solver_timeout, budget);
         if seed != 0 {
             let mut p = Params::new();
@@ -738,45 +738,32 @@ const SIDE_BUDGET: u32 = FALLBACK_BUDGET;
 /// A solver for side queries (see [`SIDE_BUDGET`]): printing conditions and choosing tests'
 /// values.
 pub fn side_solver() -> Solver {
-    new_solver(None, Some(SIDE_BUDGET))
+    new_solver(None, SIDE_BUDGET)
 }
 
-/// The two ways of asking Z3 ([`Executor::check`]).
-#[derive(Clone, Copy)]
+/// The ways of asking Z3 ([`Executor::check`]): the path's solver, or a new one whose search
+/// starts from a random seed (0: Z3's default).
+#[derive(Clone, Copy, PartialEq)]
 enum Way {
     Incremental,
-    OneShot,
-    /// A one-shot solver whose search starts from another random seed.
-    Reseeded(u32),
+    OneShot(u32),
 }
 
-impl Way {
-    /// The index of a way whose giving up for good is remembered.
-    fn index(self) -> Option<usize> {
-        match self {
-            Way::Incremental => Some(0),
-            Way::OneShot => Some(1),
-            Way::Reseeded(_) => None,
-        }
-    }
-}
-
-/// A solver whose every check stops after `timeout` and, with `rlimit`, after that many of
-/// Z3's resource units.
-fn new_solver(timeout: Option<Duration>, rlimit: Option<u32>) -> Solver {
+/// A solver whose every check stops after `timeout` and after `rlimit` of Z3's resource units.
+fn new_solver(timeout: Option<Duration>, rlimit: u32) -> Solver {
     let solver = Solver::new();
     solver.set_params(&limits(timeout, rlimit));
     solver
 }
 
-/// Solver parameters: stop each check after `timeout` and, with `rlimit`, after that many of
-/// Z3's resource units (0: no limit).
-fn limits(timeout: Option<Duration>, rlimit: Option<u32>) -> Params {
+/// Solver parameters: stop each check after `timeout` and after `rlimit` of Z3's resource
+/// units.
+fn limits(timeout: Option<Duration>, rlimit: u32) -> Params {
     let mut p = Params::new();
     if let Some(t) = timeout {
         p.set_u32("timeout", t.as_millis().min(u32::MAX as u128) as u32);
     }
-    p.set_u32("rlimit", rlimit.unwrap_or(0));
+    p.set_u32("rlimit", rlimit);
     p
 }
 
@@ -881,7 +868,7 @@ pub fn explore_from<R>(
         .rev()
         .map(|(prefix, model)| Pending { prefix, model })
         .collect();
-    let mut solver = ScopedSolver::new(new_solver(opts.solver_timeout, Some(CHECK_BUDGET)));
+    let mut solver = ScopedSolver::new(new_solver(opts.solver_timeout, CHECK_BUDGET));
     let mut truncated = false;
     while let Some(start) = queue.pop() {
         if opts.max_paths.is_some_and(|m| paths.len() >= m) {
