@@ -3,7 +3,7 @@
 //! (`s.root_dir.contains(a.name) && a.name != b.name`), never Z3 internals.
 
 use z3::ast::{Ast, Bool as ZBool, Dynamic, Int as ZInt};
-use z3::{AstKind, DeclKind, Goal, Params, SatResult, Tactic};
+use z3::{AstKind, DeclKind, Goal, Params, SatResult, Solver, Tactic};
 
 use crate::exec::{Constraint, ConstraintKind, side_solver};
 
@@ -219,10 +219,7 @@ impl ConditionPrinter {
         // state (paths without internal values suffice to show it).
         let raw: Vec<&ZBool> = conditions.iter().filter_map(|c| c.raw.as_ref()).collect();
         if !raw.is_empty() {
-            let solver = side_solver();
-            for a in &assumptions {
-                solver.assert(a);
-            }
+            let solver = solver_assuming(&assumptions);
             solver.assert(ZBool::or(&raw).not());
             if solver.check() == SatResult::Unsat {
                 return "true".to_string();
@@ -334,11 +331,17 @@ fn invariants(constraints: &[Constraint]) -> Vec<ZBool> {
         .collect()
 }
 
-fn satisfiable(formulas: &[ZBool], assumptions: &[&ZBool]) -> bool {
+/// A side solver (see [`side_solver`]) holding `assumptions`.
+fn solver_assuming<'a>(assumptions: impl IntoIterator<Item = &'a ZBool>) -> Solver {
     let solver = side_solver();
     for a in assumptions {
-        solver.assert(*a);
+        solver.assert(a);
     }
+    solver
+}
+
+fn satisfiable(formulas: &[ZBool], assumptions: &[&ZBool]) -> bool {
+    let solver = solver_assuming(assumptions.iter().copied());
     for f in formulas {
         solver.assert(f);
     }
@@ -446,10 +449,7 @@ fn split_and(f: &ZBool) -> Vec<ZBool> {
 
 /// Greedily drop each conjunct implied by the assumptions and the conjuncts kept so far.
 fn drop_implied(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
-    let solver = side_solver();
-    for a in assumptions {
-        solver.assert(*a);
-    }
+    let solver = solver_assuming(assumptions.iter().copied());
     let mut i = 0;
     while i < conjuncts.len() {
         solver.push();
@@ -472,10 +472,7 @@ fn drop_implied(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
 /// Replace atoms inside a conjunct that the rest of the condition decides by `true`/`false`
 /// (`(n == -1) != (n == 0)` given `n >= 0` becomes `n == 0`).
 fn fix_decided_atoms(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
-    let solver = side_solver();
-    for a in assumptions {
-        solver.assert(*a);
-    }
+    let solver = solver_assuming(assumptions.iter().copied());
     for i in 0..conjuncts.len() {
         let mut atoms = Vec::new();
         collect_atoms(&Dynamic::from_ast(&conjuncts[i]), &mut atoms);
@@ -514,10 +511,7 @@ fn fix_decided_atoms(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
 /// the condition makes them equivalent: `(if x == y { n - 1 } else { m }) == m - 1` given
 /// `n == m` reads `x == y`.
 fn collapse_to_atoms(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
-    let solver = side_solver();
-    for a in assumptions {
-        solver.assert(*a);
-    }
+    let solver = solver_assuming(assumptions.iter().copied());
     for i in 0..conjuncts.len() {
         let mut atoms = Vec::new();
         collect_nested_atoms(&Dynamic::from_ast(&conjuncts[i]), &mut atoms);
@@ -599,10 +593,7 @@ fn collect_atoms(d: &Dynamic, out: &mut Vec<ZBool>) {
 
 /// In each disjunctive conjunct, drop the disjuncts that contradict the rest of the condition.
 fn drop_impossible_disjuncts(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
-    let solver = side_solver();
-    for a in assumptions {
-        solver.assert(*a);
-    }
+    let solver = solver_assuming(assumptions.iter().copied());
     for i in 0..conjuncts.len() {
         let c = &conjuncts[i];
         if !(c.is_app() && c.decl().kind() == DeclKind::Or) {
@@ -638,10 +629,7 @@ fn drop_impossible_disjuncts(conjuncts: &mut [ZBool], assumptions: &[&ZBool]) {
 /// assignments the rest of the condition allows: one product becomes separate conjuncts
 /// (`p && !q`), several a disjunction of conjunctions.
 fn minimize_boolean(conjuncts: &mut Vec<ZBool>, assumptions: &[&ZBool]) {
-    let solver = side_solver();
-    for a in assumptions {
-        solver.assert(*a);
-    }
+    let solver = solver_assuming(assumptions.iter().copied());
     let mut i = 0;
     while i < conjuncts.len() {
         let c = conjuncts[i].clone();
@@ -947,10 +935,7 @@ fn minimize_cases(cases: &mut Vec<Case>, assumptions: &[ZBool]) {
     }
     // Canonical order first: the greedy passes then do not depend on term ids.
     cases.sort_by_cached_key(Case::render);
-    let solver = side_solver();
-    for a in assumptions {
-        solver.assert(a);
-    }
+    let solver = solver_assuming(assumptions);
     let plain = |cases: &[Case], keep: usize| -> ZBool {
         let parts: Vec<ZBool> = cases
             .iter()
