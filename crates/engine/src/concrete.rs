@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 use z3::ast::{Ast, Bool as ZBool, Dynamic};
-use z3::{DeclKind, Model as ZModel, SatResult, Solver};
+use z3::{Model as ZModel, SatResult, Solver};
 
 use crate::pretty::render;
 use crate::value::{Bool, Int, Key};
@@ -444,7 +444,7 @@ impl<'m> Concretizer<'m> {
                 continue;
             }
             seen_facts.push(fact);
-            let part = if *v { fact.clone() } else { negation(fact) };
+            let part = if *v { fact.clone() } else { fact.not() };
             description.push(render(&part));
             parts.push(part);
         }
@@ -478,17 +478,6 @@ impl<'m> Concretizer<'m> {
             description,
         }
     }
-}
-
-/// `!f`, read `g` where `f` is `!g` (a fact such as "the page is untouched" is a negation:
-/// its false value reads as the atom, not as `!!`).
-fn negation(f: &ZBool) -> ZBool {
-    if f.is_app() && f.decl().kind() == DeclKind::Not {
-        if let Some(inner) = f.children().first().and_then(|c| c.as_bool()) {
-            return inner;
-        }
-    }
-    f.not()
 }
 
 /// A test's isomorphism class: the formula that blocks it, and the facts and equalities that

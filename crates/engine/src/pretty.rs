@@ -1249,6 +1249,8 @@ impl Renderer {
     fn negation(&self, inner: &Dynamic, outer: u8) -> String {
         if inner.is_app() {
             match inner.decl().kind() {
+                // `!!x` reads as `x` (a class line's false value of a negated fact).
+                DeclKind::Not => return self.expr(&inner.children()[0], outer),
                 DeclKind::Eq | DeclKind::Iff => {
                     return self.commutative(inner, " != ", P_CMP, outer);
                 }

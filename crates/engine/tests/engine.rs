@@ -401,3 +401,17 @@ fn a_build_goes_on_in_the_deciding_model_unless_a_read_is_unpinned() {
         canonical.close(&path);
     });
 }
+
+/// A negated negation prints as the atom (a class line's false value of a negated fact).
+#[test]
+fn a_double_negation_prints_as_its_atom() {
+    use commuter_engine::render;
+    use commuter_engine::z3::ast::{Bool as ZBool, Int as ZInt};
+    with_fresh_context(|| {
+        let untouched = ZBool::new_const("untouched");
+        assert_eq!(render(&untouched.not().not()), "untouched");
+        let x = ZInt::new_const("x");
+        assert_eq!(render(&x.eq(ZInt::from_i64(1)).not().not()), "x == 1");
+        assert_eq!(render(&untouched.not()), "!untouched");
+    });
+}
