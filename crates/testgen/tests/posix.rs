@@ -342,6 +342,38 @@ fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     );
 }
 
+/// The setup inode of the file page that call `slot` (`mmap`) replaces, where it maps one
+/// with `MAP_FIXED` and succeeds.
+fn replaced_file(t: &TestCase, slot: usize) -> Option<i64> {
+    let name = ["a", "b"][slot];
+    let succeeds = t
+        .expected
+        .iter()
+        .any(|e| e.slot == name && e.order == name && e.result.get("ok").is_some());
+    let fixed = arg(t, slot, "fixed").as_bool()?;
+    (fixed && succeeds).then_some(())?;
+    mapping(t, slot)?["file"]["inode"].as_i64()
+}
+
+/// Two `MAP_FIXED` mappings that each replace a page of one file: whichever runs second
+/// drops the file's last reference (Linux: `__dentry_kill`), a situation no test had.
+#[test]
+fn two_replaced_pages_of_one_file_are_covered() {
+    let cs = call_set("mmap/mmap");
+    let covered = cs.tests.iter().any(|t| {
+        let two_pages =
+            arg(t, 0, "proc") != arg(t, 1, "proc") || arg(t, 0, "page") != arg(t, 1, "page");
+        let (Some(a), Some(b)) = (replaced_file(t, 0), replaced_file(t, 1)) else {
+            return false;
+        };
+        two_pages && a == b && unlinked(t, a)
+    });
+    assert!(
+        covered,
+        "mmap/mmap: no test replaces two pages of one unlinked file"
+    );
+}
+
 #[test]
 fn unlinking_covers_a_file_still_open_and_one_freed() {
     let cs = call_set("unlink/close");
