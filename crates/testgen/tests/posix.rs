@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use commuter_analyzer::select_model_call_sets;
+use commuter_analyzer::{select_model_call_sets, slot_name};
 use commuter_models::find_model;
 use commuter_testgen::{CallSetTests, TestCase, TestgenOptions, testgen};
 use serde_json::Value as Json;
@@ -345,13 +345,14 @@ fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
 /// The setup inode of the file page that call `slot` (`mmap`) replaces, where it maps one
 /// with `MAP_FIXED` and succeeds.
 fn replaced_file(t: &TestCase, slot: usize) -> Option<i64> {
-    let name = ["a", "b"][slot];
+    let name = slot_name(slot);
     let succeeds = t
         .expected
         .iter()
         .any(|e| e.slot == name && e.order == name && e.result.get("ok").is_some());
-    let fixed = arg(t, slot, "fixed").as_bool()?;
-    (fixed && succeeds).then_some(())?;
+    if !(arg(t, slot, "fixed").as_bool()? && succeeds) {
+        return None;
+    }
     mapping(t, slot)?["file"]["inode"].as_i64()
 }
 
