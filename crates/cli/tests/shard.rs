@@ -9,41 +9,18 @@ use serde_json::Value;
 mod common;
 use common::{commuter, json, ok};
 
-/// The parts of a file that do not depend on where the kernel put its objects in this boot:
-/// physical and virtual data addresses are dropped, and the offset into the data's symbol (a
-/// shard's boots run other tests before a given one, so its objects sit elsewhere, and a hash
-/// table indexed by an object's address is touched at another bucket); everything else, code
-/// sites included, is kept.
-fn without_addresses(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| *k != "addr" && *k != "vaddr")
-                .map(|(k, v)| match (k.as_str(), v) {
-                    ("what", Value::Object(what)) => {
-                        let mut what = what.clone();
-                        what.remove("offset");
-                        (k.clone(), without_addresses(&Value::Object(what)))
-                    }
-                    _ => (k.clone(), without_addresses(v)),
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(without_addresses).collect()),
-        other => other.clone(),
-    }
-}
-
-/// What a test says that does not depend on where the allocator put its objects nor on a timer
-/// interrupt meeting a call in one boot and not in another: id, calls, verdict, result checks,
-/// errors. (Its shared data is the kernel's of that boot: deploy/slurm/test-local reports how
-/// often it is alike.)
+/// What a test says that does not depend on the boot it ran in: id, calls, result checks,
+/// errors, and whether it could be judged at all. Not whether it conflicted: a stat/stat test
+/// shares nothing of its own, and an RCU deferred wake-up (`__wake_nocb_gp`) that meets one
+/// call in one boot and not in another makes it conflicted in one run only (seen in CI
+/// rehearsals); nor its shared data, which is the kernel's of that boot (deploy/slurm/test-local
+/// reports how often runs are alike). That the merge keeps each verdict is checked against the
+/// parts, exactly.
 fn judged(t: &Value) -> Vec<Value> {
-    let t = without_addresses(t);
     vec![
         t["id"].clone(),
         t["calls"].clone(),
-        t["status"].clone(),
+        Value::Bool(t["status"] == "unknown"),
         t["mismatches"].clone(),
         t["errors"].clone(),
     ]
@@ -107,6 +84,16 @@ fn two_shards_merged_equal_the_single_run() {
     assert_eq!(m.len(), s.len());
     for (m, s) in m.iter().zip(s) {
         assert_eq!(judged(m), judged(s), "{}", s["id"]);
+    }
+    // Every test of the merge is its part's, verdict and shared data as they were.
+    let from_parts: Vec<&Value> = [&p1, &p2]
+        .iter()
+        .flat_map(|p| p["tests"].as_array().expect("tests"))
+        .collect();
+    assert_eq!(from_parts.len(), m.len());
+    for t in m {
+        let part = from_parts.iter().find(|p| p["id"] == t["id"]);
+        assert_eq!(part, Some(&t), "{}", t["id"]);
     }
 
     // The same part twice, or one missing: refused, with the fix.
