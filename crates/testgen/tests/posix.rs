@@ -342,9 +342,12 @@ fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     );
 }
 
-/// The setup inode of the file page that call `slot` (`mmap`) replaces, where it maps one
-/// with `MAP_FIXED` and succeeds.
-fn replaced_file(t: &TestCase, slot: usize) -> Option<i64> {
+/// A page of a setup file: (setup inode, offset in bytes).
+type FilePage = (i64, i64);
+
+/// The file page that call `slot` (`mmap`) replaces, where it maps one with `MAP_FIXED` and
+/// succeeds.
+fn replaced_page(t: &TestCase, slot: usize) -> Option<FilePage> {
     let name = slot_name(slot);
     let succeeds = t
         .expected
@@ -353,25 +356,55 @@ fn replaced_file(t: &TestCase, slot: usize) -> Option<i64> {
     if !(arg(t, slot, "fixed").as_bool()? && succeeds) {
         return None;
     }
-    mapping(t, slot)?["file"]["inode"].as_i64()
+    file_page(mapping(t, slot)?)
+}
+
+/// A setup mapping's file page; `None` for an anonymous page.
+fn file_page(map: &Json) -> Option<FilePage> {
+    Some((map["file"]["inode"].as_i64()?, map["file"]["off"].as_i64()?))
 }
 
 /// Two `MAP_FIXED` mappings that each replace a page of one file: whichever runs second
-/// drops the file's last reference (Linux: `__dentry_kill`), a situation no test had.
+/// drops the file's last reference (Linux: `__dentry_kill`), a situation no test had; and
+/// two that replace the same page of it, one folio mapped twice.
 #[test]
 fn two_replaced_pages_of_one_file_are_covered() {
     let cs = call_set("mmap/mmap");
+    let replaced_pairs: Vec<(FilePage, FilePage, &TestCase)> = cs
+        .tests
+        .iter()
+        .filter(|t| {
+            arg(t, 0, "proc") != arg(t, 1, "proc") || arg(t, 0, "page") != arg(t, 1, "page")
+        })
+        .filter_map(|t| Some((replaced_page(t, 0)?, replaced_page(t, 1)?, t)))
+        .collect();
+    assert!(
+        replaced_pairs
+            .iter()
+            .any(|(a, b, t)| a.0 == b.0 && unlinked(t, a.0)),
+        "mmap/mmap: no test replaces two pages of one unlinked file"
+    );
+    assert!(
+        replaced_pairs.iter().any(|(a, b, _)| a == b),
+        "mmap/mmap: no test replaces one file page mapped twice"
+    );
+}
+
+/// A `MAP_FIXED` mapping that replaces a file page which the other call reads through another
+/// mapping of it: one folio, unmapped on one side and faulted in on the other
+/// (`folio_inc_refs`), a situation no test had.
+#[test]
+fn a_replaced_file_page_read_through_another_mapping_is_covered() {
+    let cs = call_set("mmap/memread");
     let covered = cs.tests.iter().any(|t| {
-        let two_pages =
+        let read = mapping(t, 1).and_then(file_page);
+        let another =
             arg(t, 0, "proc") != arg(t, 1, "proc") || arg(t, 0, "page") != arg(t, 1, "page");
-        let (Some(a), Some(b)) = (replaced_file(t, 0), replaced_file(t, 1)) else {
-            return false;
-        };
-        two_pages && a == b && unlinked(t, a)
+        another && read.is_some() && replaced_page(t, 0) == read
     });
     assert!(
         covered,
-        "mmap/mmap: no test replaces two pages of one unlinked file"
+        "mmap/memread: no test replaces a file page the other call reads through another mapping"
     );
 }
 

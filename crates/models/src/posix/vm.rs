@@ -64,8 +64,8 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
     };
     // `MAP_FIXED` over a mapped page unmaps it (Linux, and the paper's "creates or replaces"):
     // replacing is a situation of its own, and what is replaced matters once the new mapping
-    // is known to work (a refused one leaves the old alone). Only presence, the region and the
-    // file (are they another call's): how the replaced page was mapped multiplies mmap/mmap's
+    // is known to work (a refused one leaves the old alone). Only presence, the region, the
+    // file and its page (are they another call's): how the replaced page was mapped multiplies mmap/mmap's
     // paths tenfold (measured), and whether its region holds other pages took mmap/mmap from
     // 1,489 tests to 2,516 (measured), for the same unmapping and split that munmap's
     // situations cover. (Branching on the replaced page here, after the new mapping is built,
@@ -133,18 +133,22 @@ fn touched_region(s: &PosixState, p: usize, va: &Va) {
 
 /// A call unmaps process `p`'s page `va`, whatever its branches look at: whether another
 /// call's page is in the same region (see [`touched_region`]) and, where it is a file page,
-/// whether another call's page maps the same file are part of the situation (the file's last
-/// reference is dropped by whichever call unmaps it last: `__dentry_kill`,
-/// `dentry_unlink_inode`). A replaced page's file has no link unless a branch asks, so
-/// replacing its only mapping frees it. (For an anonymous page the file term names none; test
-/// generation reads it only for a file page.) Whether it is the same page of that file is not
-/// asked: the offset as a term of its own took mmap/mmap from 2,043 tests to 2,880 (measured).
+/// whether another call's page maps the same file, and the same page of it, are part of the
+/// situation. The file's last reference is dropped by whichever call unmaps it last
+/// (`__dentry_kill`, `dentry_unlink_inode`); a replaced page's file has no link unless a branch
+/// asks, so replacing its only mapping frees it. The same page of the file is one folio of the
+/// page cache, mapped twice: unmapping one mapping while the other call faults or unmaps the
+/// other changes the folio's counts and flags (`folio_inc_refs`, its mapcount). (For an
+/// anonymous page the file and offset terms name none; test generation reads them only for a
+/// file page.) The offset made mmap/mmap 1,824 tests to 2,441, with no slower generation of
+/// the whole model (measured).
 /// One read of the mapping, not [`touched_region`] and another: a second `va_get` repeats its
 /// assumption on the path, which made mmap/mmap's analysis 1.5 times slower (measured).
 fn touched_mapping(s: &PosixState, p: usize, va: &Va) {
     let vma = s.va_get(p, va);
     situation_term(&vma.region);
     touched_inode(&vma.inum);
+    situation_term(&vma.off);
 }
 
 /// Removes the mapping, whether or not one is there. Whether the page was mapped, and how, is a
