@@ -1,5 +1,6 @@
 //! `commuter run --shard` and `commuter merge` through the real binary on the stock kernel: two
-//! shards of a small suite, merged, give the single run's tests in its order with its verdicts.
+//! shards of a small suite, merged, give the single run's tests in its order with the same
+//! result checks and errors, and each part's tests as they were.
 //! Needs `./scripts/setup`.
 
 use std::process::{Command, Stdio};

@@ -30,14 +30,28 @@ fn arg<'t>(t: &'t TestCase, slot: usize, field: &str) -> &'t Json {
     &t.calls[slot].args[field]
 }
 
+/// A place in a setup file: (setup inode, offset in bytes).
+type FilePage = (i64, i64);
+
+/// Where a setup fd or mapping points into a file; `None` for a pipe end or an anonymous page.
+fn file_page(fd_or_map: &Json) -> Option<FilePage> {
+    let file = &fd_or_map["file"];
+    Some((file["inode"].as_i64()?, file["off"].as_i64()?))
+}
+
 /// The file fd `fd` of process `proc` in the test's setup: (inode, offset).
-fn file_fd(t: &TestCase, proc: &Json, fd: &Json) -> Option<(i64, i64)> {
+fn file_fd(t: &TestCase, proc: &Json, fd: &Json) -> Option<FilePage> {
     let p = proc.as_u64()? as usize;
     t.setup["procs"][p]["fds"]
         .as_array()?
         .iter()
         .find(|f| &f["fd"] == fd)
-        .and_then(|f| Some((f["file"]["inode"].as_i64()?, f["file"]["off"].as_i64()?)))
+        .and_then(file_page)
+}
+
+/// Whether the two calls name different pages (in one process or in two).
+fn two_pages(t: &TestCase) -> bool {
+    arg(t, 0, "proc") != arg(t, 1, "proc") || arg(t, 0, "page") != arg(t, 1, "page")
 }
 
 /// The inode each call's fd is open on, when both are file fds.
@@ -342,9 +356,6 @@ fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     );
 }
 
-/// A page of a setup file: (setup inode, offset in bytes).
-type FilePage = (i64, i64);
-
 /// The file page that call `slot` (`mmap`) replaces, where it maps one with `MAP_FIXED` and
 /// succeeds.
 fn replaced_page(t: &TestCase, slot: usize) -> Option<FilePage> {
@@ -359,11 +370,6 @@ fn replaced_page(t: &TestCase, slot: usize) -> Option<FilePage> {
     file_page(mapping(t, slot)?)
 }
 
-/// A setup mapping's file page; `None` for an anonymous page.
-fn file_page(map: &Json) -> Option<FilePage> {
-    Some((map["file"]["inode"].as_i64()?, map["file"]["off"].as_i64()?))
-}
-
 /// Two `MAP_FIXED` mappings that each replace a page of one file: whichever runs second
 /// drops the file's last reference (Linux: `__dentry_kill`), a situation no test had; and
 /// two that replace the same page of it, one folio mapped twice.
@@ -373,9 +379,7 @@ fn two_replaced_pages_of_one_file_are_covered() {
     let replaced_pairs: Vec<(FilePage, FilePage, &TestCase)> = cs
         .tests
         .iter()
-        .filter(|t| {
-            arg(t, 0, "proc") != arg(t, 1, "proc") || arg(t, 0, "page") != arg(t, 1, "page")
-        })
+        .filter(|t| two_pages(t))
         .filter_map(|t| Some((replaced_page(t, 0)?, replaced_page(t, 1)?, t)))
         .collect();
     assert!(
@@ -398,9 +402,7 @@ fn a_replaced_file_page_read_through_another_mapping_is_covered() {
     let cs = call_set("mmap/memread");
     let covered = cs.tests.iter().any(|t| {
         let read = mapping(t, 1).and_then(file_page);
-        let another =
-            arg(t, 0, "proc") != arg(t, 1, "proc") || arg(t, 0, "page") != arg(t, 1, "page");
-        another && read.is_some() && replaced_page(t, 0) == read
+        two_pages(t) && read.is_some() && replaced_page(t, 0) == read
     });
     assert!(
         covered,

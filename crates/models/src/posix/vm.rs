@@ -65,11 +65,12 @@ pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
     // `MAP_FIXED` over a mapped page unmaps it (Linux, and the paper's "creates or replaces"):
     // replacing is a situation of its own, and what is replaced matters once the new mapping
     // is known to work (a refused one leaves the old alone). Only presence, the region, the
-    // file and its page (are they another call's): how the replaced page was mapped multiplies mmap/mmap's
-    // paths tenfold (measured), and whether its region holds other pages took mmap/mmap from
-    // 1,489 tests to 2,516 (measured), for the same unmapping and split that munmap's
-    // situations cover. (Branching on the replaced page here, after the new mapping is built,
-    // instead of first made mmap/mmap's analysis about five times slower: measured.)
+    // file and its page (are they another call's): how the replaced page was mapped
+    // multiplies mmap/mmap's paths tenfold (measured), and whether its region holds other
+    // pages took mmap/mmap from 1,489 tests to 2,516 (measured), for the same unmapping and
+    // split that munmap's situations cover. (Branching on the replaced page here, after the
+    // new mapping is built, instead of first made mmap/mmap's analysis about five times
+    // slower: measured.)
     if replaces {
         touched_mapping(s, p, &va);
     }
@@ -140,8 +141,8 @@ fn touched_region(s: &PosixState, p: usize, va: &Va) {
 /// page cache, mapped twice: unmapping one mapping while the other call faults or unmaps the
 /// other changes the folio's counts and flags (`folio_inc_refs`, its mapcount). (For an
 /// anonymous page the file and offset terms name none; test generation reads them only for a
-/// file page.) The offset made mmap/mmap 1,824 tests to 2,441, with no slower generation of
-/// the whole model (measured).
+/// file page.) The offset took mmap/mmap from 1,824 tests to 2,441; the whole model's generation
+/// was no slower in an alternated benchmark against the version without it (measured).
 /// One read of the mapping, not [`touched_region`] and another: a second `va_get` repeats its
 /// assumption on the path, which made mmap/mmap's analysis 1.5 times slower (measured).
 fn touched_mapping(s: &PosixState, p: usize, va: &Va) {
