@@ -126,6 +126,7 @@ impl Browser {
 
     fn goto(&self, url: &str) {
         self.cmd("POST", "/url", Some(json!({ "url": url })));
+        self.settle();
     }
 
     fn script(&self, js: &str) -> Value {
@@ -166,6 +167,22 @@ impl Browser {
     fn click(&self, css: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
+        self.settle();
+    }
+
+    /// Waits until the viewer shows the current hash: a click or key changes the hash at once,
+    /// the view follows on the `hashchange` event, which may not have run yet.
+    fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.script("return document.body.getAttribute('data-shown') === location.hash;")
+            != Value::Bool(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the view never followed the hash"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn text(&self, css: &str) -> String {
@@ -183,6 +200,7 @@ impl Browser {
             &format!("/element/{body}/value"),
             Some(json!({ "text": text })),
         );
+        self.settle();
     }
 
     fn hash(&self) -> String {

@@ -220,6 +220,8 @@
     const more = view.querySelector('button.more');
     if (more) more.addEventListener('click', () => { expanded = true; render(); });
     expanded = false;
+    // For tests: the hash this view shows (a hashchange renders after the hash has changed).
+    document.body.setAttribute('data-shown', location.hash);
   }
 
   // ---- views --------------------------------------------------------------------------
