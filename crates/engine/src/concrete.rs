@@ -419,6 +419,38 @@ impl<'m> Concretizer<'m> {
         found.into_iter().map(|(_, c)| c).collect()
     }
 
+    /// Whether `v`'s value is one already met in `namespace`. Read only: nothing is decided
+    /// or recorded, so a model can ask it to choose what to label next.
+    pub fn is_known<K: Key>(&self, namespace: &str, v: &K) -> bool {
+        let value = self.model.eval(&v.key_ast(), true);
+        self.namespaces.get(namespace).is_some_and(|ns| {
+            ns.classes
+                .iter()
+                .any(|(known, _)| Some(known) == value.as_ref())
+        })
+    }
+
+    /// Whether `a` and `b` have the same value in the path's model. Read only, like
+    /// [`Concretizer::is_known`].
+    pub fn same_value<K: Key>(&self, a: &K, b: &K) -> bool {
+        let value = |k: &K| self.model.eval(&k.key_ast(), true);
+        value(a).is_some_and(|v| Some(v) == value(b))
+    }
+
+    /// Every term met in `namespace`, grouped by value, the groups in order of first
+    /// appearance (the first term of each is [`Concretizer::known`]'s).
+    pub fn known_terms(&self, namespace: &str) -> Vec<Vec<Dynamic>> {
+        self.namespaces
+            .get(namespace)
+            .map(|ns| {
+                ns.classes
+                    .iter()
+                    .map(|(_, terms)| terms.iter().map(|(t, _)| t.clone()).collect())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// One term per distinct value met in `namespace`, in order of first appearance.
     pub fn known(&self, namespace: &str) -> Vec<Dynamic> {
         self.namespaces

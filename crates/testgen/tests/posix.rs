@@ -2,13 +2,27 @@
 //! apart each get a test, and no two tests of one path are of the same class.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, OnceLock};
 
 use commuter_analyzer::{select_model_call_sets, slot_name};
 use commuter_models::find_model;
 use commuter_testgen::{CallSetTests, TestCase, TestgenOptions, testgen};
 use serde_json::Value as Json;
 
-fn call_set(functions: &str) -> CallSetTests {
+/// The tests of one call set, generated once per test binary: several tests read the same
+/// set (`mmap/mmap` alone takes a minute or more), and tests run on parallel threads.
+fn call_set(functions: &str) -> &'static CallSetTests {
+    static GENERATED: Mutex<BTreeMap<String, &'static OnceLock<CallSetTests>>> =
+        Mutex::new(BTreeMap::new());
+    let once: &'static OnceLock<CallSetTests> = GENERATED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(functions.to_string())
+        .or_insert_with(|| Box::leak(Box::default()));
+    once.get_or_init(|| generate(functions))
+}
+
+fn generate(functions: &str) -> CallSetTests {
     let m = find_model("posix").expect("built-in model");
     let sets = select_model_call_sets(m.as_ref(), Some(functions), 2).expect("selection");
     let suite = testgen(
@@ -216,7 +230,7 @@ fn no_two_tests_of_one_path_share_a_class() {
     ] {
         let cs = call_set(functions);
         assert!(!cs.tests.is_empty(), "{functions}");
-        assert_distinct_classes(&cs);
+        assert_distinct_classes(cs);
     }
 }
 
@@ -339,7 +353,7 @@ fn references_of_unlinked(
 #[test]
 fn closing_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     let cs = call_set("close/close");
-    let counts = references_of_unlinked(&cs, |t| {
+    let counts = references_of_unlinked(cs, |t| {
         file_fd(t, arg(t, 0, "proc"), arg(t, 0, "fd")).map(|(inode, _)| inode)
     });
     assert_eq!(counts, [1, 2], "close/close: the last fd and one of two");
@@ -348,7 +362,7 @@ fn closing_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
 #[test]
 fn unmapping_an_unlinked_file_covers_its_last_reference_and_a_shared_one() {
     let cs = call_set("munmap/munmap");
-    let counts = references_of_unlinked(&cs, |t| mapping(t, 0)?["file"]["inode"].as_i64());
+    let counts = references_of_unlinked(cs, |t| mapping(t, 0)?["file"]["inode"].as_i64());
     assert_eq!(
         counts,
         [1, 2],
@@ -709,5 +723,80 @@ fn page_calls_cover_touched_and_untouched_pages() {
     assert!(
         neighbours > 0,
         "munmap/munmap: no test maps a page no call names"
+    );
+}
+
+/// The page next to call `slot`'s page, on either side, that the setup maps anonymously with
+/// protection `writable`, if any (the kernel merges a mapping with such a neighbour).
+fn alike_neighbour(t: &TestCase, slot: usize, writable: &Json) -> Option<i64> {
+    let p = arg(t, slot, "proc").as_u64()? as usize;
+    let page = arg(t, slot, "page").as_i64()?;
+    let maps = maps_of(t, p);
+    [page - 1, page + 1].into_iter().find(|n| {
+        maps.get(n)
+            .is_some_and(|m| m.get("anon").is_some() && m["writable"] == *writable)
+    })
+}
+
+/// Whether call `slot` is the other call's page's neighbour in its process.
+fn next_to_other_call(t: &TestCase, slot: usize, neighbour: i64) -> bool {
+    arg(t, 0, "proc") == arg(t, 1, "proc") && arg(t, 1 - slot, "page").as_i64() == Some(neighbour)
+}
+
+#[test]
+fn a_new_anonymous_page_joins_a_neighbouring_mapping_and_keeps_apart() {
+    // A `MAP_FIXED` anonymous page next to an anonymous page mapped alike joins its mapping
+    // (the kernel grows the neighbour's VMA); the other call then replaces the neighbour,
+    // splitting the grown mapping (`__split_vma`), a situation no test had. And a new page
+    // with no such neighbour is a mapping of its own.
+    let cs = call_set("mmap/mmap");
+    let new_page = |t: &TestCase, slot| {
+        let p = arg(t, slot, "proc").as_u64().unwrap_or(0) as usize;
+        let unmapped = arg(t, slot, "page")
+            .as_i64()
+            .is_some_and(|page| !maps_of(t, p).contains_key(&page));
+        arg(t, slot, "fixed") == true && arg(t, slot, "anon") == true && unmapped
+    };
+    let joins_replaced = cs.tests.iter().any(|t| {
+        (0..2).any(|slot| {
+            new_page(t, slot)
+                && alike_neighbour(t, slot, arg(t, slot, "writable"))
+                    .is_some_and(|n| next_to_other_call(t, slot, n))
+                && arg(t, 1 - slot, "fixed") == true
+        })
+    });
+    assert!(
+        joins_replaced,
+        "mmap/mmap: no new anonymous page joins the mapping of the page the other call replaces"
+    );
+    let alone = cs.tests.iter().any(|t| {
+        (0..2).any(|slot| {
+            new_page(t, slot) && alike_neighbour(t, slot, arg(t, slot, "writable")).is_none()
+        })
+    });
+    assert!(
+        alone,
+        "mmap/mmap: no new anonymous page is a mapping of its own"
+    );
+}
+
+#[test]
+fn mprotect_covers_a_page_joining_the_neighbouring_mapping_another_call_writes() {
+    // A protection change that makes a page alike with its neighbour merges the two mappings
+    // (`vma_merge_existing_range`); the other call writes to the neighbour.
+    let cs = call_set("mprotect/memwrite");
+    let covered = cs.tests.iter().any(|t| {
+        let p = arg(t, 0, "proc").as_u64().unwrap_or(0) as usize;
+        let changes = arg(t, 0, "page")
+            .as_i64()
+            .and_then(|page| maps_of(t, p).get(&page).copied().cloned())
+            .is_some_and(|m| m.get("anon").is_some() && m["writable"] != *arg(t, 0, "writable"));
+        changes
+            && alike_neighbour(t, 0, arg(t, 0, "writable"))
+                .is_some_and(|n| next_to_other_call(t, 0, n))
+    });
+    assert!(
+        covered,
+        "mprotect/memwrite: no page joins, by its new protection, the mapping the other call writes"
     );
 }

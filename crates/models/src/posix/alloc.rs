@@ -21,7 +21,9 @@
 //!   branch on a fresh boolean; the "yes" side names a witness fd or page (a Skolem constant,
 //!   touched like any other key), the "no" side is a ledger fact.
 //! * A region for a new mapping: a fresh constant, no other page's (a new VMA; its value is
-//!   never observable, so it need not be an internal choice).
+//!   never observable, so it need not be an internal choice), or, where the page may join a
+//!   neighbouring mapping, a branch: the "yes" side names a witness page mapped alike, whose
+//!   region the page joins (the kernel merges the two VMAs).
 
 use std::rc::Rc;
 
@@ -286,5 +288,39 @@ pub fn region_shared(s: &PosixState, p: usize, va: &Va) -> bool {
             !(!k.sym_eq(&page) & map.contains(k) & map.get(k).region.sym_eq(&target))
         });
         false
+    }
+}
+
+/// The name prefix of the witnesses of [`joined_region`] (test generation lays the joining page
+/// out next to them), followed by the process and the call: `region_joined_p0@1`. `TAG.va` is
+/// the witness page, `TAG.at` the page that joins its region.
+pub const JOIN_WITNESS: &str = "region_joined_p";
+
+/// The region process `p`'s page `va` is in once it is mapped with protection `writable` (a
+/// new mapping, or a protection change): a new one, or, where the page is anonymous (`anon`),
+/// another anonymous page's mapped alike. Joining is a situation of its own: Linux merges a
+/// mapping with a neighbouring one mapped alike (`vma_merge_new_range`,
+/// `vma_merge_existing_range`: the neighbour's VMA grows, the maple tree is rewritten) where
+/// a page in a region of its own is a new VMA. The witness is any such page: test generation
+/// places `va` next to its region's pages. A file page never joins: merging file pages needs
+/// consecutive offsets of one file, which no branch asks for ([`assume_vma_layout`]).
+pub fn joined_region(s: &PosixState, p: usize, va: &Va, anon: &Bool, writable: &Bool) -> Region {
+    let tag = fresh_name(&format!("{JOIN_WITNESS}{p}"));
+    let joins: Bool = fresh_value(&tag);
+    if joins.branch() {
+        let witness: Va = fresh_value(&format!("{tag}.va"));
+        let at: Va = fresh_value(&format!("{tag}.at"));
+        let alike = s.va_get(p, &witness);
+        assume(
+            &(anon.clone()
+                & at.sym_eq(va)
+                & !witness.sym_eq(va)
+                & s.va_contains(p, &witness)
+                & alike.anon.clone()
+                & alike.writable.iff(writable)),
+        );
+        alike.region
+    } else {
+        fresh_region(s, p)
     }
 }

@@ -2,7 +2,7 @@
 //! what TESTGEN writes for a target that runs the test on a real kernel.
 //!
 //! Namespaces and pools: file names `__f0..__f5`; inodes 0..5 (a target makes one file per
-//! inode and links the names to it); fds 10..19 per process; pipes 0..4; pages 0..3 per
+//! inode and links the names to it); fds 10..19 per process; pipes 0..4; pages 0..11 per
 //! process; data values 1..16, and 0 for the zero page (a page whose bytes all equal the value; not part of a test's
 //! class: which page holds which bytes does not change what the calls share); file offsets in
 //! bytes. Every offset into a file (an fd's, a mapping's, an argument's through the fd it names)
@@ -40,7 +40,10 @@ const INODES: usize = 6;
 const FDS_PER_PROCESS: usize = 10;
 const FIRST_FD: i32 = 10;
 const PIPES: usize = 5;
-const PAGES_PER_PROCESS: usize = 8;
+/// Two calls' pages, the witnesses their regions need (one to split off, one to join, in each
+/// order of the calls) and the mates of those: twelve (eight left some `mprotect` pairs
+/// without a test).
+const PAGES_PER_PROCESS: usize = 12;
 const DATA_VALUES: usize = 16;
 
 /// The pools of the namespaces below.
@@ -97,12 +100,19 @@ fn fd(cx: &mut Concretizer, p: usize, fd: &Int) -> Result<i32, PoolExhausted> {
 /// The page of process `p` that `va` names. Pages are laid out in the order test generation
 /// meets them, each next to the one before, as the kernel would keep them apart or together
 /// exactly as the model does: a page of the region of the page just placed goes right after
-/// it (one mapping to the kernel), and a gap goes before a page the kernel would merge with the
+/// it (one mapping to the kernel), a page that joins a region (`alloc::joined_region`) right
+/// next to that region's pages, and a gap goes before a page the kernel would merge with the
 /// one before though the model has them in two regions (anonymous pages mapped alike, or
 /// consecutive pages of one file). Other neighbours stay adjacent, as in every setup before
-/// regions (a fixed mapping next to a mapped page is a merge the model does not branch on).
+/// regions (a page mapped where the model has it join no region may still merge with a
+/// neighbour: the kernel decides by adjacency, which only joining pages are laid out for).
+/// A joining page goes right before the region it joins where it is met first
+/// ([`meet_joined_region`]).
 fn page(cx: &mut Concretizer, s: &PosixState, p: usize, va: &Va) -> Result<u32, PoolExhausted> {
     let namespace = format!("va{p}");
+    if !cx.is_known(&namespace, va) {
+        meet_joined_region(cx, s, p, va)?;
+    }
     let label = cx.label(&namespace, va)?;
     label_region_mates(cx, s, p, va)?;
     let mut slot = 0;
@@ -129,7 +139,8 @@ fn page(cx: &mut Concretizer, s: &PosixState, p: usize, va: &Va) -> Result<u32, 
         previous = placed;
         slot += 1;
     }
-    // The pool holds PAGES_PER_PROCESS (8) pages per process, gaps included below 16.
+    // The pool holds PAGES_PER_PROCESS (12) pages per process, gaps included below 24 (the
+    // guest maps 64).
     Ok(slot - 1)
 }
 
@@ -182,16 +193,16 @@ fn placed(
     }))
 }
 
-/// Meets the witness pages of `va`'s region (`alloc::region_shared`) right after `va`, so that
-/// they are laid out next to it.
+/// Meets the witness pages of `va`'s region (`alloc::region_shared`), so that they are laid
+/// out next to it; the region's label, if `va` is mapped.
 fn label_region_mates(
     cx: &mut Concretizer,
     s: &PosixState,
     p: usize,
     va: &Va,
-) -> Result<(), PoolExhausted> {
+) -> Result<Option<usize>, PoolExhausted> {
     let Some(mine) = region(cx, s, p, va)? else {
-        return Ok(());
+        return Ok(None);
     };
     let prefix = format!("{}{p}", super::alloc::REGION_WITNESS);
     for tag in witness_tags(cx, &prefix, "va") {
@@ -201,7 +212,73 @@ fn label_region_mates(
             cx.label(&format!("va{p}"), &witness)?;
         }
     }
+    Ok(Some(mine))
+}
+
+/// Before process `p`'s page `va` is first met, where it joins the region of a page not met
+/// yet (`alloc::joined_region`): meets `va`'s region's witnesses, then `va`, then that page
+/// and its region's witnesses, so that `va` ends its run and the region it joins starts right
+/// after it (the kernel merges neighbours only: here the mapping after `va`'s,
+/// `can_vma_merge_right`). Where the page it joins was met first (typically the other call's
+/// page, met just before), `va` simply comes next, after that page's run (the mapping before,
+/// `can_vma_merge_left`), so a suite has both. `va` is labelled itself, not the witness's
+/// `TAG.at` that equals it: a page's facts are read through the first term met for it, and only
+/// facts over the calls' own terms make classes.
+fn meet_joined_region(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    p: usize,
+    va: &Va,
+) -> Result<(), PoolExhausted> {
+    let namespace = format!("va{p}");
+    let joined = joins(cx, p)
+        .into_iter()
+        .find(|(joiner, _)| cx.same_value(joiner, va));
+    if let Some((_, witness)) = joined
+        && !cx.is_known(&namespace, &witness)
+    {
+        if let Some(mine) = label_region_mates(cx, s, p, va)? {
+            // The calls' pages in `va`'s region go first too, or they would come after the
+            // region `va` joins, apart from `va`.
+            for page in call_pages(cx) {
+                if !cx.same_value(&page, va) && region(cx, s, p, &page)? == Some(mine) {
+                    cx.label(&namespace, &page)?;
+                }
+            }
+        }
+        cx.label(&namespace, va)?;
+        cx.label(&namespace, &witness)?;
+        label_region_mates(cx, s, p, &witness)?;
+    }
     Ok(())
+}
+
+/// The pages the calls name (`a.va`, `b.va`, ...: the engine names an argument's leaves after
+/// its call's slot), where the path's model holds them.
+fn call_pages(cx: &Concretizer) -> Vec<Va> {
+    ('a'..='z')
+        .filter_map(|slot| {
+            let name = format!("{slot}.va");
+            cx.constants_with_prefix(&name)
+                .into_iter()
+                .find(|c| c.to_string().trim_matches('|') == name)
+        })
+        .map(Va::from_key_ast)
+        .collect()
+}
+
+/// The pages of process `p` that join another page's region on the path, with that page
+/// (`alloc::joined_region`'s `TAG.at` and `TAG.va`).
+fn joins(cx: &Concretizer, p: usize) -> Vec<(Va, Va)> {
+    let prefix = format!("{}{p}", super::alloc::JOIN_WITNESS);
+    witness_tags(cx, &prefix, "at")
+        .iter()
+        .filter_map(|tag| {
+            let joiner = witness_field(cx, tag, "at")?;
+            let witness = witness_field(cx, tag, "va")?;
+            Some((Va::from_key_ast(joiner), Va::from_key_ast(witness)))
+        })
+        .collect()
 }
 
 /// The label of the region holding process `p`'s page `va` in the initial state, if mapped.
@@ -655,15 +732,18 @@ fn label_inode_ref_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> 
     Ok(())
 }
 
-/// Where the path says "another page shares this page's region", the model named a witness
-/// page (`alloc::region_shared`, in the process its name ends with): the setup must map it, or
-/// Linux would have nothing to split.
+/// Where the path says "another page shares this page's region" or "this page joins another
+/// page's region", the model named a witness page (`alloc::region_shared`,
+/// `alloc::joined_region`, in the process its name ends with): the setup must map it, or Linux
+/// would have nothing to split or merge with.
 fn label_region_witnesses(cx: &mut Concretizer) -> Result<(), PoolExhausted> {
     for p in 0..PROCESSES {
-        let prefix = format!("{}{p}", super::alloc::REGION_WITNESS);
-        for tag in witness_tags(cx, &prefix, "va") {
-            if let Some(va) = witness_field(cx, &tag, "va") {
-                cx.label(&format!("va{p}"), &Va::from_key_ast(va))?;
+        for kind in [super::alloc::REGION_WITNESS, super::alloc::JOIN_WITNESS] {
+            let prefix = format!("{kind}{p}");
+            for tag in witness_tags(cx, &prefix, "va") {
+                if let Some(va) = witness_field(cx, &tag, "va") {
+                    cx.label(&format!("va{p}"), &Va::from_key_ast(va))?;
+                }
             }
         }
     }
@@ -751,7 +831,12 @@ fn fds(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Fd>, PoolEx
 fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, PoolExhausted> {
     let map = &s.proc(p).va_map;
     let mut out = Vec::new();
-    for va in known::<Va>(cx, &format!("va{p}")) {
+    for terms in cx.known_terms(&format!("va{p}")) {
+        let mut terms = terms.into_iter().map(Va::from_key_ast);
+        let Some(va) = terms.next() else { continue };
+        for other in terms {
+            read_through(cx, s, p, &other)?;
+        }
         if !cx.bool(&map.contains(&va)) {
             continue;
         }
@@ -780,6 +865,23 @@ fn maps(s: &PosixState, p: usize, cx: &mut Concretizer) -> Result<Vec<Map>, Pool
         });
     }
     Ok(out)
+}
+
+/// Reads what the setup says of a page through `va`, another term for a page met first
+/// through a different one (a witness the layout met before a call's own page): the class is
+/// made of facts over the terms a path's branches name, so a page's facts must be read through
+/// each of its terms, or a call's page met first as a witness would lose its facts from the
+/// class (two tests of one class, or a situation never tested).
+fn read_through(
+    cx: &mut Concretizer,
+    s: &PosixState,
+    p: usize,
+    va: &Va,
+) -> Result<(), PoolExhausted> {
+    if placed(cx, s, p, va)?.is_some() {
+        cx.bool(&s.proc(p).va_map.get(va).unpopulated());
+    }
+    Ok(())
 }
 
 /// A file's or pipe's pages as data values (a file's length is labelled with its offsets).

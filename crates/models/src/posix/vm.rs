@@ -2,7 +2,7 @@
 
 use commuter_engine::{Bool, Int, Symbolic, Value, assume, situation_term};
 
-use super::alloc::{fresh_region, region_shared};
+use super::alloc::{fresh_region, joined_region, region_shared};
 use super::fs::{dropped_reference, open_fd, touched_inode};
 use super::state::errno::*;
 use super::state::{DataVal, Errno, PosixState, Va, Vma, proc_of, unused, zero_page};
@@ -42,21 +42,30 @@ pub struct MemwriteArgs {
 /// Without `MAP_FIXED` the page is the implementation's choice among the unmapped ones.
 pub fn mmap(s: &mut PosixState, a: &MmapArgs) -> Result<Va, Errno> {
     let p = proc_of(&a.pid);
-    let (va, replaces) = if a.fixed.branch() {
-        (a.va.clone(), s.va_contains(p, &a.va).branch())
+    let (va, fixed, replaces) = if a.fixed.branch() {
+        (a.va.clone(), true, s.va_contains(p, &a.va).branch())
     } else {
         let va = Va::internal("va");
         assume(&!s.va_contains(p, &va));
-        (va, false)
+        (va, false, false)
     };
     let vma = if a.anon.branch() {
+        // A page the caller places may join a neighbouring anonymous mapping; the
+        // implementation's choice of page is its own business (it may well merge too), and
+        // what is merged or split around a replaced page is the unmapping's business (see
+        // below).
+        let region = if fixed && !replaces {
+            joined_region(s, p, &va, &Bool::lit(true), &a.writable)
+        } else {
+            fresh_region(s, p)
+        };
         Vma {
             anon: Bool::lit(true),
             writable: a.writable.clone(),
             anondata: zero_page(),
             inum: unused("inum"),
             off: Int::lit(0),
-            region: fresh_region(s, p),
+            region,
             populated: Bool::lit(false),
         }
     } else {
@@ -175,9 +184,10 @@ pub fn munmap(s: &mut PosixState, a: &VaArgs) -> Result<(), Errno> {
 
 /// Linux leaves a mapping whose protection does not change alone (`mprotect_fixup`: no split,
 /// no merge, no page table walk): a situation of its own, with the same result. A change splits
-/// the page off its region where that holds other pages. (Whether the page is anonymous
-/// matters less otherwise, and as a branch of its own it multiplied the tests of every set
-/// with `mprotect` by four: measured.)
+/// the page off its region where that holds other pages, and an anonymous page may join a
+/// neighbouring region its new protection makes alike (`vma_merge_existing_range`). (Whether
+/// the page is anonymous matters less otherwise, and as a branch of its own it multiplied the
+/// tests of every set with `mprotect` by four: measured.)
 pub fn mprotect(s: &mut PosixState, a: &MprotectArgs) -> Result<(), Errno> {
     let p = proc_of(&a.pid);
     if (!s.va_contains(p, &a.va)).branch() {
@@ -193,7 +203,7 @@ pub fn mprotect(s: &mut PosixState, a: &MprotectArgs) -> Result<(), Errno> {
     leaves_region(s, p, &a.va);
     touched_entry(s, p, &a.va);
     vma.writable = a.writable.clone();
-    vma.region = fresh_region(s, p);
+    vma.region = joined_region(s, p, &a.va, &vma.anon, &vma.writable);
     s.va_insert(p, &a.va, &vma);
     Ok(())
 }
