@@ -292,8 +292,9 @@ pub fn region_shared(s: &PosixState, p: usize, va: &Va) -> bool {
 }
 
 /// The name prefix of the witnesses of [`joined_region`] (test generation lays the joining page
-/// out next to them), followed by the process and the call: `region_joined_p0@1`. `TAG.va` is
-/// the witness page, `TAG.at` the page that joins its region.
+/// out next to them), followed by the process: `region_joined_p0#3` (one per order of the
+/// calls, as the split witnesses). `TAG.va` is the witness page, `TAG.at` the page that joins
+/// its region.
 pub const JOIN_WITNESS: &str = "region_joined_p";
 
 /// The region process `p`'s page `va` is in once it is mapped with protection `writable` (a
